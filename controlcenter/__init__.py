@@ -1,0 +1,1 @@
+"""City operations control center: acquisition, historian, rules, alarms and HMI for utilities."""

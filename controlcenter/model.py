@@ -1,0 +1,283 @@
+"""The shared vocabulary of the control center: tags, samples, quality, commands and events.
+
+Every value that crosses a layer is one of these frozen, slotted dataclasses. This module imports
+only the standard library so that every part of the system can depend on it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum, StrEnum
+
+Value = float | int | bool | str
+"""A tag value as the field delivers it after decoding and scaling."""
+
+
+def utc_now() -> datetime:
+    """Return the current wall-clock time in UTC (for components that run on real time)."""
+    return datetime.now(UTC)
+
+
+class Severity(Enum):
+    """OPC UA status code severity (OPC UA Part 4, 7.39: the two top bits of a StatusCode)."""
+
+    GOOD = 0x00000000
+    UNCERTAIN = 0x40000000
+    BAD = 0x80000000
+
+
+class Substatus(StrEnum):
+    """Why a value is not simply Good; each maps to one OPC UA status code (Part 4, 7.39)."""
+
+    NON_SPECIFIC = "non_specific"
+    LOCAL_OVERRIDE = "local_override"
+    LAST_USABLE = "last_usable"
+    NO_COMM_LAST_USABLE = "no_comm_last_usable"
+    SENSOR_NOT_ACCURATE = "sensor_not_accurate"
+    ENGINEERING_UNITS_EXCEEDED = "engineering_units_exceeded"
+    NOT_CONNECTED = "not_connected"
+    COMM_FAILURE = "comm_failure"
+    TIMEOUT = "timeout"
+    DEVICE_FAILURE = "device_failure"
+    SENSOR_FAILURE = "sensor_failure"
+    OUT_OF_SERVICE = "out_of_service"
+    CONFIG_ERROR = "config_error"
+    WAITING_FOR_INITIAL_DATA = "waiting_for_initial_data"
+
+
+# OPC UA Part 6, Annex A (StatusCode.csv): the numeric codes of the sub-statuses above.
+_STATUS_CODES: dict[tuple[Severity, Substatus], int] = {
+    (Severity.GOOD, Substatus.NON_SPECIFIC): 0x00000000,
+    (Severity.GOOD, Substatus.LOCAL_OVERRIDE): 0x00960000,
+    (Severity.UNCERTAIN, Substatus.NON_SPECIFIC): 0x40000000,
+    (Severity.UNCERTAIN, Substatus.NO_COMM_LAST_USABLE): 0x408F0000,
+    (Severity.UNCERTAIN, Substatus.LAST_USABLE): 0x40900000,
+    (Severity.UNCERTAIN, Substatus.SENSOR_NOT_ACCURATE): 0x40930000,
+    (Severity.UNCERTAIN, Substatus.ENGINEERING_UNITS_EXCEEDED): 0x40940000,
+    (Severity.BAD, Substatus.NON_SPECIFIC): 0x80000000,
+    (Severity.BAD, Substatus.COMM_FAILURE): 0x80050000,
+    (Severity.BAD, Substatus.TIMEOUT): 0x800A0000,
+    (Severity.BAD, Substatus.WAITING_FOR_INITIAL_DATA): 0x80320000,
+    (Severity.BAD, Substatus.CONFIG_ERROR): 0x80890000,
+    (Severity.BAD, Substatus.NOT_CONNECTED): 0x808A0000,
+    (Severity.BAD, Substatus.DEVICE_FAILURE): 0x808B0000,
+    (Severity.BAD, Substatus.SENSOR_FAILURE): 0x808C0000,
+    (Severity.BAD, Substatus.OUT_OF_SERVICE): 0x808D0000,
+}
+_FROM_STATUS_CODE: dict[int, tuple[Severity, Substatus]] = {
+    code: key for key, code in _STATUS_CODES.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """How far a value can be trusted: severity, sub-status and a human-readable reason."""
+
+    severity: Severity
+    substatus: Substatus = Substatus.NON_SPECIFIC
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.severity, self.substatus) not in _STATUS_CODES:
+            raise ValueError(f"{self.substatus.value} is not a {self.severity.name} sub-status")
+
+    @classmethod
+    def good(cls) -> Quality:
+        """Return Good quality."""
+        return _GOOD
+
+    @classmethod
+    def uncertain(cls, substatus: Substatus, reason: str) -> Quality:
+        """Return Uncertain quality with a sub-status and a reason."""
+        return cls(Severity.UNCERTAIN, substatus, reason)
+
+    @classmethod
+    def bad(cls, substatus: Substatus, reason: str) -> Quality:
+        """Return Bad quality with a sub-status and a reason."""
+        return cls(Severity.BAD, substatus, reason)
+
+    @classmethod
+    def from_status_code(cls, code: int, reason: str = "") -> Quality:
+        """Rebuild a quality from its OPC UA status code; unknown codes keep their severity."""
+        known = _FROM_STATUS_CODE.get(code)
+        if known is not None:
+            return cls(known[0], known[1], reason)
+        severity = Severity(code & 0xC0000000) if code & 0xC0000000 != 0xC0000000 else Severity.BAD
+        return cls(severity, Substatus.NON_SPECIFIC, reason or f"status 0x{code:08X}")
+
+    @property
+    def is_good(self) -> bool:
+        """Whether the value is Good."""
+        return self.severity is Severity.GOOD
+
+    @property
+    def status_code(self) -> int:
+        """The OPC UA status code of this quality (Part 6, Annex A)."""
+        return _STATUS_CODES[(self.severity, self.substatus)]
+
+    def label(self) -> str:
+        """Short text for tables and exports, e.g. ``good`` or ``bad:comm_failure``."""
+        if self.substatus is Substatus.NON_SPECIFIC:
+            return self.severity.name.lower()
+        return f"{self.severity.name.lower()}:{self.substatus.value}"
+
+
+_GOOD = Quality(Severity.GOOD)
+
+
+class DataType(StrEnum):
+    """Engineering data type of a tag, independent of how a protocol encodes it."""
+
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+    STRING = "string"
+
+
+@dataclass(frozen=True, slots=True)
+class TagDef:
+    """What a tag is: its name, where it lives, its unit, range and whether it may be commanded."""
+
+    name: str
+    device: str
+    address: str
+    data_type: DataType
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    writable: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of one tag with its quality and both timestamps (as an OPC UA DataValue)."""
+
+    tag: str
+    value: Value | None
+    quality: Quality
+    source_time: datetime
+    server_time: datetime
+
+    def __post_init__(self) -> None:
+        # A Good sample always carries a value; a Bad one may not, and its quality says why.
+        if self.value is None and self.quality.is_good:
+            raise ValueError(f"Good sample of {self.tag} has no value")
+
+    @property
+    def numeric(self) -> float | None:
+        """The value as a float for trends and rules, or None for non-numeric or missing values."""
+        if isinstance(self.value, bool | int | float):
+            return float(self.value)
+        return None
+
+
+class CommandOrigin(StrEnum):
+    """Who asked for a command."""
+
+    OPERATOR = "operator"
+    RULE = "rule"
+    SCHEDULE = "schedule"
+
+
+class CommandPriority(int, Enum):
+    """Arbitration priority, lower wins, on the scale of a BACnet priority array (ASHRAE 135, 19.2)."""
+
+    MANUAL_OPERATOR = 8
+    SAFETY = 10
+    AUTOMATION = 12
+    SCHEDULE = 14
+
+
+class CommandStatus(StrEnum):
+    """The outcome of a command."""
+
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    FAILED = "failed"
+
+
+def _new_command_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A request to write a value to a tag, with who asked, why and at which priority."""
+
+    tag: str
+    value: Value
+    origin: CommandOrigin
+    requested_by: str
+    reason: str
+    issued_at: datetime
+    priority: CommandPriority = CommandPriority.AUTOMATION
+    command_id: str = field(default_factory=_new_command_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What became of a command: status, reason and the value read back from the field."""
+
+    command: Command
+    status: CommandStatus
+    reason: str
+    completed_at: datetime
+    readback: Value | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the field confirmed the commanded value."""
+        return self.status is CommandStatus.CONFIRMED
+
+
+class EventKind(StrEnum):
+    """Journal categories of events."""
+
+    ALARM = "alarm"
+    COMMAND = "command"
+    RULE = "rule"
+    SYSTEM = "system"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened and belongs in a journal: an alarm transition, a login, a rule change."""
+
+    time: datetime
+    kind: EventKind
+    source: str
+    message: str
+    user: str = ""
+    severity: int = 0
+
+
+class Role(StrEnum):
+    """What a user may do; each role includes the rights of the ones before it."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    MAINTENANCE = "maintenance"
+    ENGINEER = "engineer"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order viewer < operator < maintenance < engineer < admin."""
+        return list(Role).index(self)
+
+    def includes(self, other: Role) -> bool:
+        """Whether this role has every right of ``other``."""
+        return self.rank >= other.rank
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An authenticated person."""
+
+    name: str
+    role: Role

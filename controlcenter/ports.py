@@ -1,0 +1,132 @@
+"""The small interfaces through which the parts of the center reach each other.
+
+Implementations live in their own packages; the composition root (``controlcenter.app``) wires
+them together. Everything here is typed against ``controlcenter.model`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from controlcenter.model import Command, CommandResult, Event, Sample, TagDef, User
+
+
+class Clock(Protocol):
+    """The time the center runs on: wall time, or simulated time running ``speed`` times faster."""
+
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per wall-clock second (1.0 for real time)."""
+        ...
+
+    def now(self) -> datetime:
+        """Current time on this clock, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on this clock from an arbitrary origin; never goes backwards."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for ``seconds`` of this clock's time."""
+        ...
+
+
+SampleListener = Callable[[Sequence[Sample]], None]
+"""Receives each published batch of samples; must not block (enqueue and return)."""
+
+
+class SamplePublisher(Protocol):
+    """Where acquisition hands its samples over to the rest of the center."""
+
+    def publish(self, samples: Sequence[Sample]) -> None:
+        """Deliver a batch of samples to every subscriber."""
+        ...
+
+
+class CommandSink(Protocol):
+    """The one path for writes to the field, whoever sends them."""
+
+    async def submit(self, command: Command) -> CommandResult:
+        """Check, execute, read back and journal a command; always returns a result."""
+        ...
+
+
+class LiveView(Protocol):
+    """A thread-safe snapshot of the latest sample of every tag."""
+
+    def tags(self) -> Sequence[TagDef]:
+        """Every configured tag."""
+        ...
+
+    def latest(self, tag: str) -> Sample:
+        """The latest sample of ``tag``; raises KeyError for an unknown tag."""
+        ...
+
+    def snapshot(self) -> Mapping[str, Sample]:
+        """A copy of the latest sample of every tag."""
+        ...
+
+
+class HistoryReader(Protocol):
+    """Read access to the historian (safe to call from any thread)."""
+
+    def read_raw(
+        self, tag: str, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Sample]:
+        """Stored samples of ``tag`` with start <= source time <= end, oldest first."""
+        ...
+
+    def read_commands(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[CommandResult]:
+        """Journaled commands with their results, oldest first."""
+        ...
+
+    def read_events(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Event]:
+        """Journaled events, oldest first."""
+        ...
+
+
+class HistoryStore(HistoryReader, Protocol):
+    """Write access to the historian; each call is one transaction."""
+
+    def write_samples(self, samples: Sequence[Sample]) -> None:
+        """Store a batch of samples in one transaction."""
+        ...
+
+    def journal_command(self, result: CommandResult) -> None:
+        """Journal a command with its origin, reason and result."""
+        ...
+
+    def journal_event(self, event: Event) -> None:
+        """Journal an event."""
+        ...
+
+
+class EventJournal(Protocol):
+    """Where parts record events (logins, rule changes); safe to call from any thread."""
+
+    def record(self, event: Event) -> None:
+        """Record an event in the journal."""
+        ...
+
+
+class AuthenticationError(Exception):
+    """A login was refused: unknown user or wrong password (never says which)."""
+
+
+class Authenticator(Protocol):
+    """Checks credentials and looks users up; safe to call from any thread."""
+
+    def authenticate(self, name: str, password: str) -> User:
+        """Return the user for valid credentials; raise AuthenticationError otherwise."""
+        ...
+
+    def get_user(self, name: str) -> User:
+        """Return a known user; raise KeyError for an unknown one."""
+        ...

@@ -1,0 +1,85 @@
+"""The driver contract shared by every protocol, and the errors drivers raise.
+
+Library exceptions never leave a driver package: each driver maps them into the ``DriverError``
+tree here, chaining the cause with ``raise ... from err``. Each error names the quality sub-status
+that the scan engine gives the affected samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from controlcenter.model import Sample, Substatus, TagDef, Value
+
+
+class DriverError(Exception):
+    """A driver could not do what it was asked."""
+
+    substatus: Substatus = Substatus.COMM_FAILURE
+
+
+class NotConnectedError(DriverError):
+    """The device could not be reached or the connection was lost."""
+
+    substatus = Substatus.NOT_CONNECTED
+
+
+class CommunicationTimeoutError(DriverError):
+    """The device did not answer in time."""
+
+    substatus = Substatus.TIMEOUT
+
+
+class DeviceRejectedError(DriverError):
+    """The device answered with an error (e.g. a Modbus exception response)."""
+
+    substatus = Substatus.DEVICE_FAILURE
+
+
+class AddressError(DriverError):
+    """A point address is malformed or not valid for its data type."""
+
+    substatus = Substatus.CONFIG_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class DriverDiagnostics:
+    """A snapshot of a driver's health for the HMI and metrics."""
+
+    device: str
+    connected: bool
+    requests: int
+    errors: int
+    last_error: str = ""
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class Driver(Protocol):
+    """One connection to one field device."""
+
+    @property
+    def device(self) -> str:
+        """Name of the device this driver talks to."""
+        ...
+
+    async def connect(self) -> None:
+        """Open the connection; raise NotConnectedError if the device cannot be reached."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection; never raises."""
+        ...
+
+    async def read(self, points: Sequence[TagDef]) -> list[Sample]:
+        """Read points, one sample each; raise DriverError when the device cannot be read at all."""
+        ...
+
+    async def write(self, point: TagDef, value: Value) -> Value:
+        """Write a value and return the value read back from the device; raise DriverError."""
+        ...
+
+    def diagnostics(self) -> DriverDiagnostics:
+        """Current health figures."""
+        ...
