@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
+# The historian's PostgreSQL tests use this server; they fail, not skip, when it is unreachable.
+export CC_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
 .PHONY: run test lint install clean
 
 $(STAMP): pyproject.toml

@@ -1,0 +1,329 @@
+"""The site file: pydantic models of the site, its devices, tags, rules and displays.
+
+A site file is validated as a whole before anything starts. Every problem is reported with the
+file, the line and the offending key, so an engineer can fix a file in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import zoneinfo
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from controlcenter.model import DataType, TagDef
+from controlcenter.yamlsource import (
+    LocatedDocument,
+    Location,
+    SourceFileError,
+    SourceProblem,
+    format_location,
+    load_located_yaml,
+)
+from drivers.base import AddressError
+from drivers.modbus.address import validate_address as validate_modbus_address
+
+DOTTED_NAME = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
+
+AddressValidator = Callable[[str, DataType], None]
+# Each protocol checks its own address syntax; the site file is refused before anything starts.
+ADDRESS_VALIDATORS: dict[str, AddressValidator] = {"modbus": validate_modbus_address}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteInfo(_Strict):
+    """Where the site is: its name, location and time zone."""
+
+    name: str = Field(min_length=1)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    timezone: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone '{value}'") from err
+        return value
+
+
+class ModbusDeviceConfig(_Strict):
+    """A Modbus TCP device (Modbus Messaging on TCP/IP Implementation Guide v1.0b)."""
+
+    name: str = Field(pattern=DOTTED_NAME)
+    protocol: Literal["modbus"]
+    endpoint: str = Field(description="host:port of the Modbus TCP server")
+    unit_id: int = Field(default=1, ge=0, le=255)
+    scan_interval: float = Field(default=1.0, gt=0, le=3600, description="seconds")
+    timeout: float = Field(default=1.0, gt=0, le=60, description="seconds")
+    word_order: Literal["big", "little"] = "big"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, port = split_endpoint(value)
+        del host, port
+        return value
+
+    @property
+    def host(self) -> str:
+        """Host part of the endpoint."""
+        return split_endpoint(self.endpoint)[0]
+
+    @property
+    def port(self) -> int:
+        """Port part of the endpoint."""
+        return split_endpoint(self.endpoint)[1]
+
+
+DeviceConfig = Annotated[ModbusDeviceConfig, Field(discriminator="protocol")]
+
+
+class TagConfig(_Strict):
+    """One tag: where it lives on which device, its unit, range and whether it may be commanded."""
+
+    name: str = Field(pattern=DOTTED_NAME)
+    device: str
+    address: str
+    data_type: DataType = DataType.FLOAT
+    unit: str = ""
+    range: tuple[float, float] | None = None
+    writable: bool = False
+    description: str = ""
+
+    @field_validator("range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] >= value[1]:
+            raise ValueError("range must be [low, high] with low < high")
+        return value
+
+    def to_tag_def(self) -> TagDef:
+        """The shared-vocabulary definition of this tag."""
+        low, high = self.range if self.range is not None else (None, None)
+        return TagDef(
+            name=self.name,
+            device=self.device,
+            address=self.address,
+            data_type=self.data_type,
+            unit=self.unit,
+            low=low,
+            high=high,
+            writable=self.writable,
+            description=self.description,
+        )
+
+
+class HysteresisRuleConfig(_Strict):
+    """Two-position control with a differential gap: on below one level, off above another."""
+
+    name: str = Field(pattern=DOTTED_NAME)
+    kind: Literal["hysteresis"]
+    input: str = Field(description="analog tag watched")
+    output: str = Field(description="writable boolean tag commanded")
+    on_below: float
+    off_above: float
+    min_command_interval: float = Field(
+        default=10.0, ge=0, description="seconds between repeated commands to the output"
+    )
+    description: str = ""
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _gap(self) -> HysteresisRuleConfig:
+        if self.on_below >= self.off_above:
+            raise ValueError("on_below must be lower than off_above")
+        return self
+
+
+RuleConfig = Annotated[HysteresisRuleConfig, Field(discriminator="kind")]
+
+
+class HmiConfig(_Strict):
+    """What the overview display shows first."""
+
+    featured: list[str] = Field(default_factory=list)
+
+
+class SiteConfig(_Strict):
+    """A whole site file."""
+
+    site: SiteInfo
+    devices: list[DeviceConfig] = Field(min_length=1)
+    tags: list[TagConfig] = Field(min_length=1)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    hmi: HmiConfig = Field(default_factory=HmiConfig)
+
+    def tag_defs(self) -> list[TagDef]:
+        """Every tag as a shared-vocabulary definition."""
+        return [tag.to_tag_def() for tag in self.tags]
+
+    def device(self, name: str) -> DeviceConfig:
+        """The device called ``name``; raises KeyError if there is none."""
+        for device in self.devices:
+            if device.name == name:
+                return device
+        raise KeyError(name)
+
+    def with_endpoints(self, endpoints: dict[str, str]) -> SiteConfig:
+        """A copy with some devices' endpoints replaced (e.g. by where a simulator listens)."""
+        devices = [
+            device.model_copy(update={"endpoint": endpoints[device.name]})
+            if device.name in endpoints
+            else device
+            for device in self.devices
+        ]
+        return self.model_copy(update={"devices": devices})
+
+
+def split_endpoint(endpoint: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` for IPv6); raise ValueError when it is not one."""
+    host, sep, port_text = endpoint.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"endpoint '{endpoint}' is not host:port")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is outside 1-65535")
+    if host.startswith("[") and host.endswith("]"):
+        ipaddress.IPv6Address(host[1:-1])
+        host = host[1:-1]
+    return host, port
+
+
+def load_site(path: Path) -> SiteConfig:
+    """Load and validate a site file; raise SourceFileError listing every problem with its line."""
+    document = load_located_yaml(path)
+    if not isinstance(document.data, dict):
+        raise SourceFileError(
+            [SourceProblem(document.file, 1, "", "a site file is a mapping with a 'site' key")]
+        )
+    try:
+        site = SiteConfig.model_validate(document.data)
+    except ValidationError as err:
+        raise SourceFileError(
+            [_problem_from_pydantic(document, error) for error in err.errors()]
+        ) from err
+    problems = [
+        SourceProblem(document.file, document.line_of(location), format_location(location), text)
+        for location, text in _cross_reference_problems(site)
+    ]
+    if problems:
+        raise SourceFileError(problems)
+    return site
+
+
+def _problem_from_pydantic(document: LocatedDocument, error: ErrorDetails) -> SourceProblem:
+    location: Location = tuple(error["loc"])
+    # Discriminated unions add the discriminator value ('modbus') to the location; drop it so
+    # that the location points at the key in the file.
+    location = _strip_union_tags(document.data, location)
+    line = document.line_of(location)
+    message = error["msg"]
+    if error["type"] == "extra_forbidden" and location:
+        key = str(location[-1])
+        message = f"unknown key '{key}'"
+        suggestion = _suggest_key(location)
+        if suggestion:
+            message += f" (did you mean '{suggestion}'?)"
+    elif error["type"] == "missing" and location:
+        message = f"missing required key '{location[-1]}'"
+    else:
+        message = f"{message} (got {_short(error.get('input'))})"
+    return SourceProblem(document.file, line, format_location(location), message)
+
+
+def _strip_union_tags(data: Any, location: Location) -> Location:
+    kept: list[str | int] = []
+    node = data
+    for part in location:
+        if isinstance(node, dict) and part in node:
+            kept.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            kept.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
+            # Either a union tag ('modbus') or a missing/extra key: keep a key that is not a tag.
+            if part not in _UNION_TAGS:
+                kept.append(part)
+                node = None
+        else:
+            kept.append(part)
+            node = None
+    return tuple(kept)
+
+
+_UNION_TAGS = {"modbus", "hysteresis"}
+_SECTION_MODELS: dict[str, list[type[BaseModel]]] = {
+    "site": [SiteInfo],
+    "devices": [ModbusDeviceConfig],
+    "tags": [TagConfig],
+    "rules": [HysteresisRuleConfig],
+    "hmi": [HmiConfig],
+}
+
+
+def _suggest_key(location: Location) -> str | None:
+    if len(location) == 1:
+        candidates = list(SiteConfig.model_fields)
+    else:
+        models = _SECTION_MODELS.get(str(location[0]), [])
+        candidates = [name for model in models for name in model.model_fields]
+    matches = difflib.get_close_matches(str(location[-1]), candidates, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cross_reference_problems(site: SiteConfig) -> Iterator[tuple[Location, str]]:
+    device_protocols = {device.name: device.protocol for device in site.devices}
+    yield from _duplicates("devices", [device.name for device in site.devices], "device")
+    yield from _duplicates("tags", [tag.name for tag in site.tags], "tag")
+    yield from _duplicates("rules", [rule.name for rule in site.rules], "rule")
+    tags = {tag.name: tag for tag in site.tags}
+    for index, tag in enumerate(site.tags):
+        protocol = device_protocols.get(tag.device)
+        if protocol is None:
+            yield ("tags", index, "device"), f"unknown device '{tag.device}'"
+            continue
+        try:
+            ADDRESS_VALIDATORS[protocol](tag.address, tag.data_type)
+        except AddressError as err:
+            yield ("tags", index, "address"), str(err)
+    for index, rule in enumerate(site.rules):
+        watched = tags.get(rule.input)
+        if watched is None:
+            yield ("rules", index, "input"), f"unknown tag '{rule.input}'"
+        elif watched.data_type not in (DataType.FLOAT, DataType.INT):
+            yield ("rules", index, "input"), f"tag '{rule.input}' is not numeric"
+        commanded = tags.get(rule.output)
+        if commanded is None:
+            yield ("rules", index, "output"), f"unknown tag '{rule.output}'"
+        elif not commanded.writable:
+            yield ("rules", index, "output"), f"tag '{rule.output}' is not writable"
+        elif commanded.data_type is not DataType.BOOL:
+            yield ("rules", index, "output"), f"tag '{rule.output}' is not boolean"
+    for index, name in enumerate(site.hmi.featured):
+        if name not in tags:
+            yield ("hmi", "featured", index), f"unknown tag '{name}'"
+
+
+def _duplicates(section: str, names: list[str], what: str) -> Iterator[tuple[Location, str]]:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            yield (section, index, "name"), f"duplicate {what} name '{name}'"
+        seen.add(name)

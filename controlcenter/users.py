@@ -1,0 +1,272 @@
+"""The user store: operators and engineers with their roles and Argon2id password hashes.
+
+Users live in one JSON file, rewritten atomically (temporary file, fsync, rename) with mode 0600 so
+that a crash never leaves half a file and other accounts on the machine cannot read the hashes.
+Passwords are hashed with Argon2id (RFC 9106); a hash made with older parameters is replaced by a
+fresh one at the next successful login. The store reloads the file when another process (the
+command line) has changed it, so a running center sees added or removed users at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from controlcenter.model import Role, User
+from controlcenter.ports import AuthenticationError
+
+MIN_PASSWORD_LENGTH = 8
+"""Shortest password accepted (NIST SP 800-63B, 5.1.1.2: at least 8 characters)."""
+
+MAX_PASSWORD_LENGTH = 1024
+"""Longest password accepted; bounds the work an anonymous login attempt can cause."""
+
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_FILE_FORMAT_VERSION = 1
+
+
+class UserStoreError(Exception):
+    """The user store refused an operation or could not read or write its file."""
+
+
+class InvalidUserNameError(UserStoreError, ValueError):
+    """A user name is empty, too long or contains characters outside [A-Za-z0-9_.@-]."""
+
+
+class InvalidPasswordError(UserStoreError, ValueError):
+    """A new password is shorter than MIN_PASSWORD_LENGTH or longer than MAX_PASSWORD_LENGTH."""
+
+
+class UserExistsError(UserStoreError):
+    """A user with that name already exists."""
+
+
+class UnknownUserError(UserStoreError, KeyError):
+    """No user has that name."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would print the repr of the argument; keep the plain message.
+        return str(self.args[0]) if self.args else "unknown user"
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    """One stored user: name, role and the Argon2id hash of the password."""
+
+    name: str
+    role: Role
+    password_hash: str
+
+    @property
+    def user(self) -> User:
+        """The account as the rest of the center sees it."""
+        return User(self.name, self.role)
+
+
+# Identity of the file last loaded: (inode, size, modification time in ns).
+_FileStamp = tuple[int, int, int]
+
+
+class UserStore:
+    """Users with roles and Argon2id password hashes in a JSON file; safe to use from any thread."""
+
+    def __init__(self, path: Path, *, hasher: PasswordHasher | None = None) -> None:
+        self._path = path
+        self._hasher = hasher if hasher is not None else PasswordHasher()
+        self._lock = threading.RLock()
+        self._accounts: dict[str, _Account] = {}
+        self._stamp: _FileStamp | None = None
+        with self._lock:
+            self._reload_if_changed()
+        # Unknown users are verified against this hash so that a refused login takes as long
+        # whether or not the user exists (no user enumeration by timing).
+        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(32))
+
+    @property
+    def path(self) -> Path:
+        """The JSON file the users are kept in."""
+        return self._path
+
+    def authenticate(self, name: str, password: str) -> User:
+        """Return the user for valid credentials; raise AuthenticationError otherwise."""
+        with self._lock:
+            self._reload_if_changed()
+            account = self._accounts.get(name)
+        if len(password) > MAX_PASSWORD_LENGTH:
+            raise AuthenticationError("invalid user name or password")
+        stored_hash = account.password_hash if account is not None else self._dummy_hash
+        try:
+            # Verified outside the lock: Argon2 is slow on purpose and must not serialise logins.
+            self._hasher.verify(stored_hash, password)
+        except (VerificationError, InvalidHashError) as err:
+            raise AuthenticationError("invalid user name or password") from err
+        if account is None:
+            raise AuthenticationError("invalid user name or password")
+        if self._hasher.check_needs_rehash(stored_hash):
+            self._rehash(account, password)
+        return account.user
+
+    def get_user(self, name: str) -> User:
+        """Return a known user; raise UnknownUserError (a KeyError) for an unknown one."""
+        with self._lock:
+            self._reload_if_changed()
+            return self._account(name).user
+
+    def users(self) -> list[User]:
+        """Every user, sorted by name."""
+        with self._lock:
+            self._reload_if_changed()
+            return [self._accounts[name].user for name in sorted(self._accounts)]
+
+    def add_user(self, name: str, password: str, role: Role) -> User:
+        """Create a user; raise UserExistsError, InvalidUserNameError or InvalidPasswordError."""
+        _check_user_name(name)
+        password_hash = self._hash_new_password(password)
+        with self._lock:
+            self._reload_if_changed()
+            if name in self._accounts:
+                raise UserExistsError(f"user {name!r} already exists")
+            account = _Account(name, role, password_hash)
+            self._save({**self._accounts, name: account})
+            return account.user
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace a user's password; raise UnknownUserError or InvalidPasswordError."""
+        password_hash = self._hash_new_password(password)
+        with self._lock:
+            self._reload_if_changed()
+            account = self._account(name)
+            self._save({**self._accounts, name: _Account(name, account.role, password_hash)})
+
+    def set_role(self, name: str, role: Role) -> User:
+        """Change a user's role; raise UnknownUserError for an unknown user."""
+        with self._lock:
+            self._reload_if_changed()
+            account = _Account(name, role, self._account(name).password_hash)
+            self._save({**self._accounts, name: account})
+            return account.user
+
+    def remove_user(self, name: str) -> None:
+        """Delete a user; raise UnknownUserError for an unknown one."""
+        with self._lock:
+            self._reload_if_changed()
+            self._account(name)
+            self._save({key: value for key, value in self._accounts.items() if key != name})
+
+    def _account(self, name: str) -> _Account:
+        try:
+            return self._accounts[name]
+        except KeyError as err:
+            raise UnknownUserError(f"unknown user {name!r}") from err
+
+    def _hash_new_password(self, password: str) -> str:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidPasswordError(
+                f"password must have at least {MIN_PASSWORD_LENGTH} characters"
+            )
+        if len(password) > MAX_PASSWORD_LENGTH:
+            raise InvalidPasswordError(
+                f"password must have at most {MAX_PASSWORD_LENGTH} characters"
+            )
+        return self._hasher.hash(password)
+
+    def _rehash(self, account: _Account, password: str) -> None:
+        new_hash = self._hasher.hash(password)
+        with self._lock:
+            self._reload_if_changed()
+            # Only if nobody changed the password or removed the user meanwhile.
+            if self._accounts.get(account.name) == account:
+                updated = _Account(account.name, account.role, new_hash)
+                self._save({**self._accounts, account.name: updated})
+
+    def _reload_if_changed(self) -> None:
+        try:
+            status = self._path.stat()
+        except FileNotFoundError:
+            self._accounts, self._stamp = {}, None
+            return
+        except OSError as err:
+            raise UserStoreError(f"cannot read the user file {self._path}: {err}") from err
+        stamp = (status.st_ino, status.st_size, status.st_mtime_ns)
+        if stamp != self._stamp:
+            self._accounts = _parse(self._path)
+            self._stamp = stamp
+
+    def _save(self, accounts: dict[str, _Account]) -> None:
+        document = {
+            "version": _FILE_FORMAT_VERSION,
+            "users": [
+                {"name": a.name, "role": a.role.value, "password_hash": a.password_hash}
+                for a in sorted(accounts.values(), key=lambda a: a.name)
+            ],
+        }
+        _write_atomically(self._path, json.dumps(document, indent=2) + "\n")
+        self._accounts = dict(accounts)
+        status = self._path.stat()
+        self._stamp = (status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _check_user_name(name: str) -> None:
+    if not _USER_NAME.fullmatch(name):
+        raise InvalidUserNameError(
+            f"user name {name!r} must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '@', '-' "
+            "starting with a letter or digit"
+        )
+
+
+def _parse(path: Path) -> dict[str, _Account]:
+    try:
+        document: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserStoreError(f"cannot read the user file {path}: {err}") from err
+    if not isinstance(document, dict) or document.get("version") != _FILE_FORMAT_VERSION:
+        raise UserStoreError(f"{path} is not a version {_FILE_FORMAT_VERSION} user file")
+    accounts: dict[str, _Account] = {}
+    entries = document.get("users")
+    if not isinstance(entries, list):
+        raise UserStoreError(f"{path}: 'users' must be a list")
+    for index, entry in enumerate(entries):
+        try:
+            name, role, password_hash = entry["name"], entry["role"], entry["password_hash"]
+            account = _Account(str(name), Role(role), str(password_hash))
+        except (TypeError, KeyError, ValueError) as err:
+            raise UserStoreError(f"{path}: user entry {index} is invalid: {err!r}") from err
+        if account.name in accounts:
+            raise UserStoreError(f"{path}: user {account.name!r} appears twice")
+        accounts[account.name] = account
+    return accounts
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp creates the file with mode 0600 before anything is written to it.
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except OSError as err:
+        Path(temporary).unlink(missing_ok=True)
+        raise UserStoreError(f"cannot write the user file {path}: {err}") from err
+    # Make the rename itself durable (POSIX: the directory entry lives in the directory).
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,0 +1,1 @@
+"""Rules and alarms: rule definitions, their evaluation, and the engine that issues commands."""
