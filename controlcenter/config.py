@@ -237,8 +237,10 @@ def _problem_from_pydantic(document: LocatedDocument, error: ErrorDetails) -> So
             message += f" (did you mean '{suggestion}'?)"
     elif error["type"] == "missing" and location:
         message = f"missing required key '{location[-1]}'"
+    elif isinstance(error.get("input"), dict | list):
+        message = message.removeprefix("Value error, ")
     else:
-        message = f"{message} (got {_short(error.get('input'))})"
+        message = f"{message.removeprefix('Value error, ')} (got {_short(error.get('input'))})"
     return SourceProblem(document.file, line, format_location(location), message)
 
 

@@ -120,7 +120,7 @@ def test_rule_output_must_be_writable_boolean(tmp_path: Path) -> None:
 
 def test_rule_gap_must_be_ordered(tmp_path: Path) -> None:
     problems = refused(tmp_path, GOOD.replace("on_below: 1.0", "on_below: 5.0"))
-    assert any(":21: rules[0]:" in p and "on_below must be lower" in p for p in problems)
+    assert any(":23: rules[0]:" in p and "on_below must be lower" in p for p in problems)
 
 
 def test_duplicate_key_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from drivers.modbus.address import ValueType
+from drivers.modbus.codec import CodecError, WordOrder, decode_registers, encode_value
+
+INTEGER_TYPES = {
+    ValueType.INT16: (-(2**15), 2**15 - 1),
+    ValueType.UINT16: (0, 2**16 - 1),
+    ValueType.INT32: (-(2**31), 2**31 - 1),
+    ValueType.UINT32: (0, 2**32 - 1),
+}
+word_orders = st.sampled_from(["big", "little"])
+
+
+@st.composite
+def integer_cases(draw: st.DrawFn) -> tuple[ValueType, int]:
+    value_type = draw(st.sampled_from(sorted(INTEGER_TYPES)))
+    low, high = INTEGER_TYPES[value_type]
+    return value_type, draw(st.integers(low, high))
+
+
+@given(integer_cases(), word_orders)
+def test_integers_round_trip(case: tuple[ValueType, int], word_order: WordOrder) -> None:
+    value_type, value = case
+    registers = encode_value(value, value_type, word_order)
+    assert len(registers) == value_type.width
+    assert all(0 <= register <= 0xFFFF for register in registers)
+    assert decode_registers(registers, value_type, word_order) == value
+
+
+@given(st.floats(width=32), word_orders)
+def test_float32_round_trips(value: float, word_order: WordOrder) -> None:
+    decoded = decode_registers(encode_value(value, ValueType.FLOAT32, word_order), ValueType.FLOAT32, word_order)
+    assert decoded == value or (math.isnan(value) and math.isnan(decoded))
+
+
+@given(st.lists(st.integers(0, 0xFFFF), min_size=2, max_size=2))
+def test_little_word_order_is_big_with_words_swapped(registers: list[int]) -> None:
+    for value_type in (ValueType.INT32, ValueType.UINT32, ValueType.FLOAT32):
+        big = decode_registers(registers, value_type, "big")
+        little = decode_registers(registers[::-1], value_type, "little")
+        assert big == little or (math.isnan(big) and math.isnan(little))
+
+
+def test_big_word_order_puts_the_high_word_first() -> None:
+    assert encode_value(1.0, ValueType.FLOAT32) == [0x3F80, 0x0000]
+    assert encode_value(1.0, ValueType.FLOAT32, "little") == [0x0000, 0x3F80]
+    assert encode_value(0x12345678, ValueType.UINT32) == [0x1234, 0x5678]
+    assert encode_value(-2, ValueType.INT16) == [0xFFFE]
+    assert decode_registers([0xFFFE], ValueType.INT16) == -2
+    assert decode_registers([0xFFFE], ValueType.UINT16) == 0xFFFE
+
+
+@given(integer_cases())
+def test_integer_out_of_range_is_refused(case: tuple[ValueType, int]) -> None:
+    value_type, _ = case
+    low, high = INTEGER_TYPES[value_type]
+    for value in (low - 1, high + 1):
+        with pytest.raises(CodecError):
+            encode_value(value, value_type)
+
+
+@pytest.mark.parametrize(
+    ("value", "value_type"),
+    [
+        (1.5, ValueType.INT16),
+        (True, ValueType.UINT16),
+        (1e39, ValueType.FLOAT32),
+        (1.0, ValueType.BOOL),
+    ],
+)
+def test_unrepresentable_values_are_refused(value: float, value_type: ValueType) -> None:
+    with pytest.raises(CodecError):
+        encode_value(value, value_type)
+
+
+def test_whole_floats_encode_into_integer_registers() -> None:
+    assert encode_value(12.0, ValueType.INT16) == [12]
+
+
+@pytest.mark.parametrize(
+    ("registers", "value_type"),
+    [([1], ValueType.FLOAT32), ([1, 2], ValueType.INT16), ([0x10000], ValueType.UINT16)],
+)
+def test_decode_refuses_wrong_register_counts_and_values(
+    registers: list[int], value_type: ValueType
+) -> None:
+    with pytest.raises(CodecError):
+        decode_registers(registers, value_type)
+
+
+def test_matches_struct_ieee754() -> None:
+    registers = encode_value(3.25, ValueType.FLOAT32)
+    assert struct.pack(">HH", *registers) == struct.pack(">f", 3.25)
