@@ -23,7 +23,6 @@ from controlcenter.demo import (
     DEMO_USERS_PATH,
     Demo,
     DemoOptions,
-    demo_site_path,
     ensure_demo_login,
 )
 from controlcenter.model import Role, Sample, utc_now

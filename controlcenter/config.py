@@ -248,10 +248,9 @@ def _strip_union_tags(data: Any, location: Location) -> Location:
     kept: list[str | int] = []
     node = data
     for part in location:
-        if isinstance(node, dict) and part in node:
-            kept.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_mapping = isinstance(node, dict) and part in node
+        in_sequence = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_mapping or in_sequence:
             kept.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part not in node:

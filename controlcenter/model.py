@@ -183,7 +183,7 @@ class CommandOrigin(StrEnum):
 
 
 class CommandPriority(int, Enum):
-    """Arbitration priority, lower wins, on the scale of a BACnet priority array (ASHRAE 135, 19.2)."""
+    """Arbitration priority, lower wins, as in a BACnet priority array (ASHRAE 135, 19.2)."""
 
     MANUAL_OPERATOR = 8
     SAFETY = 10
@@ -246,7 +246,7 @@ class EventKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something that happened and belongs in a journal: an alarm transition, a login, a rule change."""
+    """Something that belongs in a journal: an alarm transition, a login, a rule change."""
 
     time: datetime
     kind: EventKind

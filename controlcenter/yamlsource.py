@@ -77,9 +77,11 @@ def load_located_yaml(path: Path) -> LocatedDocument:
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else 1
-        raise SourceFileError([SourceProblem(file, line, "", f"invalid YAML: {err.problem}")]) from err
+        raise SourceFileError(
+            [SourceProblem(file, line, "", f"invalid YAML: {err.problem}")]
+        ) from err
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     if problems:
         raise SourceFileError(problems)
     return LocatedDocument(file, data, lines)
@@ -97,7 +99,7 @@ def _construct(
     if isinstance(node, yaml.MappingNode):
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = loader.construct_object(key_node, deep=True)
             child = (*location, key)
             if key in mapping:
                 # PyYAML keeps the last of two equal keys silently; a site file must not.
@@ -117,4 +119,4 @@ def _construct(
             _construct(loader, item, (*location, index), lines, problems, file)
             for index, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return loader.construct_object(node, deep=True)

@@ -25,12 +25,15 @@ class Collector:
         self.samples.extend(samples)
         self._changed.set()
 
-    async def wait_for(self, condition: Callable[[list[Sample]], bool], timeout: float = 10) -> None:
+    async def wait_for(
+        self, condition: Callable[[list[Sample]], bool], deadline_s: float = 10
+    ) -> None:
         async def wait() -> None:
             while not condition(self.samples):
                 self._changed.clear()
                 await self._changed.wait()
-        await asyncio.wait_for(wait(), timeout)
+
+        await asyncio.wait_for(wait(), deadline_s)
 
 
 def tank_scan(endpoint: str, clock: Clock, interval_s: float, device_name: str = "") -> DeviceScan:

@@ -101,8 +101,9 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_unknown_references_are_refused_with_their_line(tmp_path: Path) -> None:
-    text = GOOD.replace("device: water.rtu1\n    address: coil:0", "device: water.rtu9\n"
-                        "    address: coil:0").replace("input: water.tank1.level", "input: nope")
+    text = GOOD.replace(
+        "device: water.rtu1\n    address: coil:0", "device: water.rtu9\n    address: coil:0"
+    ).replace("input: water.tank1.level", "input: nope")
     problems = refused(tmp_path, text)
     assert any(":18: tags[1].device: unknown device 'water.rtu9'" in p for p in problems)
     assert any(":25: rules[0].input: unknown tag 'nope'" in p for p in problems)
@@ -114,7 +115,9 @@ def test_bad_address_is_refused(tmp_path: Path) -> None:
 
 
 def test_rule_output_must_be_writable_boolean(tmp_path: Path) -> None:
-    problems = refused(tmp_path, GOOD.replace("output: water.tank1.pump_cmd", "output: water.tank1.level"))
+    problems = refused(
+        tmp_path, GOOD.replace("output: water.tank1.pump_cmd", "output: water.tank1.level")
+    )
     assert any("rules[0].output: tag 'water.tank1.level' is not writable" in p for p in problems)
 
 

@@ -18,13 +18,17 @@ from controlcenter.demo import demo_site_path
 CLI = str(Path(sys.executable).with_name("controlcenter"))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
     )
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["run"], ["check"], ["sim"], ["history"], ["user", "add"]])
+@pytest.mark.parametrize(
+    "command", [[], ["demo"], ["run"], ["check"], ["sim"], ["history"], ["user", "add"]]
+)
 def test_every_command_has_help(command: list[str]) -> None:
     result = run_cli(*command, "--help")
     assert result.returncode == 0, result.stderr
@@ -42,7 +46,7 @@ def test_check_refuses_a_misspelt_key_with_file_line_and_key(tmp_path: Path) -> 
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.replace("scan_interval: 1.0", "scan_intervall: 1.0"), encoding="utf-8")
     line = 1 + text.splitlines().index(
-        next(l for l in text.splitlines() if "scan_interval:" in l)
+        next(row for row in text.splitlines() if "scan_interval:" in row)
     )
     result = run_cli("check", "--site", str(bad))
     assert result.returncode == 1
@@ -95,8 +99,16 @@ def test_history_refuses_a_bad_time_and_an_unknown_tag(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 async def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
-        CLI, "demo", "--no-hmi", "--speed", "10", "--db", f"sqlite:///{tmp_path / 'd.db'}",
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        CLI,
+        "demo",
+        "--no-hmi",
+        "--speed",
+        "10",
+        "--db",
+        f"sqlite:///{tmp_path / 'd.db'}",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None and process.stderr is not None
     line = await asyncio.wait_for(process.stdout.readline(), 30)

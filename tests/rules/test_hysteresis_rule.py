@@ -86,7 +86,9 @@ class RecordingSink:
         return CommandResult(command, CommandStatus.CONFIRMED, "ok", T0, command.value)
 
 
-def batch(level: float | None, pump: Value | None, quality: Quality | None = None) -> Sequence[Sample]:
+def batch(
+    level: float | None, pump: Value | None, quality: Quality | None = None
+) -> Sequence[Sample]:
     samples = []
     if level is not None:
         samples.append(Sample("water.tank1.level", level, quality or Quality.good(), T0, T0))
@@ -100,6 +102,7 @@ async def settle(engine: RulesEngine, sink: RecordingSink, expected: int) -> Non
         while len(sink.commands) < expected:
             sink.received.clear()
             await sink.received.wait()
+
     await asyncio.wait_for(wait(), 2)
 
 
@@ -115,7 +118,11 @@ async def test_engine_commands_on_below_and_off_above_once() -> None:
         engine.on_samples(batch(1.2, False))
         await settle(engine, sink, 1)
         first = sink.commands[0]
-        assert (first.tag, first.value, first.origin) == ("water.tank1.pump_cmd", True, CommandOrigin.RULE)
+        assert (first.tag, first.value, first.origin) == (
+            "water.tank1.pump_cmd",
+            True,
+            CommandOrigin.RULE,
+        )
         assert first.requested_by == "water.fill" and "below 1.5" in first.reason
         # Still below, output not yet read back as on, within the minimum interval: no repeat.
         engine.on_samples(batch(1.1, False))
