@@ -27,7 +27,7 @@ from controlcenter.demo import (
 )
 from controlcenter.model import Role, Sample, utc_now
 from controlcenter.timeparse import TimeParseError, parse_time
-from controlcenter.users import UserStore
+from controlcenter.users import UserStore, UserStoreError
 from controlcenter.yamlsource import SourceFileError
 from historian.store import SqlHistorian
 from plc_sim.city import SimulatedCity
@@ -310,9 +310,11 @@ def user_add(
     store = UserStore(users)
     try:
         if name in {user.name for user in store.users()}:
-            store.remove_user(name)
-        store.add_user(name, password, role)
-    except ValueError as err:
+            store.set_password(name, password)
+            store.set_role(name, role)
+        else:
+            store.add_user(name, password, role)
+    except UserStoreError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from err
     typer.echo(f"user {name} ({role.value}) saved in {users}")

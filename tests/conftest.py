@@ -1,0 +1,51 @@
+"""Shared fixtures: a headless Chromium driven by Playwright's async API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, async_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium: Playwright's own browser download is not available offline."""
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the whole test session (async API: tests share one loop)."""
+    if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat before anything runs on the loop
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's Chromium. "
+            "Run .ci/run, or install it with `apt-get install chromium`."
+        )
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser_context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh browser context (own cookies and storage) per test."""
+    context = await browser.new_context()
+    try:
+        yield context
+    finally:
+        await context.close()
