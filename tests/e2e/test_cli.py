@@ -118,3 +118,36 @@ async def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     assert await asyncio.wait_for(process.wait(), 30) == 0
     assert b"Traceback" not in stderr
     assert b"KeyboardInterrupt" not in stderr
+
+
+def test_user_add_stores_an_argon2_hash_and_refuses_short_passwords(tmp_path: Path) -> None:
+    users = tmp_path / "users.json"
+    added = run_cli(
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "operator",
+        "--users",
+        str(users),
+        "--password",
+        "valve-room-3",
+    )
+    assert added.returncode == 0, added.stderr
+    text = users.read_text(encoding="utf-8")
+    assert "$argon2id$" in text and "valve-room-3" not in text
+    changed = run_cli(
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "engineer",
+        "--users",
+        str(users),
+        "--password",
+        "valve-room-4",
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert '"engineer"' in users.read_text(encoding="utf-8")
+    short = run_cli("user", "add", "eve", "--users", str(users), "--password", "short")
+    assert short.returncode == 1 and "eve" not in users.read_text(encoding="utf-8")
