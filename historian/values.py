@@ -1,0 +1,81 @@
+"""How tag values are stored: per data type in sample columns, as JSON scalars in the journals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from controlcenter.model import DataType, Value
+
+_MAX_EXACT_INT = 2**53
+"""Largest magnitude a double holds exactly; larger integers would come back changed."""
+
+
+class ValueMismatchError(ValueError):
+    """A value that does not fit its tag's data type; the message says why."""
+
+
+def encode_sample_value(
+    data_type: DataType, value: Value | None
+) -> tuple[float | None, str | None]:
+    """Return the (value, text_value) columns of a value of a tag of ``data_type``.
+
+    Raises ValueMismatchError rather than store something that would read back differently.
+    """
+    if value is None:
+        return None, None
+    if data_type is DataType.STRING:
+        if not isinstance(value, str):
+            raise ValueMismatchError(f"{type(value).__name__} value for a string tag")
+        return None, value
+    if isinstance(value, str):
+        raise ValueMismatchError(f"string value {value!r} for a {data_type.value} tag")
+    if data_type is DataType.INT and isinstance(value, int) and abs(value) > _MAX_EXACT_INT:
+        raise ValueMismatchError(f"{value!r} exceeds the 2**53 range stored exactly")
+    try:
+        number = float(value)
+    except OverflowError as err:
+        raise ValueMismatchError(f"{value!r} is beyond the range of a double") from err
+    if math.isnan(number):
+        # SQLite stores NaN as NULL: it would come back as a missing value. A value that is not a
+        # number belongs in a sample with Bad quality and no value.
+        raise ValueMismatchError("NaN is not storable; send a Bad sample without a value")
+    if data_type is DataType.BOOL:
+        if not isinstance(value, bool) and number not in (0.0, 1.0):
+            raise ValueMismatchError(f"{value!r} for a bool tag")
+        return number, None
+    if data_type is DataType.INT:
+        if not number.is_integer():
+            raise ValueMismatchError(f"{value!r} for an int tag")
+        if abs(number) > _MAX_EXACT_INT:
+            raise ValueMismatchError(f"{value!r} exceeds the 2**53 range stored exactly")
+        return number, None
+    return number, None
+
+
+def decode_sample_value(
+    data_type: DataType, value: float | None, text_value: str | None
+) -> Value | None:
+    """Rebuild a value of a tag of ``data_type`` from its stored columns."""
+    if data_type is DataType.STRING:
+        return text_value
+    if value is None:
+        return None
+    if data_type is DataType.BOOL:
+        return value != 0.0
+    if data_type is DataType.INT:
+        return int(value)
+    return float(value)
+
+
+def encode_json_value(value: Value) -> str:
+    """A journaled value as a JSON scalar, so its Python type survives the round trip."""
+    return json.dumps(value)
+
+
+def decode_json_value(text: str) -> Value:
+    """The value of a JSON scalar written by ``encode_json_value``."""
+    decoded: object = json.loads(text)
+    if isinstance(decoded, bool | int | float | str):
+        return decoded
+    raise ValueError(f"journaled value {text!r} is not a scalar")
