@@ -4,7 +4,7 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
@@ -38,7 +38,7 @@ async def connected_client(city: SimulatedCity) -> AsyncModbusTcpClient:
     return client
 
 
-def float_at(registers: list[int], offset: int) -> float:
+def float_at(registers: Sequence[int], offset: int) -> float:
     value: float = struct.unpack(">f", struct.pack(">HH", *registers[offset : offset + 2]))[0]
     return value
 
@@ -47,7 +47,9 @@ def test_point_list_describes_the_tank() -> None:
     city = SimulatedCity(SimClock())
     points = {point.tag: point for point in city.points()}
     assert set(points) == TAGS
-    assert all(point.device == TANK1_DEVICE and point.protocol == "modbus" for point in points.values())
+    assert all(
+        point.device == TANK1_DEVICE and point.protocol == "modbus" for point in points.values()
+    )
     assert points["water.tank1.level"].address == "ir:0:float32"
     assert points["water.tank1.level"].unit == "m"
     assert (points["water.tank1.level"].low, points["water.tank1.level"].high) == (0.0, 5.0)
@@ -165,3 +167,12 @@ async def test_stop_is_idempotent_and_closes_the_port() -> None:
         await asyncio.open_connection(host, port)
     with pytest.raises(RuntimeError):
         city.endpoints()
+
+
+async def test_a_busy_port_is_refused_with_oserror(fast_city: SimulatedCity) -> None:
+    _, port = fast_city.endpoints()[TANK1_DEVICE]
+    second = SimulatedCity(SimClock(), modbus_port=port)
+    with pytest.raises(OSError, match="cannot listen"):
+        await second.start()
+    await second.stop()
+    assert not second.running

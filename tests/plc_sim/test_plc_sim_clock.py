@@ -47,4 +47,4 @@ def test_speed_must_be_positive(speed: float) -> None:
 
 def test_start_must_be_aware() -> None:
     with pytest.raises(ValueError):
-        SimClock(start=datetime(2025, 1, 1))  # noqa: DTZ001
+        SimClock(start=datetime(2025, 1, 1))

@@ -195,4 +195,4 @@ def test_step_refuses_negative_or_naive_time() -> None:
     with pytest.raises(ValueError):
         tank.step(-1.0, NIGHT)
     with pytest.raises(ValueError):
-        tank.step(1.0, datetime(2025, 1, 1))  # noqa: DTZ001
+        tank.step(1.0, datetime(2025, 1, 1))

@@ -37,7 +37,9 @@ def test_integers_round_trip(case: tuple[ValueType, int], word_order: WordOrder)
 
 @given(st.floats(width=32), word_orders)
 def test_float32_round_trips(value: float, word_order: WordOrder) -> None:
-    decoded = decode_registers(encode_value(value, ValueType.FLOAT32, word_order), ValueType.FLOAT32, word_order)
+    decoded = decode_registers(
+        encode_value(value, ValueType.FLOAT32, word_order), ValueType.FLOAT32, word_order
+    )
     assert decoded == value or (math.isnan(value) and math.isnan(decoded))
 
 

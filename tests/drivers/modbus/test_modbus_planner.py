@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,10 +15,7 @@ REGISTER_TYPES = [t for t in ValueType if t is not ValueType.BOOL]
 @st.composite
 def addresses(draw: st.DrawFn) -> ModbusAddress:
     table = draw(st.sampled_from(list(Table)))
-    if table.is_bit_table:
-        value_type = ValueType.BOOL
-    else:
-        value_type = draw(st.sampled_from(REGISTER_TYPES))
+    value_type = ValueType.BOOL if table.is_bit_table else draw(st.sampled_from(REGISTER_TYPES))
     # Cluster offsets so that merging, gaps and limits all happen.
     offset = draw(st.one_of(st.integers(0, 300), st.integers(0, 65536 - value_type.width)))
     return ModbusAddress(table, offset, value_type)
@@ -52,7 +51,7 @@ def test_neighbouring_requests_could_not_have_been_merged(
     points: list[ModbusAddress], max_gap: int
 ) -> None:
     plan = plan_reads(points, max_gap=max_gap)
-    for before, after in zip(plan, plan[1:], strict=False):
+    for before, after in itertools.pairwise(plan):
         if before.table is not after.table:
             continue
         limit = MAX_READ_BITS if before.table.is_bit_table else MAX_READ_REGISTERS
@@ -61,7 +60,9 @@ def test_neighbouring_requests_could_not_have_been_merged(
 
 
 def test_the_tank_floats_take_one_request() -> None:
-    floats = [ModbusAddress(Table.INPUT_REGISTER, offset, ValueType.FLOAT32) for offset in (4, 0, 2)]
+    floats = [
+        ModbusAddress(Table.INPUT_REGISTER, offset, ValueType.FLOAT32) for offset in (4, 0, 2)
+    ]
     plan = plan_reads(floats)
     assert len(plan) == 1
     assert (plan[0].start, plan[0].count, sorted(plan[0].members)) == (0, 6, [0, 1, 2])
