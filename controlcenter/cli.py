@@ -113,6 +113,8 @@ def demo(
         password = ensure_demo_login(users)
         if password is not None:
             typer.echo(f"HMI login created: admin / {password} (stored hashed in {users})")
+        else:
+            typer.echo(f"HMI logins: {users} (add one with `controlcenter user add NAME`)")
         hmi = HmiOptions(users_path=users, host=host, port=port)
     runner = Demo(DemoOptions(speed=speed, db_url=db, hmi=hmi, seed=seed))
 

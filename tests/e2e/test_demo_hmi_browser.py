@@ -3,36 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
+import sys
 from pathlib import Path
 
 import pytest
 from playwright.async_api import BrowserContext
 
-from controlcenter.app import HmiOptions
-from controlcenter.demo import Demo, DemoOptions
 from controlcenter.model import EventKind, Role
 from controlcenter.users import UserStore
 from historian.store import SqlHistorian
 
 LEVEL_TILE = "#value-water-tank1-level"
+CLI = str(Path(sys.executable).with_name("controlcenter"))
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(90)
-async def test_hmi_shows_a_moving_level_from_the_running_demo(
+async def test_hmi_of_the_demo_command_shows_a_moving_level(
     tmp_path: Path, browser_context: BrowserContext
 ) -> None:
+    """What `make run` starts: `controlcenter demo`, here on a free port and its own files."""
     users_path = tmp_path / "users.json"
     UserStore(users_path).add_user("olga", "tank-farm-operator", Role.OPERATOR)
     db_url = f"sqlite:///{tmp_path / 'demo.db'}"
-    hmi = HmiOptions(users_path=users_path, port=0)
-    demo = Demo(DemoOptions(speed=60.0, db_url=db_url, hmi=hmi))
-    stop = asyncio.Event()
-    running = asyncio.create_task(demo.run(stop))
+    process = await asyncio.create_subprocess_exec(
+        CLI,
+        "demo",
+        "--speed",
+        "60",
+        "--port",
+        "0",
+        "--db",
+        db_url,
+        "--users",
+        str(users_path),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
-        await asyncio.wait_for(demo.ready.wait(), 15)
-        assert demo.center is not None
-        url = demo.center.hmi_url
+        url = await asyncio.wait_for(read_hmi_url(process), 30)
         requested: list[str] = []
         page = await browser_context.new_page()
         page.on("request", lambda request: requested.append(request.url))
@@ -60,12 +72,14 @@ async def test_hmi_shows_a_moving_level_from_the_running_demo(
         )
         second = await tile.text_content()
         assert second is not None and second != first
-        assert all(u.startswith(url.rstrip("/")) for u in requested), [
-            u for u in requested if not u.startswith(url.rstrip("/"))
-        ]
+        foreign = [u for u in requested if not u.startswith(url.rstrip("/"))]
+        assert foreign == []
     finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()
+    assert b"Traceback" not in stderr
 
     store = SqlHistorian(db_url)
     try:
@@ -73,3 +87,13 @@ async def test_hmi_shows_a_moving_level_from_the_running_demo(
     finally:
         store.close()
     assert any(e.kind is EventKind.AUDIT and e.user == "olga" for e in events)
+
+
+async def read_hmi_url(process: asyncio.subprocess.Process) -> str:
+    """The URL the demo prints once its HMI listens."""
+    assert process.stdout is not None
+    while line := (await process.stdout.readline()).decode():
+        match = re.search(r"HMI: (http://\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("the demo ended without printing its HMI URL")
