@@ -7,6 +7,7 @@ the common convention and the default here) or last ("little").
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from typing import Literal
@@ -55,7 +56,25 @@ def decode_registers(
     words = list(registers) if word_order == "big" else list(reversed(registers))
     raw = struct.pack(f">{len(words)}H", *words)
     value: int | float = struct.unpack(f">{fmt}", raw)[0]
+    if value_type is ValueType.FLOAT32:
+        return shortest_float32(raw)
     return value
+
+
+def shortest_float32(raw: bytes) -> float:
+    """The shortest decimal that is still the same float32 (2.9993396, not 2.9993395805358887).
+
+    A float32 holds 6 to 9 significant decimal digits (IEEE 754-2008, 5.12.2); widening it to a
+    Python float exposes binary noise that operators would read as precision the sensor lacks.
+    """
+    exact: float = struct.unpack(">f", raw)[0]
+    if not math.isfinite(exact):
+        return exact
+    for digits in range(6, 10):
+        candidate = float(f"{exact:.{digits}g}")
+        if struct.pack(">f", candidate) == raw:
+            return candidate
+    return exact
 
 
 def encode_value(value: float, value_type: ValueType, word_order: WordOrder = "big") -> list[int]:
