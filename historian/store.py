@@ -10,7 +10,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -235,8 +235,6 @@ class SqlHistorian:
         Values come back in the tag's data type; the server time equals the source time.
         Raises UnknownTagError (a KeyError) for a tag the historian does not know.
         """
-        _require_aware(start, "start")
-        _require_aware(end, "end")
         with self._storage_errors(f"read {tag}"), self._read() as conn:
             row = conn.execute(
                 select(tags.c.id, tags.c.data_type).where(tags.c.name == tag)
@@ -250,11 +248,7 @@ class SqlHistorian:
                 samples.c.text_value,
                 samples.c.quality,
                 samples.c.reason,
-            ).where(samples.c.tag_id == tag_id)
-            if start is not None:
-                query = query.where(samples.c.time >= start)
-            if end is not None:
-                query = query.where(samples.c.time <= end)
+            ).where(samples.c.tag_id == tag_id, *_within(samples.c.time, start, end))
             result = conn.execute(query.order_by(samples.c.time)).all()
         # Qualities repeat (mostly Good): build each distinct one once; they are immutable.
         qualities: dict[tuple[int, str | None], Quality] = {}
@@ -310,13 +304,7 @@ class SqlHistorian:
         self, start: datetime | None = None, end: datetime | None = None
     ) -> list[CommandResult]:
         """Journaled commands issued in [start, end] with their results, oldest first."""
-        _require_aware(start, "start")
-        _require_aware(end, "end")
-        query = select(command_journal)
-        if start is not None:
-            query = query.where(command_journal.c.issued_at >= start)
-        if end is not None:
-            query = query.where(command_journal.c.issued_at <= end)
+        query = select(command_journal).where(*_within(command_journal.c.issued_at, start, end))
         query = query.order_by(command_journal.c.issued_at, command_journal.c.id)
         with self._storage_errors("read the command journal"), self._read() as conn:
             rows = conn.execute(query).mappings().all()
@@ -364,13 +352,7 @@ class SqlHistorian:
         kind: EventKind | None = None,
     ) -> list[Event]:
         """Journaled events with start <= time <= end (and of ``kind`` if given), oldest first."""
-        _require_aware(start, "start")
-        _require_aware(end, "end")
-        query = select(event_journal)
-        if start is not None:
-            query = query.where(event_journal.c.time >= start)
-        if end is not None:
-            query = query.where(event_journal.c.time <= end)
+        query = select(event_journal).where(*_within(event_journal.c.time, start, end))
         if kind is not None:
             query = query.where(event_journal.c.kind == kind.value)
         query = query.order_by(event_journal.c.time, event_journal.c.id)
@@ -423,6 +405,20 @@ class SqlHistorian:
         if self._dialect == "sqlite":
             return sqlite.insert(table)
         return postgresql.insert(table)
+
+
+def _within(
+    column: ColumnElement[datetime], start: datetime | None, end: datetime | None
+) -> list[ColumnElement[bool]]:
+    """Conditions for start <= column <= end; open ends are left out."""
+    _require_aware(start, "start")
+    _require_aware(end, "end")
+    conditions = []
+    if start is not None:
+        conditions.append(column >= start)
+    if end is not None:
+        conditions.append(column <= end)
+    return conditions
 
 
 def _require_aware(moment: datetime | None, name: str) -> None:

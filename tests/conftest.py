@@ -1,7 +1,8 @@
-"""Shared fixtures: a headless Chromium driven by Playwright's async API."""
+"""Shared fixtures: a closed loopback port, and a headless Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -49,3 +50,12 @@ async def browser_context(browser: Browser) -> AsyncIterator[BrowserContext]:
         yield context
     finally:
         await context.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -61,15 +60,6 @@ async def scratch_port() -> AsyncIterator[int]:
     assert isinstance(server.transport, asyncio.Server)
     yield int(server.transport.sockets[0].getsockname()[1])
     await server.shutdown()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
-def dead_port() -> int:
-    """A loopback port nobody listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @pytest.fixture

@@ -176,11 +176,11 @@ async def test_wrong_unit_id_gives_bad_samples(
 
 
 async def test_dead_port_raises_not_connected_and_logs_once(
-    dead_port: int, tank_tags: dict[str, TagDef], caplog: pytest.LogCaptureFixture
+    closed_port: int, tank_tags: dict[str, TagDef], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     dead = ModbusDriver(
-        "dead", ModbusDeviceConfig("127.0.0.1", dead_port, timeout_s=0.5), SimClock()
+        "dead", ModbusDeviceConfig("127.0.0.1", closed_port, timeout_s=0.5), SimClock()
     )
     with pytest.raises(NotConnectedError, match="cannot connect"):
         await dead.connect()
@@ -221,13 +221,13 @@ async def _serve_scratch(port: int) -> ModbusTcpServer:
 
 
 async def test_reconnects_after_the_device_returns_and_logs_once_each_way(
-    dead_port: int, caplog: pytest.LogCaptureFixture
+    closed_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="drivers")
     point = tag("hr:0:uint16", DataType.INT)
-    server = await _serve_scratch(dead_port)
+    server = await _serve_scratch(closed_port)
     flaky = ModbusDriver(
-        "flaky", ModbusDeviceConfig("127.0.0.1", dead_port, timeout_s=0.3), SimClock()
+        "flaky", ModbusDeviceConfig("127.0.0.1", closed_port, timeout_s=0.3), SimClock()
     )
     try:
         assert (await flaky.read([point]))[0].value == 7
@@ -235,7 +235,7 @@ async def test_reconnects_after_the_device_returns_and_logs_once_each_way(
         for _ in range(3):
             with pytest.raises(NotConnectedError):
                 await flaky.read([point])
-        server = await _serve_scratch(dead_port)
+        server = await _serve_scratch(closed_port)
         (sample,) = await flaky.read([point])
         assert sample.quality.is_good and sample.value == 7
         assert flaky.diagnostics().connected
