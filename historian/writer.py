@@ -92,8 +92,9 @@ class HistorianWriter:
         self._retry_max_s = retry_max_s
         self._buffer: SampleBuffer = MemoryBuffer() if buffer is None else buffer
         # Samples ever enqueued and ever taken off the buffer (written or refused): flush() waits
-        # for the second to reach the first's value at the time of the call.
-        self._enqueued = 0
+        # for the second to reach the first's value at the time of the call. A spool may hold
+        # samples from a previous run: they count as enqueued, so flush() waits for them too.
+        self._enqueued = len(self._buffer)
         self._done = 0
         # (running total of enqueued samples at the end of a call, wall-clock monotonic time):
         # the head entry tells how long the oldest unwritten sample has been waiting.
