@@ -11,7 +11,7 @@ import ipaddress
 import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -71,8 +71,7 @@ class ModbusDeviceConfig(_Strict):
     @field_validator("endpoint")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, port = split_endpoint(value)
-        del host, port
+        split_endpoint(value)
         return value
 
     @property
@@ -264,7 +263,12 @@ def _strip_union_tags(data: Any, location: Location) -> Location:
     return tuple(kept)
 
 
-_UNION_TAGS = {"modbus", "hysteresis"}
+# The discriminator values of the tagged unions, read from the models so they never drift.
+_UNION_TAGS = {
+    str(value)
+    for model, key in ((ModbusDeviceConfig, "protocol"), (HysteresisRuleConfig, "kind"))
+    for value in get_args(model.model_fields[key].annotation)
+}
 _SECTION_MODELS: dict[str, list[type[BaseModel]]] = {
     "site": [SiteInfo],
     "devices": [ModbusDeviceConfig],

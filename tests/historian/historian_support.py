@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from controlcenter.model import DataType, Quality, Sample, TagDef
 from historian import SqlHistorian
 from historian.engine import create_historian_engine
+from historian.schema import samples as samples_table
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 """A fixed UTC time with microseconds, so precision loss shows."""
@@ -46,6 +47,20 @@ class Database:
     def admin_engine(self) -> Engine:
         """An engine on the same database and schema, for a test to inspect or break it."""
         return create_historian_engine(self.url, schema=self.schema)
+
+    def break_samples_table(self) -> None:
+        """Make every sample write fail (as a database outage does) by dropping the table."""
+        engine = self.admin_engine()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE samples")
+        engine.dispose()
+
+    def repair_samples_table(self) -> None:
+        """End the outage begun by ``break_samples_table``."""
+        engine = self.admin_engine()
+        with engine.begin() as conn:
+            samples_table.create(conn)
+        engine.dispose()
 
 
 def at(seconds: float) -> datetime:

@@ -26,7 +26,6 @@ from historian import (
     SpoolError,
     SpoolFullError,
 )
-from historian.schema import samples as samples_table
 from tests.historian.historian_support import (
     LEVEL,
     MODE,
@@ -288,20 +287,6 @@ def test_settings_are_checked(spool_path: Path) -> None:
 # --- with the writer and a real database --------------------------------------------------------
 
 
-def _break(database: Database) -> None:
-    engine = database.admin_engine()
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE samples")
-    engine.dispose()
-
-
-def _repair(database: Database) -> None:
-    engine = database.admin_engine()
-    with engine.begin() as conn:
-        samples_table.create(conn)
-    engine.dispose()
-
-
 async def test_the_writer_spools_through_an_outage_and_a_restart_storing_each_sample_once(
     database: Database, spool_path: Path
 ) -> None:
@@ -328,7 +313,7 @@ async def test_the_writer_spools_through_an_outage_and_a_restart_storing_each_sa
     task = asyncio.create_task(writer.run())
     writer.enqueue(before)
     await asyncio.wait_for(writer.flush(), timeout=10)
-    _break(database)
+    database.break_samples_table()
     writer.enqueue(during)
     # The process stops while the database is away: the samples stay in the spool.
     with pytest.raises(HistorianWriterError, match="70 sample"):
@@ -336,7 +321,7 @@ async def test_the_writer_spools_through_an_outage_and_a_restart_storing_each_sa
     await asyncio.wait_for(task, timeout=5)
     spool.close()
 
-    _repair(database)
+    database.repair_samples_table()
     spool = DiskSpool(spool_path)
     assert len(spool) == 70
     # The previous run committed a batch but died before dropping it from the spool: the

@@ -13,7 +13,6 @@ import pytest
 
 from controlcenter.model import CommandResult, Event, Sample
 from historian import HistorianWriter, HistorianWriterError, SqlHistorian
-from historian.schema import samples as samples_table
 from tests.historian.historian_support import (
     LEVEL,
     T0,
@@ -221,20 +220,6 @@ async def test_samples_the_store_refuses_are_dropped_and_the_rest_written(
     await writer.stop()
 
 
-def _break(database: Database) -> None:
-    engine = database.admin_engine()
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE samples")
-    engine.dispose()
-
-
-def _repair(database: Database) -> None:
-    engine = database.admin_engine()
-    with engine.begin() as conn:
-        samples_table.create(conn)
-    engine.dispose()
-
-
 async def test_a_failing_database_keeps_the_batch_and_writes_it_once_after_recovery(
     database: Database,
     running_writers: list[asyncio.Task[None]],
@@ -251,13 +236,13 @@ async def test_a_failing_database_keeps_the_batch_and_writes_it_once_after_recov
     await wait_until(lambda: writer.metrics().rows_written == 50, what="writes before the outage")
 
     with caplog.at_level(logging.INFO, logger="historian.writer"):
-        _break(database)  # a real database failure: the samples table is gone
+        database.break_samples_table()  # a real database failure: the samples table is gone
         writer.enqueue(first[50:])
         await wait_until(lambda: writer.metrics().write_failures >= 3, what="retries")
         writer.enqueue(during)
         assert writer.metrics().failing
         assert writer.metrics().queue_depth == 110
-        _repair(database)
+        database.repair_samples_table()
         await asyncio.wait_for(writer.flush(), timeout=10)
 
     stored = store.read_raw(LEVEL)
@@ -282,7 +267,7 @@ async def test_stop_gives_up_after_its_timeout_and_says_what_was_not_written(
     store.ensure_tags(TAGS)
     writer = HistorianWriter(store, max_delay_s=0.05, retry_initial_s=0.01, retry_max_s=0.05)
     task = start(writer, running_writers)
-    _break(sqlite_database)
+    sqlite_database.break_samples_table()
     writer.enqueue(level_samples(12))
 
     with pytest.raises(HistorianWriterError, match="12 sample"):
