@@ -6,16 +6,20 @@ import asyncio
 import csv
 import json
 import logging
-import signal
+import re
 import sys
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from controlcenter.app import CenterFailedError, ControlCenter, HmiOptions
+from controlcenter import bench_historian as historian_bench
+from controlcenter.app import ControlCenter, HmiOptions
+from controlcenter.bench_city import CityBenchError, CityBenchOptions, run_city_bench
+from controlcenter.bench_poll import POLL_BENCHES, BenchError, PollBenchOptions, run_poll_bench
 from controlcenter.clock import WallClock
 from controlcenter.config import SiteConfig, load_site
 from controlcenter.demo import (
@@ -25,13 +29,24 @@ from controlcenter.demo import (
     DemoOptions,
     ensure_demo_login,
 )
-from controlcenter.model import Role, Sample, utc_now
+from controlcenter.model import (
+    CommandOrigin,
+    CommandResult,
+    Event,
+    Role,
+    Sample,
+    utc_now,
+)
+from controlcenter.runner import configure_logging, run_until_stopped
+from controlcenter.sim_cli import sim_app
 from controlcenter.timeparse import TimeParseError, parse_time
 from controlcenter.users import UserStore, UserStoreError
 from controlcenter.yamlsource import SourceFileError
+from historian.aggregates import AggregateError, parse_aggregates
+from historian.errors import UnknownTagError
+from historian.queries import HistoryQueries
 from historian.store import SqlHistorian
-from plc_sim.city import SimulatedCity
-from plc_sim.clock import SimClock
+from historian.trend import TrendError
 
 app = typer.Typer(
     help="City operations control center: acquisition, historian, rules and HMI.",
@@ -41,6 +56,9 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Manage HMI users.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+bench_app = typer.Typer(help="Benchmarks that print one JSON object.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+app.add_typer(sim_app, name="sim")
 
 log = logging.getLogger("controlcenter")
 
@@ -52,37 +70,8 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Protocol libraries log every field fault with a traceback; the center logs them once.
-    for noisy in ("pymodbus", "asyncua", "bacpypes3", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
-
-
-def _run_until_stopped(
-    body: Callable[[asyncio.Event], Awaitable[None]], duration: float | None
-) -> int:
-    """Run ``body`` until Ctrl-C, SIGTERM or ``duration`` seconds of wall time; return exit code."""
-
-    async def main() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        if duration is not None:
-            loop.call_later(duration, stop.set)
-        try:
-            await body(stop)
-        except CenterFailedError as err:
-            log.error("the center stopped: %s", err)
-            return 1
-        return 0
-
-    return asyncio.run(main())
+_configure_logging = configure_logging
+_run_until_stopped = run_until_stopped
 
 
 Duration = Annotated[
@@ -182,118 +171,233 @@ def _load_site_or_exit(path: Path) -> SiteConfig:
         raise typer.Exit(1) from err
 
 
-@app.command()
-def sim(
-    duration: Duration = None,
-    speed: Annotated[
-        float, typer.Option(help="Simulated seconds per wall-clock second.", min=0.1, max=3600)
-    ] = 1.0,
-    host: Annotated[str, typer.Option(help="Address the devices listen on.")] = "127.0.0.1",
-    modbus_port: Annotated[int, typer.Option(help="Port of the tank RTU (0: any free).")] = 15020,
-    seed: Annotated[int, typer.Option(help="Seed of the simulation's randomness.")] = 1,
-    points: Annotated[
-        bool, typer.Option("--points", help="Print the point list and exit.")
-    ] = False,
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="Point list format.")
-    ] = OutputFormat.CSV,
-    verbose: Verbose = False,
-) -> None:
-    """Run the simulated city's devices (or print their point list with --points)."""
-    _configure_logging(verbose)
-    clock = SimClock(speed=speed)
-    city = SimulatedCity(clock, host=host, modbus_port=modbus_port, seed=seed)
-    if points:
-        _print_points(city, output_format)
-        return
+class Journal(StrEnum):
+    """Journals ``history --journal`` prints."""
 
-    async def body(stop: asyncio.Event) -> None:
-        await city.start()
-        try:
-            for name, (device_host, device_port) in city.endpoints().items():
-                typer.echo(f"{name}: modbus tcp {device_host}:{device_port}")
-            await stop.wait()
-        finally:
-            await city.stop()
-
-    raise typer.Exit(_run_until_stopped(body, duration))
+    COMMANDS = "commands"
+    EVENTS = "events"
 
 
-def _print_points(city: SimulatedCity, output_format: OutputFormat) -> None:
-    endpoints = city.endpoints()
-    rows = [
-        {
-            "device": point.device,
-            "protocol": point.protocol,
-            "endpoint": "{}:{}".format(*endpoints[point.device]),
-            "address": point.address,
-            "tag": point.tag,
-            "data_type": point.data_type,
-            "unit": point.unit,
-            "writable": point.writable,
-            "low": "" if point.low is None else point.low,
-            "high": "" if point.high is None else point.high,
-        }
-        for point in city.points()
-    ]
-    if output_format is OutputFormat.JSON:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+class _UsageError(ValueError):
+    """The options of a ``history`` call do not fit together."""
+
+
+_INTERVAL = re.compile(r"^(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)$")
+_INTERVAL_UNITS = {
+    "ms": "milliseconds",
+    "s": "seconds",
+    "m": "minutes",
+    "h": "hours",
+    "d": "days",
+}
+AGGREGATE_ALIASES = {
+    "avg": "time_average",
+    "mean": "average",
+    "min": "minimum",
+    "max": "maximum",
+    "first": "start",
+    "last": "end",
+    "count": "count",
+    "pct_good": "percent_good",
+    "interp": "interpolative",
+}
+"""Short aggregate names of the command line and the OPC UA Part 13 aggregates they stand for."""
 
 
 @app.command()
 def history(
-    tag: Annotated[str, typer.Argument(help="Tag name, e.g. water.tank1.level.")],
+    tags: Annotated[
+        list[str] | None, typer.Argument(help="Tag names, e.g. water.tank1.level.")
+    ] = None,
     start: Annotated[
         str | None, typer.Option(help="ISO 8601 time, 'now' or relative (-1h). Default: all.")
     ] = None,
     end: Annotated[
         str | None, typer.Option(help="ISO 8601 time, 'now' or relative (-5m). Default: all.")
     ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(help="Aggregate per interval (30s, 1m, 1h, 1d) instead of raw values."),
+    ] = None,
+    agg: Annotated[
+        str,
+        typer.Option(
+            help="Aggregates with --every: avg (time-weighted), mean, min, max, first, last, "
+            "count, pct_good, interp (or OPC UA Part 13 names)."
+        ),
+    ] = "avg,min,max",
+    points: Annotated[
+        int | None, typer.Option(help="Trend of at most this many points (min and max kept).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="At most this many rows per tag.", min=0)
+    ] = None,
+    journal: Annotated[
+        Journal | None, typer.Option(help="Print a journal instead of tag values.")
+    ] = None,
+    tag_filter: Annotated[
+        str | None, typer.Option("--tag", help="Journal: only this tag (events: source).")
+    ] = None,
+    origin: Annotated[
+        CommandOrigin | None, typer.Option(help="Command journal: only this origin.")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Journal: only this user or rule.")] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.CSV,
     db: Annotated[str, typer.Option(help="Historian database URL.")] = DEMO_DB_URL,
 ) -> None:
-    """Print a tag's stored samples with their quality."""
+    """Print stored samples, aggregates per interval, a trend, or a journal, as CSV or JSON."""
     now = utc_now()
     try:
         start_time = parse_time(start, now) if start is not None else None
         end_time = parse_time(end, now) if end is not None else None
-    except TimeParseError as err:
+        request = _history_request(tags or [], every, agg, points, journal)
+    except (TimeParseError, _UsageError) as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
     store = SqlHistorian(db)
+    queries = HistoryQueries(store)
     try:
-        samples = store.read_raw(tag, start_time, end_time)
-    except KeyError as err:
-        typer.echo(f"unknown tag '{tag}' in {db}", err=True)
+        if journal is Journal.COMMANDS:
+            results = queries.read_commands(
+                start_time, end_time, tag=tag_filter, origin=origin, requested_by=user, limit=limit
+            )
+            _print_rows([_command_row(result) for result in results], output_format)
+            return
+        if journal is Journal.EVENTS:
+            events = queries.read_events(
+                start_time, end_time, source=tag_filter, user=user, limit=limit
+            )
+            _print_rows([_event_row(event) for event in events], output_format)
+            return
+        rows: list[dict[str, object]] = []
+        for name in tags or []:
+            rows.extend(_tag_rows(queries, name, start_time, end_time, now, request, limit))
+        _print_rows(rows, output_format)
+    except UnknownTagError as err:
+        typer.echo(f"unknown tag '{err.tag}' in {db}", err=True)
         raise typer.Exit(1) from err
+    except (AggregateError, TrendError, _UsageError) as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
     finally:
         store.close()
-    _print_samples(samples, output_format)
 
 
-def _print_samples(samples: list[Sample], output_format: OutputFormat) -> None:
-    rows = [
-        {
-            "time": sample.source_time.isoformat(timespec="milliseconds"),
-            "tag": sample.tag,
-            "value": sample.value,
-            "quality": sample.quality.label(),
-            "reason": sample.quality.reason,
-        }
-        for sample in samples
-    ]
+@dataclass(frozen=True, slots=True)
+class _HistoryRequest:
+    """What ``history`` prints for each tag."""
+
+    interval: timedelta | None
+    aggregates: tuple[str, ...]
+    points: int | None
+
+
+def _history_request(
+    tags: list[str], every: str | None, agg: str, points: int | None, journal: Journal | None
+) -> _HistoryRequest:
+    if journal is not None:
+        if tags:
+            raise _UsageError("--journal prints a journal: filter it with --tag, not arguments")
+        return _HistoryRequest(None, (), None)
+    if not tags:
+        raise _UsageError("name at least one tag (or print a journal with --journal)")
+    if every is not None and points is not None:
+        raise _UsageError("choose --every (aggregates) or --points (trend), not both")
+    if every is None:
+        return _HistoryRequest(None, (), points)
+    matched = _INTERVAL.match(every.strip())
+    if matched is None:
+        raise _UsageError(f"'{every}' is not an interval: use e.g. 30s, 1m, 1h or 1d")
+    interval = timedelta(**{_INTERVAL_UNITS[matched["unit"]]: float(matched["amount"])})
+    names = tuple(
+        AGGREGATE_ALIASES.get(name.strip(), name.strip()) for name in agg.split(",") if name.strip()
+    )
+    try:
+        parse_aggregates(names)
+    except AggregateError as err:
+        raise _UsageError(f"{err} (or avg, mean, min, max, first, last, count, pct_good)") from err
+    return _HistoryRequest(interval, names, None)
+
+
+def _tag_rows(
+    queries: HistoryQueries,
+    tag: str,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    request: _HistoryRequest,
+    limit: int | None,
+) -> list[dict[str, object]]:
+    if request.interval is None and request.points is None:
+        return [_sample_row(s) for s in queries.read_raw(tag, start, end, limit=limit)]
+    # Aggregates and trends need a bounded range: from the first sample, up to now.
+    if start is None:
+        first = queries.read_raw(tag, None, end, limit=1)
+        start = first[0].source_time if first else now
+    end = now if end is None else end
+    if request.points is not None:
+        return [_sample_row(s) for s in queries.read_trend(tag, start, end, request.points)]
+    if request.interval is None:
+        raise _UsageError("neither --every nor --points given")
+    processed = queries.read_processed(tag, start, end, request.interval, request.aggregates)
+    rows: list[dict[str, object]] = []
+    for name, results in processed.items():
+        rows.extend({**_sample_row(result), "aggregate": name} for result in results)
+    rows.sort(key=lambda row: str(row["time"]))
+    return rows[:limit] if limit is not None else rows
+
+
+def _sample_row(sample: Sample) -> dict[str, object]:
+    return {
+        "time": sample.source_time.isoformat(timespec="milliseconds"),
+        "tag": sample.tag,
+        "value": sample.value,
+        "quality": sample.quality.label(),
+        "reason": sample.quality.reason,
+    }
+
+
+def _command_row(result: CommandResult) -> dict[str, object]:
+    command = result.command
+    return {
+        "issued_at": command.issued_at.isoformat(timespec="milliseconds"),
+        "tag": command.tag,
+        "value": command.value,
+        "origin": command.origin.value,
+        "requested_by": command.requested_by,
+        "priority": int(command.priority),
+        "reason": command.reason,
+        "status": result.status.value,
+        "result_reason": result.reason,
+        "readback": result.readback,
+        "completed_at": result.completed_at.isoformat(timespec="milliseconds"),
+    }
+
+
+def _event_row(event: Event) -> dict[str, object]:
+    return {
+        "time": event.time.isoformat(timespec="milliseconds"),
+        "kind": event.kind.value,
+        "source": event.source,
+        "message": event.message,
+        "user": event.user,
+        "severity": event.severity,
+    }
+
+
+_DEFAULT_COLUMNS = ["time", "tag", "value", "quality", "reason"]
+
+
+def _print_rows(rows: list[dict[str, object]], output_format: OutputFormat) -> None:
     if output_format is OutputFormat.JSON:
         typer.echo(json.dumps(rows, indent=1))
         return
-    writer = csv.DictWriter(
-        sys.stdout, fieldnames=["time", "tag", "value", "quality", "reason"], lineterminator="\n"
-    )
+    columns = list(rows[0]) if rows else _DEFAULT_COLUMNS
+    if "aggregate" in columns:
+        columns = ["time", "tag", "aggregate", "value", "quality", "reason"]
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
 
@@ -320,6 +424,90 @@ def user_add(
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from err
     typer.echo(f"user {name} ({role.value}) saved in {users}")
+
+
+@bench_app.command("poll")
+def bench_poll(
+    protocol: Annotated[str, typer.Option(help="Protocol: " + ", ".join(POLL_BENCHES))],
+    tags: Annotated[int, typer.Option(min=1, help="Points in all, over realistic RTUs.")],
+    scan: Annotated[float, typer.Option(min=0.01, help="Scan interval, seconds.")] = 1.0,
+    duration: Annotated[float, typer.Option(min=0.5, help="Scan phase, seconds.")] = 10.0,
+    per_device: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Points per device (default: Modbus 400, OPC UA 2500, BACnet 160)."
+        ),
+    ] = None,
+    capacity: Annotated[
+        float, typer.Option(min=0.5, help="Capacity and naive phases, seconds each.")
+    ] = 3.0,
+) -> None:
+    """Poll simulated devices with the real drivers and scan engine; print one JSON object."""
+    options = PollBenchOptions(protocol, tags, scan, duration, per_device, capacity)
+    try:
+        figures = asyncio.run(run_poll_bench(options))
+    except BenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
+
+
+@bench_app.command("city")
+def bench_city(
+    scale: Annotated[int, typer.Option(min=1, help="Scale of the simulated city.")] = 1,
+    duration: Annotated[float, typer.Option(min=0.5, help="Polling window, seconds.")] = 10.0,
+    scan: Annotated[float, typer.Option(min=0.1, help="Scan interval of every device.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
+) -> None:
+    """Run the simulated city in a child process, poll every point; print one JSON object."""
+    options = CityBenchOptions(scale=scale, duration_s=duration, scan_interval_s=scan, seed=seed)
+    try:
+        figures = asyncio.run(run_city_bench(options))
+    except CityBenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
+
+
+class HistorianBackend(StrEnum):
+    """Databases the historian bench runs on."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+class HistorianBenchSize(StrEnum):
+    """How much data the historian bench uses."""
+
+    FULL = "full"
+    TINY = "tiny"
+
+
+@bench_app.command("historian")
+def bench_historian(
+    backend: Annotated[
+        HistorianBackend, typer.Option(help="Database to measure.")
+    ] = HistorianBackend.SQLITE,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL (PostgreSQL default "
+            f"{historian_bench.DEFAULT_POSTGRES_URL}, in a fresh schema dropped afterwards; "
+            "SQLite default: a temporary file)."
+        ),
+    ] = None,
+    size: Annotated[
+        HistorianBenchSize, typer.Option(help="full: the published figures; tiny: a smoke run.")
+    ] = HistorianBenchSize.FULL,
+) -> None:
+    """Measure the historian's ingest, compression, queries and spool replay; print one JSON."""
+    chosen = historian_bench.TINY if size is HistorianBenchSize.TINY else None
+    try:
+        result = historian_bench.run_historian_bench(backend.value, db, chosen)
+    except historian_bench.BenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(historian_bench.result_json(result))
 
 
 def main() -> None:

@@ -73,7 +73,9 @@ class CommandPipeline:
     async def _execute(self, command: Command, tag: TagDef) -> CommandResult:
         driver = self._drivers[tag.device]
         try:
-            readback = await asyncio.wait_for(driver.write(tag, command.value), self._timeout_s)
+            # The priority reaches protocols that arbitrate (a BACnet priority array slot).
+            write = driver.write(tag, command.value, priority=int(command.priority))
+            readback = await asyncio.wait_for(write, self._timeout_s)
         except TimeoutError:
             return self._result(
                 command,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,14 +26,21 @@ from controlcenter.yamlsource import (
     format_location,
     load_located_yaml,
 )
+from drivers.bacnet.address import validate_address as validate_bacnet_address
 from drivers.base import AddressError
 from drivers.modbus.address import validate_address as validate_modbus_address
+from drivers.opcua.address import validate_address as validate_opcua_address
+from historian.compression import CompressionSettings
 
 DOTTED_NAME = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
 
 AddressValidator = Callable[[str, DataType], None]
 # Each protocol checks its own address syntax; the site file is refused before anything starts.
-ADDRESS_VALIDATORS: dict[str, AddressValidator] = {"modbus": validate_modbus_address}
+ADDRESS_VALIDATORS: dict[str, AddressValidator] = {
+    "modbus": validate_modbus_address,
+    "opcua": validate_opcua_address,
+    "bacnet": validate_bacnet_address,
+}
 
 
 class _Strict(BaseModel):
@@ -65,8 +73,26 @@ class ModbusDeviceConfig(_Strict):
     endpoint: str = Field(description="host:port of the Modbus TCP server")
     unit_id: int = Field(default=1, ge=0, le=255)
     scan_interval: float = Field(default=1.0, gt=0, le=3600, description="seconds")
-    timeout: float = Field(default=1.0, gt=0, le=60, description="seconds")
-    word_order: Literal["big", "little"] = "big"
+    timeout: float = Field(default=1.0, gt=0, le=60, description="seconds per request")
+    retries: int = Field(default=0, ge=0, le=5, description="repeats of an unanswered request")
+    word_order: Literal["big", "little"] = Field(
+        default="big", description="high word of 32/64-bit values first (big) or last (little)"
+    )
+    byte_order: Literal["big", "little"] = Field(
+        default="big", description="bytes in each register as MAP 4.2 (big) or swapped (little)"
+    )
+    max_gap: int = Field(default=8, ge=0, le=120, description="unused registers a read may span")
+    max_registers_per_read: int = Field(default=125, ge=4, le=125)
+    max_bits_per_read: int = Field(default=2000, ge=1, le=2000)
+    min_request_gap: float = Field(
+        default=0.0, ge=0, le=10, description="seconds between requests to this endpoint"
+    )
+    reconnect_delay_max: float = Field(
+        default=5.0, gt=0, le=300, description="longest wait between connection attempts"
+    )
+    multiple_writes_only: bool = Field(
+        default=False, description="write with FC15/FC16 only (devices without FC5/FC6)"
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -85,7 +111,167 @@ class ModbusDeviceConfig(_Strict):
         return split_endpoint(self.endpoint)[1]
 
 
-DeviceConfig = Annotated[ModbusDeviceConfig, Field(discriminator="protocol")]
+class OpcUaDeviceConfig(_Strict):
+    """An OPC UA server (OPC UA Part 4 client services; Part 7 security policies)."""
+
+    name: str = Field(pattern=DOTTED_NAME)
+    protocol: Literal["opcua"]
+    endpoint: str = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:port[/path]")
+    scan_interval: float = Field(
+        default=1.0, gt=0, le=3600, description="seconds: sampling/publishing or poll interval"
+    )
+    timeout: float = Field(default=4.0, gt=0, le=60, description="seconds per service call")
+    subscribe: bool = Field(
+        default=True, description="monitored items (default) or batched reads every scan"
+    )
+    security_policy: Literal["None", "Basic256Sha256", "Aes256_Sha256_RsaPss"] = "None"
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = Field(default=None, description="client certificate file")
+    private_key: Path | None = Field(default=None, description="client private key file")
+    certificate_dir: Path | None = Field(
+        default=None, description="where to generate a self-signed client certificate"
+    )
+    trusted_server_certificates: list[Path] = Field(default_factory=list)
+    username: str | None = None
+    password_env: str | None = Field(
+        default=None, description="environment variable holding the password (never the file)"
+    )
+    deadband: float = Field(default=0.0, ge=0, description="absolute data-change deadband")
+    max_items_per_subscription: int = Field(default=2500, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> OpcUaDeviceConfig:
+        if (self.security_policy == "None") != (self.security_mode == "None"):
+            raise ValueError("security_policy and security_mode are both None or both set")
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("certificate and private_key are given together or not at all")
+        if self.password_env is not None and not self.username:
+            raise ValueError("password_env needs a username")
+        return self
+
+
+class BacnetDeviceConfig(_Strict):
+    """A BACnet/IP device at a direct address (ASHRAE 135 Annex J)."""
+
+    name: str = Field(pattern=DOTTED_NAME)
+    protocol: Literal["bacnet"]
+    endpoint: str = Field(description="host:port of the device's BACnet/IP (UDP) port")
+    device_instance: int = Field(ge=0, le=4_194_302)
+    scan_interval: float = Field(default=5.0, gt=0, le=3600, description="seconds")
+    timeout: float = Field(default=1.0, gt=0, le=30, description="APDU timeout, seconds")
+    retries: int = Field(default=1, ge=0, le=5)
+    local_endpoint: str = Field(
+        default="127.0.0.1:0", description="host:port the center binds for this device"
+    )
+    cov: bool = Field(default=True, description="SubscribeCOV (default) or polling")
+    cov_lifetime: int = Field(default=300, ge=10, le=86_400, description="seconds")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_endpoint(value)
+        return value
+
+    @field_validator("local_endpoint")
+    @classmethod
+    def _local_host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"local endpoint '{value}' is not host:port (port 0: any free)")
+        return value
+
+    @property
+    def host(self) -> str:
+        """Host part of the endpoint."""
+        return split_endpoint(self.endpoint)[0]
+
+    @property
+    def port(self) -> int:
+        """Port part of the endpoint."""
+        return split_endpoint(self.endpoint)[1]
+
+
+DeviceConfig = Annotated[
+    ModbusDeviceConfig | OpcUaDeviceConfig | BacnetDeviceConfig, Field(discriminator="protocol")
+]
+
+
+_PERCENT = re.compile(r"^(\d+(\.\d*)?|\.\d+)\s*%$")
+
+
+def _deviation(value: float | str) -> tuple[float, bool]:
+    """A deviation as (amount, is percent of span): 0.05 is in engineering units, '0.5%' of span."""
+    if isinstance(value, str):
+        match = _PERCENT.match(value.strip())
+        if match is None:
+            raise ValueError(f"'{value}' is neither a number nor a percentage like '0.5%'")
+        return float(match.group(1)), True
+    if value < 0:
+        raise ValueError("a deviation must be >= 0")
+    return float(value), False
+
+
+Deviation = float | str
+"""A deviation in engineering units (a number) or in percent of the tag's range ('0.5%')."""
+
+
+class CompressionConfig(_Strict):
+    """How a tag's samples are compressed before they are stored (docs/historian.md)."""
+
+    mode: Literal["raw", "exception", "swinging_door"] = "raw"
+    exception_deviation: Deviation = 0.0
+    compression_deviation: Deviation = 0.0
+    max_interval: float = Field(default=3600.0, gt=0, description="seconds between stored values")
+
+    @field_validator("exception_deviation", "compression_deviation")
+    @classmethod
+    def _valid_deviation(cls, value: Deviation) -> Deviation:
+        _deviation(value)
+        return value
+
+    @property
+    def uses_percent_of_span(self) -> bool:
+        """Whether a deviation is given in percent of the tag's range."""
+        return _deviation(self.exception_deviation)[1] or _deviation(self.compression_deviation)[1]
+
+    def to_settings(self) -> CompressionSettings:
+        """The historian's settings for these (percentages still to resolve per tag)."""
+        exception, exception_percent = _deviation(self.exception_deviation)
+        compression, compression_percent = _deviation(self.compression_deviation)
+        return CompressionSettings(
+            mode=self.mode,
+            exception_deviation=exception,
+            exception_is_percent_of_span=exception_percent,
+            compression_deviation=compression,
+            compression_is_percent_of_span=compression_percent,
+            max_interval_s=self.max_interval,
+        )
+
+
+class RetentionConfig(_Strict):
+    """How long the historian keeps each kind of data, in days (absent: for ever)."""
+
+    raw_days: float | None = Field(default=None, gt=0)
+    minute_rollup_days: float | None = Field(default=None, gt=0)
+    hour_rollup_days: float | None = Field(default=None, gt=0)
+
+
+class HistorianConfig(_Strict):
+    """The historian's compression default, store-and-forward spool and retention."""
+
+    compression: CompressionConfig = Field(
+        default_factory=CompressionConfig,
+        description="for numeric tags without a compression of their own",
+    )
+    spool_path: Path | None = Field(
+        default=None, description="disk spool for store and forward; absent: memory only"
+    )
+    spool_max_mb: float = Field(default=1024.0, gt=0)
+    spool_warn_percent: float = Field(default=80.0, gt=0, lt=100)
+    memory_limit: int = Field(
+        default=100_000, ge=1, description="samples held in memory before spooling the excess"
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 class TagConfig(_Strict):
@@ -99,6 +285,30 @@ class TagConfig(_Strict):
     range: tuple[float, float] | None = None
     writable: bool = False
     description: str = ""
+    scale: float = Field(default=1.0, description="engineering = raw x scale + offset")
+    offset: float = 0.0
+    compression: CompressionConfig | None = None
+
+    @model_validator(mode="after")
+    def _compression_span(self) -> TagConfig:
+        compression = self.compression
+        if compression is not None and compression.uses_percent_of_span and self.range is None:
+            raise ValueError("a compression deviation in % of span needs the tag's range")
+        return self
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero_scale(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("scale must not be zero (writes divide by it)")
+        return value
+
+    @model_validator(mode="after")
+    def _numeric_scaling(self) -> TagConfig:
+        scaled = self.scale != 1.0 or self.offset != 0.0
+        if scaled and self.data_type not in (DataType.FLOAT, DataType.INT):
+            raise ValueError(f"only numeric tags can have a scale or offset, not {self.data_type}")
+        return self
 
     @field_validator("range")
     @classmethod
@@ -120,6 +330,8 @@ class TagConfig(_Strict):
             high=high,
             writable=self.writable,
             description=self.description,
+            scale=self.scale,
+            offset=self.offset,
         )
 
 
@@ -162,6 +374,21 @@ class SiteConfig(_Strict):
     tags: list[TagConfig] = Field(min_length=1)
     rules: list[RuleConfig] = Field(default_factory=list)
     hmi: HmiConfig = Field(default_factory=HmiConfig)
+    historian: HistorianConfig = Field(default_factory=HistorianConfig)
+
+    def compression_settings(self) -> dict[str, CompressionSettings]:
+        """Each tag's compression: its own, else the historian default for numeric tags with a
+        range (or an absolute default), else raw. Percentages still to resolve per tag."""
+        default = self.historian.compression
+        settings: dict[str, CompressionSettings] = {}
+        for tag in self.tags:
+            if tag.compression is not None:
+                settings[tag.name] = tag.compression.to_settings()
+            elif tag.data_type in (DataType.FLOAT, DataType.INT) and (
+                tag.range is not None or not default.uses_percent_of_span
+            ):
+                settings[tag.name] = default.to_settings()
+        return settings
 
     def tag_defs(self) -> list[TagDef]:
         """Every tag as a shared-vocabulary definition."""
@@ -266,15 +493,21 @@ def _strip_union_tags(data: Any, location: Location) -> Location:
 # The discriminator values of the tagged unions, read from the models so they never drift.
 _UNION_TAGS = {
     str(value)
-    for model, key in ((ModbusDeviceConfig, "protocol"), (HysteresisRuleConfig, "kind"))
+    for model, key in (
+        (ModbusDeviceConfig, "protocol"),
+        (OpcUaDeviceConfig, "protocol"),
+        (BacnetDeviceConfig, "protocol"),
+        (HysteresisRuleConfig, "kind"),
+    )
     for value in get_args(model.model_fields[key].annotation)
 }
 _SECTION_MODELS: dict[str, list[type[BaseModel]]] = {
     "site": [SiteInfo],
-    "devices": [ModbusDeviceConfig],
+    "devices": [ModbusDeviceConfig, OpcUaDeviceConfig, BacnetDeviceConfig],
     "tags": [TagConfig],
     "rules": [HysteresisRuleConfig],
     "hmi": [HmiConfig],
+    "historian": [HistorianConfig],
 }
 
 

@@ -149,6 +149,10 @@ class TagDef:
     high: float | None = None
     writable: bool = False
     description: str = ""
+    scale: float = 1.0
+    """Engineering value = raw device value x ``scale`` + ``offset``; writes apply the inverse."""
+    offset: float = 0.0
+    """Added after scaling (see ``scale``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,19 @@ them together. Everything here is typed against ``controlcenter.model`` only.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from controlcenter.model import Command, CommandResult, Event, Sample, TagDef, User
+from controlcenter.model import (
+    Command,
+    CommandOrigin,
+    CommandResult,
+    Event,
+    EventKind,
+    Sample,
+    TagDef,
+    User,
+)
 
 
 class Clock(Protocol):
@@ -89,6 +98,59 @@ class HistoryReader(Protocol):
         self, start: datetime | None = None, end: datetime | None = None
     ) -> list[Event]:
         """Journaled events, oldest first."""
+        ...
+
+
+class HistoryQueryReader(HistoryReader, Protocol):
+    """History queries beyond raw values (safe to call from any thread).
+
+    Aggregate names (OPC UA Part 13): interpolative, average, time_average, minimum, maximum,
+    start, end, count, percent_good.
+    """
+
+    def read_at_times(self, tag: str, times: Sequence[datetime]) -> list[Sample]:
+        """One sample of ``tag`` per time: stored, held (step) or interpolated (linear)."""
+        ...
+
+    def read_processed(
+        self,
+        tag: str,
+        start: datetime,
+        end: datetime,
+        interval: timedelta,
+        aggregates: Sequence[str],
+    ) -> dict[str, list[Sample]]:
+        """Each named aggregate of ``tag`` per ``interval`` over [start, end)."""
+        ...
+
+    def read_trend(self, tag: str, start: datetime, end: datetime, max_points: int) -> list[Sample]:
+        """At most ``max_points`` points of ``tag`` over [start, end), extremes kept."""
+        ...
+
+    def read_commands(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        tag: str | None = None,
+        origin: CommandOrigin | None = None,
+        requested_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[CommandResult]:
+        """Journaled commands, optionally of one tag, origin or requester; oldest first."""
+        ...
+
+    def read_events(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        kind: EventKind | None = None,
+        source: str | None = None,
+        user: str | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Journaled events, optionally of one kind, source or user; oldest first."""
         ...
 
 

@@ -7,7 +7,7 @@ that the scan engine gives the affected samples.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +44,18 @@ class AddressError(DriverError):
     substatus = Substatus.CONFIG_ERROR
 
 
+class SubscriptionUnsupportedError(DriverError):
+    """The protocol or device cannot push changes; the scan engine polls instead."""
+
+    substatus = Substatus.CONFIG_ERROR
+
+
+SampleCallback = Callable[[list[Sample]], None]
+"""Receives pushed samples; called on the event loop, must not block. An empty list is a
+keep-alive: the subscription is alive and every point that sent nothing is unchanged (the scan
+engine calls a pushed point Uncertain after three intervals without either)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DriverDiagnostics:
     """A snapshot of a driver's health for the HMI and metrics."""
@@ -76,8 +88,20 @@ class Driver(Protocol):
         """Read points, one sample each; raise DriverError when the device cannot be read at all."""
         ...
 
-    async def write(self, point: TagDef, value: Value) -> Value:
-        """Write a value and return the value read back from the device; raise DriverError."""
+    async def subscribe(
+        self, points: Sequence[TagDef], callback: SampleCallback, *, interval_s: float
+    ) -> None:
+        """Have the device push changes of ``points`` to ``callback`` (OPC UA monitored items,
+        BACnet COV), sampled about every ``interval_s``; the driver restores the subscription
+        after a reconnect and delivers Bad samples while it cannot. Raise
+        SubscriptionUnsupportedError where the protocol cannot push (Modbus)."""
+        ...
+
+    async def write(self, point: TagDef, value: Value, *, priority: int | None = None) -> Value:
+        """Write a value and return the value read back from the device; raise DriverError.
+
+        ``priority`` is the command's priority (1 highest … 16, as a BACnet priority array);
+        protocols without priorities ignore it."""
         ...
 
     def diagnostics(self) -> DriverDiagnostics:

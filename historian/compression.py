@@ -35,10 +35,14 @@ from typing import Literal, Protocol
 
 from controlcenter.model import Sample, TagDef
 
-CompressionMode = Literal["raw", "deadband", "swinging_door"]
-"""``raw`` stores every sample; ``deadband`` the exception filter only; ``swinging_door`` both."""
+CompressionMode = Literal["raw", "exception", "deadband", "swinging_door"]
+"""``raw`` stores every sample; ``exception`` the exception filter only (``deadband`` is the same,
+by Ignition's name for it); ``swinging_door`` both, as PI does."""
 
-_MODES: tuple[CompressionMode, ...] = ("raw", "deadband", "swinging_door")
+COMPRESSION_MODES: tuple[CompressionMode, ...] = ("raw", "exception", "deadband", "swinging_door")
+"""Every compression mode, in order of increasing compression."""
+
+_EXCEPTION_ONLY = ("exception", "deadband")
 
 
 class CompressionConfigError(ValueError):
@@ -57,7 +61,7 @@ class CompressionSettings:
     max_interval_s: float = 3600.0
 
     def __post_init__(self) -> None:
-        if self.mode not in _MODES:
+        if self.mode not in COMPRESSION_MODES:
             raise CompressionConfigError(f"unknown compression mode {self.mode!r}")
         for name in ("exception_deviation", "compression_deviation"):
             deviation = getattr(self, name)
@@ -84,7 +88,7 @@ class CompressionSettings:
             raise CompressionConfigError("resolve percent-of-span deviations first")
         if self.mode == "raw":
             return 0.0
-        if self.mode == "deadband":
+        if self.mode in _EXCEPTION_ONLY:
             return 2.0 * self.exception_deviation
         return self.compression_deviation + 2.0 * self.exception_deviation
 
@@ -307,7 +311,7 @@ class TagCompressor:
         self._stages: tuple[SampleFilter, ...]
         if settings.mode == "raw":
             self._stages = (_PassThrough(),)
-        elif settings.mode == "deadband":
+        elif settings.mode in _EXCEPTION_ONLY:
             self._stages = (ExceptionFilter(settings.exception_deviation, settings.max_interval_s),)
         else:
             self._stages = (
@@ -370,10 +374,22 @@ class Compressor:
             {name: s.resolved_for(by_name[name]) for name, s in settings_by_tag.items()}, default
         )
 
+    @property
+    def stores_everything(self) -> bool:
+        """Whether every tag is in raw mode, so that offering samples is a no-op."""
+        return self._default.mode == "raw" and all(
+            settings.mode == "raw" for settings in self._settings.values()
+        )
+
     def offer_batch(self, samples: Iterable[Sample]) -> list[Sample]:
         """Take samples of any tags (each tag's in time order); return those to store now."""
         out: list[Sample] = []
+        compressed = self._settings
+        default_is_raw = self._default.mode == "raw"
         for sample in samples:
+            if default_is_raw and sample.tag not in compressed:
+                out.append(sample)  # raw mode: no per-tag state to keep
+                continue
             out.extend(self._compressor(sample.tag).offer(sample))
         return out
 

@@ -14,15 +14,41 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from sqlalchemy import Connection, MetaData, insert, inspect, select, text, update
+from sqlalchemy.schema import CreateColumn
 
 from controlcenter.model import utc_now
+from historian import postgres
 from historian.errors import SchemaVersionError
-from historian.schema import SCHEMA_VERSION, metadata, schema_version
+from historian.schema import (
+    SCHEMA_VERSION,
+    TAG_COMPRESSION_COLUMNS,
+    metadata,
+    samples,
+    schema_version,
+    tags,
+)
 
 MigrationStep = Callable[[Connection], None]
 """Takes a database from version N-1 to version N, inside the caller's transaction."""
 
-MIGRATIONS: Mapping[int, MigrationStep] = {}
+
+def _to_version_2(conn: Connection) -> None:
+    """Compression settings per tag, the audit journal, and (PostgreSQL) partitioned samples."""
+    present = {column["name"] for column in inspect(conn).get_columns(tags.name)}
+    for name in TAG_COMPRESSION_COLUMNS:
+        if name not in present:
+            # CreateColumn renders the column as in CREATE TABLE, with its server default, so
+            # existing tags get the default (raw) settings.
+            spec = CreateColumn(tags.c[name]).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {tags.name} ADD COLUMN {spec}")
+    if conn.dialect.name == "postgresql":
+        postgres.convert_to_partitioned(conn)
+    # Every table of this software that the database lacks (the audit journal, and any table
+    # added since without a step of its own) is created empty.
+    create_missing_tables(conn)
+
+
+MIGRATIONS: Mapping[int, MigrationStep] = {2: _to_version_2}
 """Steps by the version they produce (2, 3...); version 1 is the initial schema."""
 
 # Any constant will do: it only has to be the same for every process opening the database.
@@ -52,7 +78,10 @@ def migrate(
                 f"tables {', '.join(present)} exist but schema_version does not: "
                 "not a historian database, or one created by a foreign tool"
             )
-        tables.create_all(conn)
+        if tables is metadata:
+            create_missing_tables(conn)
+        else:
+            tables.create_all(conn)
         conn.execute(insert(schema_version).values(id=1, version=target, applied_at=utc_now()))
         return 0
     stored = conn.execute(select(schema_version.c.version)).scalar_one_or_none()
@@ -71,6 +100,21 @@ def migrate(
         step(conn)
         conn.execute(update(schema_version).values(version=version, applied_at=utc_now()))
     return found
+
+
+def create_missing_tables(conn: Connection) -> None:
+    """Create every table of ``schema.metadata`` missing from the database.
+
+    On PostgreSQL ``samples`` is created by ``historian.postgres`` (day partitions, or a
+    hypertable where TimescaleDB is installed), not as the plain table the metadata describes.
+    """
+    if conn.dialect.name == "postgresql":
+        if postgres.samples_layout(conn) is postgres.SamplesLayout.MISSING:
+            postgres.create_samples_table(conn)
+        others = [table for table in metadata.sorted_tables if table is not samples]
+        metadata.create_all(conn, tables=others, checkfirst=True)
+        return
+    metadata.create_all(conn, checkfirst=True)
 
 
 def current_version(conn: Connection) -> int:

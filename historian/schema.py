@@ -10,18 +10,23 @@ Design notes for what comes next:
   registry before writing, and a per-row foreign-key check would slow ingest for nothing.
 - Quality is the OPC UA status code (Part 4, 7.39). Codes of Bad qualities exceed 2**31, so the
   column is a BIGINT (PostgreSQL's INTEGER is signed 32-bit).
-- Only the source time is stored (as in OPC UA HA's raw history and in PI): a read returns it
-  as both the source and the server time.
+- Times are UTC to the microsecond on both backends (``historian.timetypes.UtcDateTime``). Only
+  the source time is stored (as in OPC UA HA's raw history and in PI): a read returns it as both
+  the source and the server time. A second timestamp would add 8 bytes to every row and a
+  column to every index page for a value no query uses.
 - Values of numeric and boolean tags go to ``value`` (a double); string tags use ``text_value``.
   A Bad sample with no value has both NULL.
-- Compression settings per tag, rollup tables and a spool journal arrive as new schema versions
-  (see ``historian.migrations``).
+- Version 2 added each tag's compression settings (the ones its stored samples went through,
+  so a reader knows how far an interpolated value may be off) and the audit journal.
+- On PostgreSQL ``samples`` is created by ``historian.postgres`` rather than from this metadata:
+  range-partitioned by day, or a TimescaleDB hypertable where that extension is installed.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Double,
@@ -31,11 +36,13 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    false,
+    text,
 )
 
 from historian.timetypes import UtcDateTime
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the schema this code creates and expects; bump it with every migration."""
 
 metadata = MetaData()
@@ -60,7 +67,25 @@ tags = Table(
     Column("data_type", Text, nullable=False),
     Column("low", Double, nullable=True),
     Column("high", Double, nullable=True),
+    # Compression the tag's samples went through (historian.compression.CompressionSettings).
+    # Server defaults, so that ALTER TABLE ... ADD COLUMN fills the rows of an older database.
+    Column("compression_mode", Text, nullable=False, server_default="raw"),
+    Column("exception_deviation", Double, nullable=False, server_default=text("0")),
+    Column("exception_is_percent", Boolean, nullable=False, server_default=false()),
+    Column("compression_deviation", Double, nullable=False, server_default=text("0")),
+    Column("compression_is_percent", Boolean, nullable=False, server_default=false()),
+    Column("max_interval_s", Double, nullable=False, server_default=text("3600")),
 )
+
+TAG_COMPRESSION_COLUMNS = (
+    "compression_mode",
+    "exception_deviation",
+    "exception_is_percent",
+    "compression_deviation",
+    "compression_is_percent",
+    "max_interval_s",
+)
+"""The columns of ``tags`` added by schema version 2."""
 
 samples = Table(
     "samples",
@@ -110,3 +135,56 @@ event_journal = Table(
 )
 Index("event_journal_time", event_journal.c.time)
 Index("event_journal_kind_time", event_journal.c.kind, event_journal.c.time)
+
+audit_journal = Table(
+    "audit_journal",
+    metadata,
+    # Who did what to the system itself: logins, configuration and rule changes, user changes.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", UtcDateTime, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("target", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Column("succeeded", Boolean, nullable=False, default=True),
+)
+Index("audit_journal_time", audit_journal.c.time)
+Index("audit_journal_action_time", audit_journal.c.action, audit_journal.c.time)
+
+
+def _rollup_table(name: str) -> Table:
+    """A rollup table: one row per (tag, bucket) of fixed width, maintained by historian.rollups.
+
+    Min and max (with their times, so trends draw spikes where they happened), first and last
+    (with their qualities), counts, and the integral over the bucket's own samples: what is
+    needed to merge buckets exactly, including the time-weighted average (OPC UA Part 13,
+    TimeAverage). Segments between two buckets are rebuilt from one's last and the next's first.
+    """
+    return Table(
+        name,
+        metadata,
+        Column("tag_id", Integer, nullable=False),
+        Column("bucket", UtcDateTime, nullable=False),
+        Column("count", Integer, nullable=False),
+        Column("good_count", Integer, nullable=False),
+        Column("min", Double, nullable=True),
+        Column("min_time", UtcDateTime, nullable=True),
+        Column("max", Double, nullable=True),
+        Column("max_time", UtcDateTime, nullable=True),
+        Column("first_time", UtcDateTime, nullable=False),
+        Column("first_value", Double, nullable=True),
+        Column("first_quality", BigInteger, nullable=False),
+        Column("last_time", UtcDateTime, nullable=False),
+        Column("last_value", Double, nullable=True),
+        Column("last_quality", BigInteger, nullable=False),
+        # Value-seconds and seconds of the segments inside the bucket that start on a Good value.
+        Column("integral", Double, nullable=False),
+        Column("good_seconds", Double, nullable=False),
+        Column("twa", Double, nullable=True),
+        PrimaryKeyConstraint("tag_id", "bucket", name=f"{name}_pkey"),
+        sqlite_with_rowid=False,
+    )
+
+
+rollup_1m = _rollup_table("rollup_1m")
+rollup_1h = _rollup_table("rollup_1h")

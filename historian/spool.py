@@ -84,7 +84,7 @@ _INSERT = (
 )
 _SELECT = (
     "SELECT tag, kind, value, severity, substatus, reason, source_us, server_us, naive "
-    "FROM spool ORDER BY seq LIMIT ?"
+    "FROM spool ORDER BY seq LIMIT ? OFFSET ?"
 )
 
 
@@ -166,7 +166,8 @@ class DiskSpool:
             conn.close()
             raise
         self._conn = conn
-        self._warned = self._fill_ratio(self._depth, self._used_bytes()) >= warn_fraction
+        self._last_fill = min(1.0, self._fill_ratio(self._depth, self._used_bytes()))
+        self._warned = self._last_fill >= warn_fraction
         if self._warned:
             self._log_warning(self._depth, self._used_bytes())
 
@@ -202,7 +203,7 @@ class DiskSpool:
         """
         if not samples:
             return
-        rows = [_encode(sample) for sample in samples]
+        rows = _encode_all(samples)
         with self._connection("append to") as conn:
             depth = self._depth + len(rows)
             if self._max_rows is not None and depth > self._max_rows:
@@ -226,13 +227,14 @@ class DiskSpool:
             self._depth = depth
             self._check_fill(depth, used)
 
-    def peek(self, limit: int) -> list[Sample]:
-        """The oldest ``limit`` samples (fewer if fewer are held), without removing them."""
+    def peek(self, limit: int, skip: int = 0) -> list[Sample]:
+        """The oldest ``limit`` samples after the first ``skip`` (fewer if fewer are held),
+        without removing them."""
         if limit <= 0:
             return []
         with self._connection("read") as conn:
-            rows = conn.execute(_SELECT, (limit,)).fetchall()
-        return [_decode(row) for row in rows]
+            rows = conn.execute(_SELECT, (limit, skip)).fetchall()
+        return _Decoder().decode(rows)
 
     def drop(self, count: int) -> None:
         """Remove the oldest ``count`` samples, once they are stored (or refused for good)."""
@@ -312,8 +314,13 @@ class DiskSpool:
             ratio = max(ratio, depth / self._max_rows)
         return ratio
 
+    def fill_ratio(self) -> float:
+        """How full the spool was after its last change, 0.0 to 1.0 (no I/O: safe on a loop)."""
+        return self._last_fill
+
     def _check_fill(self, depth: int, used: int) -> None:
         ratio = self._fill_ratio(depth, used)
+        self._last_fill = min(1.0, ratio)
         if not self._warned and ratio >= self._warn_fraction:
             self._warned = True
             self._log_warning(depth, used)
@@ -334,24 +341,43 @@ class DiskSpool:
         )
 
 
-def _encode(sample: Sample) -> tuple[Any, ...]:
-    kind, value = _encode_value(sample.value)
-    naive = sample.source_time.utcoffset() is None
-    if (sample.server_time.utcoffset() is None) != naive:
-        # One flag covers both times; a sample mixing them is not something a driver produces.
-        raise ValueError(f"sample of {sample.tag} mixes a naive and an aware time")
-    quality = sample.quality
-    return (
-        sample.tag,
-        int(kind),
-        value,
-        quality.severity.value,
-        quality.substatus.value,
-        quality.reason,
-        _to_us(sample.source_time, naive),
-        _to_us(sample.server_time, naive),
-        int(naive),
-    )
+def _encode_all(samples: Sequence[Sample]) -> list[tuple[Any, ...]]:
+    """The spool rows of ``samples``, converting each distinct time and quality once.
+
+    Keyed by id(): every object of ``samples`` stays alive while this runs, so no id is reused.
+    """
+    times: dict[int, tuple[int, bool]] = {}
+    qualities: dict[int, tuple[int, str, str]] = {}
+    float_kind = int(_Kind.FLOAT)
+    pack = _DOUBLE.pack
+    rows: list[tuple[Any, ...]] = []
+    for sample in samples:
+        source, server = sample.source_time, sample.server_time
+        source_us, naive = times.get(id(source)) or _time_columns(times, source)
+        server_us, server_naive = times.get(id(server)) or _time_columns(times, server)
+        if server_naive is not naive:
+            # One flag covers both times; a sample mixing them is not something a driver makes.
+            raise ValueError(f"sample of {sample.tag} mixes a naive and an aware time")
+        quality = sample.quality
+        quality_columns = qualities.get(id(quality))
+        if quality_columns is None:
+            quality_columns = (quality.severity.value, quality.substatus.value, quality.reason)
+            qualities[id(quality)] = quality_columns
+        value = sample.value
+        stored: object
+        if type(value) is float:
+            kind, stored = float_kind, pack(value)
+        else:
+            value_kind, stored = _encode_value(value)
+            kind = int(value_kind)
+        rows.append((sample.tag, kind, stored, *quality_columns, source_us, server_us, int(naive)))
+    return rows
+
+
+def _time_columns(cache: dict[int, tuple[int, bool]], moment: datetime) -> tuple[int, bool]:
+    naive = moment.utcoffset() is None
+    columns = cache[id(moment)] = (_to_us(moment, naive), naive)
+    return columns
 
 
 def _encode_value(value: Value | None) -> tuple[_Kind, object]:
@@ -372,19 +398,43 @@ def _encode_value(value: Value | None) -> tuple[_Kind, object]:
     raise TypeError(f"cannot spool a value of type {type(value).__name__}")
 
 
-def _decode(row: tuple[Any, ...]) -> Sample:
-    tag, kind, value, severity, substatus, reason, source_us, server_us, naive = row
-    try:
-        quality = Quality(Severity(severity), Substatus(substatus), reason)
-        return Sample(
-            tag,
-            _decode_value(_Kind(kind), value),
-            quality,
-            _from_us(source_us, bool(naive)),
-            _from_us(server_us, bool(naive)),
-        )
-    except (ValueError, TypeError, struct.error) as err:
-        raise SpoolError(f"unreadable spooled sample of {tag!r}: {err}") from err
+class _Decoder:
+    """Turns spool rows back into samples, building each distinct quality and time once.
+
+    Qualities repeat (mostly Good) and so do times (one per scan of a device); both are
+    immutable, so the samples of a peek share them. Replay speed is the spool's decode speed.
+    """
+
+    def __init__(self) -> None:
+        self._qualities: dict[tuple[int, str, str], Quality] = {}
+        self._times: dict[tuple[int, int], datetime] = {}
+
+    def decode(self, rows: list[tuple[Any, ...]]) -> list[Sample]:
+        """The samples of ``rows``, in order."""
+        qualities, times = self._qualities, self._times
+        float_kind = int(_Kind.FLOAT)
+        unpack = _DOUBLE.unpack
+        out: list[Sample] = []
+        for row in rows:
+            tag, kind, value, severity, substatus, reason, source_us, server_us, naive = row
+            try:
+                quality = qualities.get((severity, substatus, reason))
+                if quality is None:
+                    quality = Quality(Severity(severity), Substatus(substatus), reason)
+                    qualities[(severity, substatus, reason)] = quality
+                source = times.get((source_us, naive))
+                if source is None:
+                    source = times[(source_us, naive)] = _from_us(source_us, bool(naive))
+                server = times.get((server_us, naive))
+                if server is None:
+                    server = times[(server_us, naive)] = _from_us(server_us, bool(naive))
+                decoded = (
+                    unpack(value)[0] if kind == float_kind else _decode_value(_Kind(kind), value)
+                )
+                out.append(Sample(tag, decoded, quality, source, server))
+            except (ValueError, TypeError, struct.error) as err:
+                raise SpoolError(f"unreadable spooled sample of {tag!r}: {err}") from err
+        return out
 
 
 def _decode_value(kind: _Kind, value: Any) -> Value | None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from math import isnan
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.elements import KeyedColumnElement
 
 from controlcenter.model import (
     Command,
@@ -27,6 +30,13 @@ from controlcenter.model import (
     Sample,
     TagDef,
 )
+from historian.audit import AuditAction, AuditRecord
+from historian.compression import (
+    COMPRESSION_MODES,
+    RAW,
+    CompressionMode,
+    CompressionSettings,
+)
 from historian.engine import WRITE_TRANSACTION, create_historian_engine
 from historian.errors import (
     HistorianClosedError,
@@ -36,7 +46,16 @@ from historian.errors import (
     UnknownTagError,
 )
 from historian.migrations import current_version, migrate
-from historian.schema import command_journal, event_journal, samples, tags
+from historian.postgres import SampleCopier, SampleRow, samples_layout
+from historian.schema import (
+    TAG_COMPRESSION_COLUMNS,
+    audit_journal,
+    command_journal,
+    event_journal,
+    samples,
+    tags,
+)
+from historian.timetypes import to_epoch_us
 from historian.values import (
     ValueMismatchError,
     decode_json_value,
@@ -47,6 +66,16 @@ from historian.values import (
 
 _NAME_CHUNK = 500
 """Tag names per IN (...) lookup, well under every backend's bound-parameter limit."""
+
+_UNSEEN: Any = object()
+"""Marks a time not converted yet (None means a naive time)."""
+
+_SQLITE_INSERT_SAMPLES = (
+    "INSERT INTO samples (tag_id, time, value, text_value, quality, reason) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tag_id, time) DO NOTHING"
+)
+"""The SQLite sample insert, run through DB-API executemany with plain tuples: SQLAlchemy's
+per-row parameter processing would cost more than SQLite's own insert."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +116,13 @@ class SqlHistorian:
         try:
             with self._storage_errors("open the historian"), self._write() as conn:
                 migrate(conn)
+                # PostgreSQL writes go through COPY into day partitions (historian.postgres).
+                self._copier = (
+                    SampleCopier(samples_layout(conn)) if self._dialect == "postgresql" else None
+                )
         except BaseException:
             self._engine.dispose()
             raise
-        self._insert_samples = self._dialect_insert(samples).on_conflict_do_nothing(
-            index_elements=[samples.c.tag_id, samples.c.time]
-        )
 
     @classmethod
     def open(
@@ -130,13 +160,23 @@ class SqlHistorian:
 
     # --- tags -------------------------------------------------------------------------------
 
-    def ensure_tags(self, tag_defs: Sequence[TagDef]) -> None:
-        """Register tags, or update the unit, description, type and range of known ones."""
+    def ensure_tags(
+        self,
+        tag_defs: Sequence[TagDef],
+        compression: Mapping[str, CompressionSettings] | None = None,
+    ) -> None:
+        """Register tags, or update the unit, description, type and range of known ones.
+
+        With ``compression``, also record each tag's compression settings (raw for a tag not in
+        it), which is what its samples go through from now on; without, keep what is recorded.
+        """
         by_name = {tag.name: tag for tag in tag_defs}
         if not by_name:
             return
-        rows = [
-            {
+        described = ["unit", "description", "data_type", "low", "high"]
+        rows: list[dict[str, Any]] = []
+        for tag in by_name.values():
+            row: dict[str, Any] = {
                 "name": tag.name,
                 "unit": tag.unit,
                 "description": tag.description,
@@ -144,21 +184,36 @@ class SqlHistorian:
                 "low": tag.low,
                 "high": tag.high,
             }
-            for tag in by_name.values()
-        ]
+            if compression is not None:
+                row.update(_compression_columns(compression.get(tag.name, RAW)))
+            rows.append(row)
+        updated = described if compression is None else [*described, *TAG_COMPRESSION_COLUMNS]
         insert = self._dialect_insert(tags)
         upsert = insert.on_conflict_do_update(
-            index_elements=[tags.c.name],
-            set_={
-                name: insert.excluded[name]
-                for name in ("unit", "description", "data_type", "low", "high")
-            },
+            index_elements=[tags.c.name], set_={name: insert.excluded[name] for name in updated}
         )
         with self._storage_errors("register tags"), self._write() as conn:
             conn.execute(upsert, rows)
             refs = self._select_tag_refs(conn, by_name)
         with self._tag_lock:
             self._tag_refs.update(refs)
+
+    def compression_settings(self) -> dict[str, CompressionSettings]:
+        """The recorded compression settings of every registered tag, by tag name."""
+        query = select(tags.c.name, *(tags.c[name] for name in TAG_COMPRESSION_COLUMNS))
+        with self._storage_errors("read compression settings"), self._read() as conn:
+            result = conn.execute(query).all()
+        return {
+            row[0]: CompressionSettings(
+                mode=_compression_mode(row[1]),
+                exception_deviation=float(row[2]),
+                exception_is_percent_of_span=bool(row[3]),
+                compression_deviation=float(row[4]),
+                compression_is_percent_of_span=bool(row[5]),
+                max_interval_s=float(row[6]),
+            )
+            for row in result
+        }
 
     def _resolve_tags(self, names: Iterable[str]) -> dict[str, _TagRef]:
         """Tag references by name, asking the database for names not cached (another process
@@ -196,36 +251,80 @@ class SqlHistorian:
         """
         if not samples:
             return
-        refs = self._resolve_tags(sample.tag for sample in samples)
-        rows: list[dict[str, Any]] = []
+        # The database first, then the rows: while it is unreachable or locked, a retry fails
+        # before spending time converting a batch that cannot be written.
+        try:
+            with self._storage_errors("write samples"):
+                if self._copier is None:
+                    with self._write() as conn:
+                        conn.exec_driver_sql(_SQLITE_INSERT_SAMPLES, self._sample_rows(samples))
+                else:
+                    self._copy_samples(self._copier, samples)
+        except StorageError:
+            if self._copier is not None:
+                # The partitions may be what failed (dropped by retention, a restore...).
+                self._copier.forget_partitions()
+            raise
+
+    def _copy_samples(self, copier: SampleCopier, samples: Sequence[Sample]) -> None:
+        with self._live_engine().connect() as conn:
+            rows = self._sample_rows(samples)
+            # Partitions first, in their own short transaction: creating one locks the parent
+            # table, which should not be held for the whole batch.
+            with conn.begin():
+                copier.prepare_partitions(conn, [row[1] for row in rows])
+            conn.execution_options(**{WRITE_TRANSACTION: True})
+            with conn.begin():
+                copier.copy_rows(conn, rows)
+
+    def _sample_rows(self, batch: Sequence[Sample]) -> list[SampleRow]:
+        """The rows of ``samples`` for a batch, in column order (the hot path: no dicts)."""
+        refs = self._resolve_tags({sample.tag for sample in batch})
+        sqlite_times = self._copier is None
+        rows: list[SampleRow] = []
         rejected: list[Rejection] = []
-        for sample in samples:
+        # Qualities and times repeat (one Good object; one time per scan of a device): convert
+        # each distinct object once. Keyed by id(): every object of the batch stays alive while
+        # this runs, so no id is reused. A naive time converts to None and is refused.
+        quality_columns: dict[int, tuple[int, str | None]] = {}
+        time_columns: dict[int, Any] = {}
+        float_type = DataType.FLOAT
+        for sample in batch:
             ref = refs.get(sample.tag)
             if ref is None:
                 rejected.append(Rejection(sample, f"unknown tag {sample.tag!r}"))
                 continue
-            if sample.source_time.utcoffset() is None:
+            moment = sample.source_time
+            time_column = time_columns.get(id(moment), _UNSEEN)
+            if time_column is _UNSEEN:
+                if moment.utcoffset() is None:
+                    time_column = None
+                else:
+                    time_column = to_epoch_us(moment) if sqlite_times else moment
+                time_columns[id(moment)] = time_column
+            if time_column is None:
                 rejected.append(Rejection(sample, "naive source time (UTC-aware required)"))
                 continue
-            try:
-                value, text_value = encode_sample_value(ref.data_type, sample.value)
-            except ValueMismatchError as err:
-                rejected.append(Rejection(sample, str(err)))
-                continue
-            rows.append(
-                {
-                    "tag_id": ref.id,
-                    "time": sample.source_time,
-                    "value": value,
-                    "text_value": text_value,
-                    "quality": sample.quality.status_code,
-                    "reason": sample.quality.reason or None,
-                }
-            )
+            value = sample.value
+            if ref.data_type is float_type and type(value) is float and not isnan(value):
+                # The common case, decided without a call: a float (not NaN) of a float tag.
+                number: float | None = value
+                text_value: str | None = None
+            else:
+                try:
+                    number, text_value = encode_sample_value(ref.data_type, value)
+                except ValueMismatchError as err:
+                    rejected.append(Rejection(sample, str(err)))
+                    continue
+            quality = sample.quality
+            code_reason = quality_columns.get(id(quality))
+            if code_reason is None:
+                code_reason = (quality.status_code, quality.reason or None)
+                quality_columns[id(quality)] = code_reason
+            rows.append((ref.id, time_column, number, text_value, *code_reason))
         if rejected:
             raise InvalidSamplesError(tuple(rejected))
-        with self._storage_errors("write samples"), self._write() as conn:
-            conn.execute(self._insert_samples, rows)
+        return rows
 
     def read_raw(
         self, tag: str, start: datetime | None = None, end: datetime | None = None
@@ -301,11 +400,28 @@ class SqlHistorian:
             conn.execute(insert, [row])
 
     def read_commands(
-        self, start: datetime | None = None, end: datetime | None = None
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        tag: str | None = None,
+        origin: CommandOrigin | None = None,
+        requested_by: str | None = None,
+        limit: int | None = None,
     ) -> list[CommandResult]:
-        """Journaled commands issued in [start, end] with their results, oldest first."""
+        """Journaled commands issued in [start, end] with their results, oldest first.
+
+        Optionally only those of ``tag``, of ``origin`` or ``requested_by`` a user or rule;
+        with ``limit``, the newest ``limit`` of them (still oldest first).
+        """
         query = select(command_journal).where(*_within(command_journal.c.issued_at, start, end))
-        query = query.order_by(command_journal.c.issued_at, command_journal.c.id)
+        if tag is not None:
+            query = query.where(command_journal.c.tag == tag)
+        if origin is not None:
+            query = query.where(command_journal.c.origin == origin.value)
+        if requested_by is not None:
+            query = query.where(command_journal.c.requested_by == requested_by)
+        query = _newest_last(query, limit, command_journal.c.issued_at, command_journal.c.id)
         with self._storage_errors("read the command journal"), self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [
@@ -350,12 +466,23 @@ class SqlHistorian:
         end: datetime | None = None,
         *,
         kind: EventKind | None = None,
+        source: str | None = None,
+        user: str | None = None,
+        limit: int | None = None,
     ) -> list[Event]:
-        """Journaled events with start <= time <= end (and of ``kind`` if given), oldest first."""
+        """Journaled events with start <= time <= end, oldest first.
+
+        Optionally only those of ``kind``, from ``source`` (a tag, a rule, a device...) or of
+        ``user``; with ``limit``, the newest ``limit`` of them (still oldest first).
+        """
         query = select(event_journal).where(*_within(event_journal.c.time, start, end))
         if kind is not None:
             query = query.where(event_journal.c.kind == kind.value)
-        query = query.order_by(event_journal.c.time, event_journal.c.id)
+        if source is not None:
+            query = query.where(event_journal.c.source == source)
+        if user is not None:
+            query = query.where(event_journal.c.user_name == user)
+        query = _newest_last(query, limit, event_journal.c.time, event_journal.c.id)
         with self._storage_errors("read the event journal"), self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [
@@ -366,6 +493,48 @@ class SqlHistorian:
                 message=row["message"],
                 user=row["user_name"],
                 severity=int(row["severity"]),
+            )
+            for row in rows
+        ]
+
+    # --- audit journal ----------------------------------------------------------------------
+
+    def journal_audit(self, record: AuditRecord) -> None:
+        """Journal an audited action (a login, a configuration or rule change...)."""
+        _require_aware(record.time, "time")
+        row = {
+            "time": record.time,
+            "action": record.action.value,
+            "user_name": record.user,
+            "target": record.target,
+            "detail": record.detail,
+            "succeeded": record.succeeded,
+        }
+        with self._storage_errors("journal an audit record"), self._write() as conn:
+            conn.execute(audit_journal.insert(), [row])
+
+    def read_audit(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        action: AuditAction | None = None,
+    ) -> list[AuditRecord]:
+        """Audit records with start <= time <= end (and of ``action`` if given), oldest first."""
+        query = select(audit_journal).where(*_within(audit_journal.c.time, start, end))
+        if action is not None:
+            query = query.where(audit_journal.c.action == action.value)
+        query = query.order_by(audit_journal.c.time, audit_journal.c.id)
+        with self._storage_errors("read the audit journal"), self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            AuditRecord(
+                time=row["time"],
+                action=AuditAction(row["action"]),
+                user=row["user_name"],
+                target=row["target"],
+                detail=row["detail"],
+                succeeded=bool(row["succeeded"]),
             )
             for row in rows
         ]
@@ -391,6 +560,25 @@ class SqlHistorian:
         with self._live_engine().connect() as conn, conn.begin():
             yield conn
 
+    def raw_connection(self) -> PoolProxiedConnection:
+        """A DB-API connection from the store's pool (configured as the store's own), for
+        tools that measure the database itself; close it to give it back."""
+        return self._live_engine().raw_connection()
+
+    @contextmanager
+    def reading(self, action: str) -> Iterator[Connection]:
+        """A read transaction for the query modules; a database failure is a StorageError
+        saying it could not ``action``."""
+        with self._storage_errors(action), self._read() as conn:
+            yield conn
+
+    @contextmanager
+    def writing(self, action: str) -> Iterator[Connection]:
+        """A write transaction for rollups and retention; a database failure is a StorageError
+        saying it could not ``action``."""
+        with self._storage_errors(action), self._write() as conn:
+            yield conn
+
     @staticmethod
     @contextmanager
     def _storage_errors(action: str) -> Iterator[None]:
@@ -405,6 +593,39 @@ class SqlHistorian:
         if self._dialect == "sqlite":
             return sqlite.insert(table)
         return postgresql.insert(table)
+
+
+def _compression_columns(settings: CompressionSettings) -> dict[str, Any]:
+    return {
+        "compression_mode": settings.mode,
+        "exception_deviation": settings.exception_deviation,
+        "exception_is_percent": settings.exception_is_percent_of_span,
+        "compression_deviation": settings.compression_deviation,
+        "compression_is_percent": settings.compression_is_percent_of_span,
+        "max_interval_s": settings.max_interval_s,
+    }
+
+
+def _compression_mode(stored: str) -> CompressionMode:
+    for mode in COMPRESSION_MODES:
+        if mode == stored:
+            return mode
+    raise StorageError(f"unknown compression mode {stored!r} recorded in the tags table")
+
+
+def _newest_last(
+    query: Select[Any],
+    limit: int | None,
+    time: KeyedColumnElement[Any],
+    row_id: KeyedColumnElement[Any],
+) -> Select[Any]:
+    """Order oldest first; with ``limit``, keep only the newest ``limit`` rows."""
+    if limit is None:
+        return query.order_by(time, row_id)
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, not {limit}")
+    newest = query.order_by(time.desc(), row_id.desc()).limit(limit).subquery()
+    return select(newest).order_by(newest.c[time.key], newest.c[row_id.key])
 
 
 def _within(

@@ -1,8 +1,11 @@
-"""The simulated city: its devices' physics running on a clock, served over their protocols.
+"""The simulated city: every domain's physics on one clock and one weather, each device served
+over its own protocol on its own port.
 
-Today the city has one water tank RTU on Modbus TCP. A physics loop integrates the simulated
-time elapsed since its last step every 50 ms of wall time and publishes the results into the
-protocol servers, so a clock running 600 times faster than the wall only means bigger steps.
+Domains: the water network (Modbus TCP), streetlights (OPC UA), district heating (Modbus TCP) and
+buildings (BACnet/IP). A physics loop integrates the simulated time elapsed since its last step
+every ``physics_period_s`` of wall time, then publishes every device's points into its server; a
+clock running 600 times faster than the wall only means bigger steps, which every model
+integrates stably.
 """
 
 from __future__ import annotations
@@ -10,19 +13,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 from zoneinfo import ZoneInfo
 
-from plc_sim.modbus_server import TankModbusServer
-from plc_sim.points import TANK1_DEVICE, SimPoint, tank_points
-from plc_sim.tank import Tank, TankParams
+from plc_sim.bacnet_server import BacnetDeviceServer
+from plc_sim.buildings import BuildingStock
+from plc_sim.device import FaultKind, SimDevice
+from plc_sim.domain import DeviceServer, DomainModel
+from plc_sim.heating import HeatingNetwork
+from plc_sim.lighting import LightingNetwork
+from plc_sim.modbus_device_server import ModbusDeviceServer
+from plc_sim.opcua_security import OpcUaServerSecurity
+from plc_sim.opcua_server import OpcUaDeviceServer
+from plc_sim.points import SimPoint, sim_point
+from plc_sim.water import WaterNetwork
+from plc_sim.weather import Weather
 
 _log = logging.getLogger(__name__)
 
-PHYSICS_PERIOD_S = 0.05
-"""Wall-clock seconds between two physics steps."""
+DOMAINS = ("water", "lights", "heat", "bldg")
+"""The city's domains, by the first segment of their tag names."""
 
 MAX_CATCH_UP_S = 3600.0
 """Longest simulated interval one step integrates; a longer stall (a suspended process) is
@@ -41,29 +55,89 @@ class SimulationClock(Protocol):
         ...
 
 
-class SimulatedCity:
-    """Runs the simulated devices and their protocol servers; use ``async with`` or start/stop."""
+@dataclass(frozen=True, slots=True)
+class CityOptions:
+    """What city to build and where to serve it."""
 
-    def __init__(
-        self,
-        clock: SimulationClock,
-        *,
-        host: str = "127.0.0.1",
-        modbus_port: int = 0,
-        seed: int = 1,
-        tz: str = "Europe/Vienna",
-        tank_params: TankParams | None = None,
-    ) -> None:
+    scale: int = 1
+    """Multiplies each domain's assets (pump stations, districts, substations, buildings)."""
+    seed: int = 1
+    host: str = "127.0.0.1"
+    base_port: int = 0
+    """0: every device on any free port; otherwise device number i listens on base_port + i
+    (TCP for Modbus and OPC UA, UDP for BACnet)."""
+    latitude: float = 52.37
+    longitude: float = 4.90
+    timezone: str = "Europe/Amsterdam"
+    domains: frozenset[str] = field(default_factory=lambda: frozenset(DOMAINS))
+    opcua_security: OpcUaServerSecurity | None = None
+    physics_period_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.scale < 1:
+            raise ValueError(f"scale must be at least 1, got {self.scale}")
+        unknown = sorted(self.domains - set(DOMAINS))
+        if unknown:
+            raise ValueError(f"unknown domains {unknown}; the city has {list(DOMAINS)}")
+        if not 0 <= self.base_port <= 65535:
+            raise ValueError(f"base port {self.base_port} outside 0-65535")
+        if not self.physics_period_s > 0:
+            raise ValueError("the physics period must be positive")
+
+
+class UnknownDeviceError(KeyError):
+    """No simulated device has that name."""
+
+
+class SimulatedCity:
+    """Runs the city's physics and its devices' servers; use ``async with`` or start/stop."""
+
+    def __init__(self, clock: SimulationClock, options: CityOptions | None = None) -> None:
         self._clock = clock
-        self._host = host
-        params = tank_params or TankParams()
-        self.tank = Tank(params=params, seed=seed, tz=ZoneInfo(tz))
-        self._tank_server = TankModbusServer(
-            self.tank, host=host, port=modbus_port, before_write=self._integrate
-        )
-        self._points = tank_points(TANK1_DEVICE, "water.tank1", params.height_m)
+        self.options = options = options or CityOptions()
+        tz = ZoneInfo(options.timezone)
+        self.weather = Weather(options.latitude, options.longitude, seed=options.seed)
+        models: list[DomainModel] = []
+        self.water: WaterNetwork | None = None
+        self.lighting: LightingNetwork | None = None
+        self.heating: HeatingNetwork | None = None
+        self.buildings: BuildingStock | None = None
+        if "water" in options.domains:
+            self.water = WaterNetwork(scale=options.scale, seed=options.seed, tz=tz)
+            models.append(self.water)
+        if "lights" in options.domains:
+            self.lighting = LightingNetwork(
+                scale=options.scale,
+                seed=options.seed,
+                latitude=options.latitude,
+                longitude=options.longitude,
+            )
+            models.append(self.lighting)
+        if "heat" in options.domains:
+            self.heating = HeatingNetwork(scale=options.scale, seed=options.seed, tz=tz)
+            models.append(self.heating)
+        if "bldg" in options.domains:
+            self.buildings = BuildingStock(scale=options.scale, seed=options.seed, tz=tz)
+            models.append(self.buildings)
+        self._models = tuple(models)
+        self._devices = {device.name: device for model in models for device in model.devices()}
+        self._servers: dict[str, DeviceServer] = {}
+        for index, device in enumerate(self._devices.values()):
+            port = options.base_port + index if options.base_port else 0
+            self._servers[device.name] = self._server_for(device, port)
+            device.before_write = self._integrate
         self._physics_task: asyncio.Task[None] | None = None
         self._last_step_at = 0.0
+
+    def _server_for(self, device: SimDevice, port: int) -> DeviceServer:
+        host = self.options.host
+        if device.protocol == "modbus":
+            return ModbusDeviceServer(device, host=host, port=port)
+        if device.protocol == "opcua":
+            return OpcUaDeviceServer(
+                device, host=host, port=port, security=self.options.opcua_security
+            )
+        return BacnetDeviceServer(device, host=host, port=port)
 
     @property
     def clock(self) -> SimulationClock:
@@ -75,32 +149,82 @@ class SimulatedCity:
         """Whether the servers and the physics loop are running."""
         return self._physics_task is not None
 
+    def devices(self) -> tuple[SimDevice, ...]:
+        """Every simulated device, in the fixed order their ports are numbered."""
+        return tuple(self._devices.values())
+
+    def device(self, name: str) -> SimDevice:
+        """The device called ``name``; UnknownDeviceError names the known ones' domains."""
+        try:
+            return self._devices[name]
+        except KeyError as err:
+            raise UnknownDeviceError(f"the simulated city has no device {name!r}") from err
+
+    def server(self, name: str) -> DeviceServer:
+        """The protocol server of device ``name``."""
+        self.device(name)
+        return self._servers[name]
+
     def endpoints(self) -> dict[str, tuple[str, int]]:
-        """Device name → (host, port) of each running device server."""
-        return {TANK1_DEVICE: (self._host, self._tank_server.port)}
+        """Device name → (host, port) where it listens (planned ports before ``start``)."""
+        host = self.options.host
+        if self.running:
+            return {name: (host, server.port) for name, server in self._servers.items()}
+        base = self.options.base_port
+        return {
+            name: (host, base + index if base else 0) for index, name in enumerate(self._servers)
+        }
 
     def points(self) -> tuple[SimPoint, ...]:
-        """Every point every simulated device exposes."""
-        return self._points
+        """Every point every simulated device exposes, device by device."""
+        result: list[SimPoint] = []
+        for name, server in self._servers.items():
+            device = self._devices[name]
+            addresses = server.addresses()
+            result.extend(
+                sim_point(name, device.protocol, spec, addresses[spec.tag])
+                for spec in device.points
+            )
+        return tuple(result)
 
     async def start(self) -> None:
-        """Start the protocol servers and the physics loop."""
+        """Start every device's server and the physics loop."""
         if self._physics_task is not None:
             raise RuntimeError("the simulated city is already running")
         self._last_step_at = self._clock.monotonic()
-        self.tank.step(0.0, self._clock.now())
-        await self._tank_server.start()
+        self._step_models(0.0)
+        servers = list(self._servers.values())
+        results = await asyncio.gather(
+            *(server.start() for server in servers), return_exceptions=True
+        )
+        failures = [
+            (server.device.name, result)
+            for server, result in zip(servers, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
+        if failures:
+            await self._stop_servers()
+            name, error = failures[0]
+            raise OSError(
+                f"{len(failures)} simulated device(s) could not start; first: {name}: {error}"
+            ) from error
+        await self._publish_all()
         self._physics_task = asyncio.create_task(self._run_physics(), name="plc_sim physics")
-        _log.info("simulated city running: %s", self.endpoints())
+        _log.info("simulated city running: %d devices", len(servers))
 
     async def stop(self) -> None:
-        """Stop the physics loop and the servers; idempotent, never raises."""
+        """Stop the physics loop and every server; idempotent, never raises."""
         task, self._physics_task = self._physics_task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._tank_server.stop()
+        await self._stop_servers()
+
+    async def _stop_servers(self) -> None:
+        await asyncio.gather(
+            *(server.stop() for server in self._servers.values()), return_exceptions=True
+        )
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -114,28 +238,61 @@ class SimulatedCity:
     ) -> None:
         await self.stop()
 
+    def set_fault(
+        self,
+        device: str,
+        kind: FaultKind,
+        *,
+        delay_s: float | None = None,
+        error_code: int | None = None,
+        noise: float | None = None,
+    ) -> None:
+        """Give a device a fault; its server carries it out from its next request or publish."""
+        self.device(device).set_fault(kind, delay_s=delay_s, error_code=error_code, noise=noise)
+        _log.info("fault %s set on %s", kind.value, device)
+
+    def clear_fault(self, device: str, kind: FaultKind | None = None) -> None:
+        """Clear one fault of a device, or all of them."""
+        self.device(device).clear_fault(kind)
+        _log.info("fault %s cleared on %s", "all" if kind is None else kind.value, device)
+
+    async def restart_device(self, device: str) -> None:
+        """Restart a device's server on the same port, as a PLC reboot: clients lose sessions."""
+        await self.server(device).restart()
+        _log.info("device %s restarted", device)
+
     async def step_now(self) -> None:
         """Integrate up to the clock's current time and publish (the loop calls this)."""
         self._integrate()
-        await self._tank_server.publish()
+        await self._publish_all()
 
     def _integrate(self) -> None:
-        """Advance the physics by the simulated time elapsed since the last step."""
         now_s = self._clock.monotonic()
         elapsed_s = now_s - self._last_step_at
         self._last_step_at = now_s
         if elapsed_s > MAX_CATCH_UP_S:
             _log.warning("physics fell %.0f s behind the clock; skipping ahead", elapsed_s)
             elapsed_s = MAX_CATCH_UP_S
-        self.tank.step(max(0.0, elapsed_s), self._clock.now())
+        self._step_models(max(0.0, elapsed_s))
+
+    def _step_models(self, dt_s: float) -> None:
+        now = self._clock.now()
+        weather = self.weather.step(dt_s, now)
+        for model in self._models:
+            model.step(dt_s, now, weather)
+
+    async def _publish_all(self) -> None:
+        for server in self._servers.values():
+            await server.publish()
 
     async def _run_physics(self) -> None:
         failing = False
+        period = self.options.physics_period_s
         while True:
             try:
                 await self.step_now()
             except Exception as err:
-                # A fault in one step must not end the simulation; say so once, not 20 times/s.
+                # A fault in one step must not end the simulation; say so once, not every step.
                 if not failing:
                     _log.error("physics step failed: %s", err, exc_info=True)
                 failing = True
@@ -143,4 +300,12 @@ class SimulatedCity:
                 if failing:
                     _log.info("physics steps recovered")
                 failing = False
-            await asyncio.sleep(PHYSICS_PERIOD_S)
+            await asyncio.sleep(period)
+
+
+def devices_by_domain(devices: Iterable[SimDevice]) -> dict[str, list[SimDevice]]:
+    """Devices grouped by their domain (the first segment of the device name)."""
+    grouped: dict[str, list[SimDevice]] = {}
+    for device in devices:
+        grouped.setdefault(device.name.split(".", 1)[0], []).append(device)
+    return grouped

@@ -1,40 +1,62 @@
 """The Modbus TCP driver: planned reads, writes with readback, errors mapped to the driver tree.
 
-pymodbus stays behind this module: its exceptions become ``drivers.base`` errors here, with the
-cause chained. The driver owns its connection: pymodbus' own background reconnect is disabled,
-and a call that finds the device disconnected makes one connection attempt (a new client) before
-failing, so the scan engine's period paces the retries.
+pymodbus stays behind this module and ``drivers.modbus.connection``: its exceptions become
+``drivers.base`` errors there, with the cause chained. A driver serves one unit id; drivers of
+one endpoint share one ``ModbusConnection`` (see ``ModbusGateways``).
+
+Reads follow a plan (``drivers.modbus.planner``) cached until the points or the device's known
+holes change. A merged request answered with exception 2 (illegal data address, MAP 7) is split
+in two and each half re-read, down to single points; a hole found between two halves that read
+fine is remembered, so later plans go around it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
 from controlcenter.model import DataType, Quality, Sample, Substatus, TagDef, Value
 from controlcenter.ports import Clock
 from drivers.base import (
     AddressError,
-    CommunicationTimeoutError,
     DeviceRejectedError,
     DriverDiagnostics,
     DriverError,
-    NotConnectedError,
+    SampleCallback,
+    SubscriptionUnsupportedError,
 )
-from drivers.modbus.address import ModbusAddress, Table, ValueType, check_compatible, parse_address
-from drivers.modbus.codec import CodecError, decode_registers, encode_value
+from drivers.health import DriverHealth
+from drivers.modbus.address import (
+    REGISTER_BITS,
+    ModbusAddress,
+    Table,
+    ValueType,
+    check_compatible,
+    parse_address,
+)
+from drivers.modbus.codec import (
+    CodecError,
+    decode_bytes,
+    encode_value,
+    registers_to_bytes,
+)
 from drivers.modbus.config import ModbusDeviceConfig
-from drivers.modbus.planner import ReadRequest, plan_reads
+from drivers.modbus.connection import (
+    ConnectionSettings,
+    ModbusCall,
+    ModbusConnection,
+    quiet_pymodbus_logging,
+)
+from drivers.modbus.planner import ReadRequest, RejectedRanges, plan_reads
 
 _log = logging.getLogger(__name__)
+
+__all__ = ["EXCEPTION_NAMES", "ModbusDriver", "describe_exception", "quiet_pymodbus_logging"]
 
 EXCEPTION_NAMES: dict[int, str] = {
     1: "illegal function",
@@ -49,10 +71,10 @@ EXCEPTION_NAMES: dict[int, str] = {
 }
 """Exception codes of the Modbus Application Protocol v1.1b3, section 7."""
 
-_PYMODBUS_LOGGER = "pymodbus"
+ILLEGAL_DATA_ADDRESS = 2
+"""MAP 7: the request touches an address the device does not have."""
 
-# pymodbus reports an unanswered request as a ModbusIOException with this text.
-_NO_RESPONSE_MARK = "No response received"
+_GOOD = Quality.good()
 
 
 def describe_exception(code: int) -> str:
@@ -60,39 +82,51 @@ def describe_exception(code: int) -> str:
     return f"Modbus exception {code} ({EXCEPTION_NAMES.get(code, 'unknown exception code')})"
 
 
-def quiet_pymodbus_logging() -> None:
-    """Keep pymodbus from logging expected field faults (timeouts, refused connections).
-
-    The driver reports those itself, once per state change. A level configured explicitly for
-    the ``pymodbus`` logger is left as it is.
-    """
-    logger = logging.getLogger(_PYMODBUS_LOGGER)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.CRITICAL)
-
-
 @dataclass(frozen=True, slots=True)
 class _Point:
-    """A point to read: its tag definition and parsed address."""
+    """A point to read: its tag definition, parsed address and whether it is scaled."""
 
     tag: TagDef
     address: ModbusAddress
+    scaled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A read of a given point sequence, parsed and planned once and reused every scan."""
+
+    points: Sequence[TagDef]
+    rejected_version: int
+    config_errors: tuple[tuple[int, str], ...]
+    readable: tuple[_Point, ...]
+    slots: tuple[int, ...]
+    plan: tuple[ReadRequest, ...]
 
 
 class ModbusDriver:
-    """One Modbus TCP connection to one device, implementing ``drivers.base.Driver``."""
+    """One Modbus TCP unit id, implementing ``drivers.base.Driver``."""
 
-    def __init__(self, device: str, config: ModbusDeviceConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        device: str,
+        config: ModbusDeviceConfig,
+        clock: Clock,
+        *,
+        connection: ModbusConnection | None = None,
+    ) -> None:
+        """Talk to ``config``'s unit id over ``connection`` (shared with other unit ids of the
+        same endpoint) or, without one, over a connection of its own."""
+        if connection is None:
+            connection = ModbusConnection(ConnectionSettings.of(config))
+        elif (connection.settings.host, connection.settings.port) != config.endpoint:
+            raise ValueError(f"{device}: connection to {connection.where} is not {config.endpoint}")
         self._device = device
         self._config = config
         self._clock = clock
-        self._client: AsyncModbusTcpClient | None = None
-        self._connect_lock = asyncio.Lock()
-        self._available: bool | None = None
-        self._requests = 0
-        self._errors = 0
-        self._last_error = ""
-        self._errors_by_kind: dict[str, int] = {}
+        self._connection = connection
+        self._rejected = RejectedRanges()
+        self._prepared: _Prepared | None = None
+        self._health = DriverHealth(device, _log)
 
     @property
     def device(self) -> str:
@@ -106,250 +140,347 @@ class ModbusDriver:
 
     @property
     def connected(self) -> bool:
-        """Whether a connection to the device is open."""
-        return self._client is not None and self._client.connected
+        """Whether a connection to the device's endpoint is open."""
+        return self._connection.connected
+
+    @property
+    def rejected_ranges(self) -> RejectedRanges:
+        """The holes found in the device's address space (exception 2), which reads avoid."""
+        return self._rejected
 
     async def connect(self) -> None:
         """Open the connection; raise NotConnectedError if the device cannot be reached."""
-        async with self._connect_lock:
-            if self.connected:
-                return
-            self._drop_client()
-            quiet_pymodbus_logging()
-            config = self._config
-            client = AsyncModbusTcpClient(
-                config.host,
-                port=config.port,
-                name=self._device,
-                timeout=config.timeout_s,
-                retries=config.retries,
-                # reconnect_delay=0 disables pymodbus' background reconnect: the driver owns it.
-                reconnect_delay=0,
-                reconnect_delay_max=config.timeout_s,
-            )
-            try:
-                connected = await client.connect()
-            except (OSError, ModbusException) as err:
-                client.close()
-                raise self._failed(
-                    NotConnectedError(f"{self._where}: cannot connect: {err}"), from_=err
-                ) from err
-            if not connected:
-                client.close()
-                raise self._failed(
-                    NotConnectedError(
-                        f"{self._where}: cannot connect (refused, unreachable or no answer "
-                        f"within {config.timeout_s:g} s)"
-                    )
-                )
-            self._client = client
-            self._mark_available()
+        try:
+            await self._connection.connect(self._device)
+        except DriverError as err:
+            raise self._health.failed(type(err)(f"{self._device}: {err}"), err.__cause__) from err
+        self._health.mark_available(self._where)
 
     async def close(self) -> None:
-        """Close the connection; never raises."""
-        async with self._connect_lock:
-            self._drop_client()
+        """Close the connection (when no other unit id uses it); never raises."""
+        self._connection.close(self._device)
 
     async def read(self, points: Sequence[TagDef]) -> list[Sample]:
         """Read points with the fewest requests; one sample per point, in order.
 
-        A point with an unusable address, or in a request the device answers with an exception,
-        gets a Bad sample; losing the connection or a timeout raises for the whole read.
+        A point with an unusable address, or one the device answers with an exception, gets a
+        Bad sample; losing the connection or a timeout raises for the whole read.
         """
-        samples: dict[int, Sample] = {}
-        readable: list[_Point] = []
-        slots: list[int] = []
-        now = self._clock.now()
-        for slot, tag in enumerate(points):
-            try:
-                address = parse_address(tag.address)
-                check_compatible(address, tag.data_type)
-            except AddressError as err:
-                samples[slot] = _bad(tag, Substatus.CONFIG_ERROR, f"{tag.address!r}: {err}", now)
-                continue
-            readable.append(_Point(tag, address))
-            slots.append(slot)
-        plan = plan_reads([point.address for point in readable], max_gap=self._config.max_gap)
-        for request in plan:
-            members = [readable[i] for i in request.members]
-            for offset, sample in enumerate(await self._read_request(request, members)):
-                samples[slots[request.members[offset]]] = sample
-        # The plan covers every readable point once, so every slot is filled (KeyError if not).
-        return [samples[slot] for slot in range(len(points))]
+        prepared = self._prepare(points)
+        samples: list[Sample | None] = [None] * len(points)
+        if prepared.config_errors:
+            now = self._clock.now()
+            for slot, reason in prepared.config_errors:
+                samples[slot] = _bad(points[slot], Substatus.CONFIG_ERROR, reason, now)
+        readable, slots = prepared.readable, prepared.slots
+        for request in prepared.plan:
+            answers, _ = await self._read_request(request, readable)
+            for member, sample in zip(request.members, answers, strict=True):
+                samples[slots[member]] = sample
+        result = [sample for sample in samples if sample is not None]
+        if len(result) != len(points):  # the plan covers every readable point once
+            raise DriverError(f"{self._device}: read plan missed points")
+        return result
 
-    async def write(self, point: TagDef, value: Value) -> Value:
-        """Write ``value`` (FC5 coil, FC6 one register, FC16 several) and return the readback."""
+    async def subscribe(
+        self, points: Sequence[TagDef], callback: SampleCallback, *, interval_s: float
+    ) -> None:
+        """Modbus has no unsolicited messages (MAP 4.1: client/server only): always refused."""
+        raise SubscriptionUnsupportedError(f"{self._where}: Modbus devices are polled")
+
+    async def write(self, point: TagDef, value: Value, *, priority: int | None = None) -> Value:
+        """Write ``value`` and return the engineering value read back from the device.
+
+        Coils use FC5 (FC15 with ``multiple_writes_only``), one register FC6 (FC16), wider
+        values FC16, a bit inside a holding register a read (FC3) then a write of the register.
+        The tag's scale and offset are inverted; integer registers get the nearest whole raw
+        value. Modbus has no command priorities; ``priority`` is arbitrated above the driver.
+        """
         address = parse_address(point.address)
         check_compatible(address, point.data_type)
         if not address.table.writable:
             raise AddressError(f"{point.name}: {address.table} at {address} is read-only")
         where = f"{self._where}: write {point.name} at {address}"
-        offset, unit = address.offset, self._config.unit_id
-        if address.table is Table.COIL:
+        if address.table is Table.COIL or address.is_register_bit:
             if not isinstance(value, bool | int) or value not in (0, 1):
-                raise AddressError(f"{where}: a coil takes a bool, not {value!r}")
-            flag = bool(value)
-            response = await self._execute(
-                where, lambda client: client.write_coil(offset, flag, device_id=unit)
-            )
-        else:
-            if isinstance(value, bool | str) or (
-                isinstance(value, float) and not math.isfinite(value)
-            ):
-                raise AddressError(f"{where}: a register takes a finite number, not {value!r}")
-            try:
-                registers = encode_value(value, address.value_type, self._config.word_order)
-            except CodecError as err:
-                raise AddressError(f"{where}: {err}") from err
-            if len(registers) == 1:
-                response = await self._execute(
-                    where,
-                    lambda client: client.write_register(offset, registers[0], device_id=unit),
-                )
+                raise AddressError(f"{where}: {address} takes a bool, not {value!r}")
+            if address.table is Table.COIL:
+                response = await self._write_coil(where, address.offset, bool(value))
             else:
-                response = await self._execute(
-                    where, lambda client: client.write_registers(offset, registers, device_id=unit)
-                )
+                response = await self._write_register_bit(where, address, bool(value))
+        else:
+            registers = self._encode_for_write(where, point, address, value)
+            response = await self._write_registers(where, address.offset, registers)
         if isinstance(response, ExceptionResponse):
             reason = f"{where}: {describe_exception(response.exception_code)}"
-            self._count_error(Substatus.DEVICE_FAILURE, reason)
+            self._health.count_error(Substatus.DEVICE_FAILURE.value, reason)
             raise DeviceRejectedError(reason)
         request = ReadRequest(address.table, address.offset, address.register_count, (0,))
-        readback = (await self._read_request(request, [_Point(point, address)]))[0]
+        readback_point = _Point(point, address, _is_scaled(point))
+        (readback,), _ = await self._read_request(request, (readback_point,))
         if not readback.quality.is_good or readback.value is None:
             raise DeviceRejectedError(f"{where}: readback failed: {readback.quality.reason}")
         return readback.value
 
     def diagnostics(self) -> DriverDiagnostics:
         """Request and error counts, the last error and the connection state."""
-        return DriverDiagnostics(
-            device=self._device,
-            connected=self.connected,
-            requests=self._requests,
-            errors=self._errors,
-            last_error=self._last_error,
-            errors_by_kind=dict(self._errors_by_kind),
-        )
+        return self._health.snapshot(self.connected)
 
     @property
     def _where(self) -> str:
-        return f"{self._device} ({self._config.host}:{self._config.port})"
+        return f"{self._device} ({self._connection.where} unit {self._config.unit_id})"
 
-    async def _read_request(self, request: ReadRequest, members: Sequence[_Point]) -> list[Sample]:
-        """Execute one planned read and decode one sample per member."""
-        unit, start, count = self._config.unit_id, request.start, request.count
-        reads: dict[Table, Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]] = {
-            Table.COIL: lambda c: c.read_coils(start, count=count, device_id=unit),
-            Table.DISCRETE_INPUT: lambda c: c.read_discrete_inputs(
-                start, count=count, device_id=unit
-            ),
-            Table.HOLDING_REGISTER: lambda c: c.read_holding_registers(
-                start, count=count, device_id=unit
-            ),
-            Table.INPUT_REGISTER: lambda c: c.read_input_registers(
-                start, count=count, device_id=unit
-            ),
-        }
-        where = f"{self._where}: read {request.table}:{start}+{count}"
-        response = await self._execute(where, reads[request.table])
-        now = self._clock.now()
-        if isinstance(response, ExceptionResponse):
-            reason = describe_exception(response.exception_code)
-            self._count_error(Substatus.DEVICE_FAILURE, f"{where}: {reason}")
-            return [_bad(p.tag, Substatus.DEVICE_FAILURE, reason, now) for p in members]
-        entries: Sequence[int] | Sequence[bool]
-        entries = response.bits if request.table.is_bit_table else response.registers
-        if len(entries) < count:
-            reason = f"short response: {len(entries)} of {count} entries"
-            self._count_error(Substatus.COMM_FAILURE, f"{where}: {reason}")
-            return [_bad(p.tag, Substatus.COMM_FAILURE, reason, now) for p in members]
-        return [self._decode(point, entries, start, now) for point in members]
+    def _prepare(self, points: Sequence[TagDef]) -> _Prepared:
+        """Parse and plan ``points``, reusing the last plan for the same sequence object."""
+        cached = self._prepared
+        if (
+            cached is not None
+            and cached.points is points
+            and cached.rejected_version == self._rejected.version
+        ):
+            return cached
+        config_errors: list[tuple[int, str]] = []
+        readable: list[_Point] = []
+        slots: list[int] = []
+        for slot, tag in enumerate(points):
+            try:
+                address = parse_address(tag.address)
+                check_compatible(address, tag.data_type)
+                scaled = _is_scaled(tag)
+                if scaled and (tag.scale == 0 or tag.data_type is DataType.BOOL):
+                    raise AddressError("scale must be non-zero and only numeric tags are scaled")
+            except AddressError as err:
+                config_errors.append((slot, f"{tag.address!r}: {err}"))
+                continue
+            readable.append(_Point(tag, address, scaled))
+            slots.append(slot)
+        plan = plan_reads(
+            [point.address for point in readable],
+            max_gap=self._config.max_gap,
+            max_registers=self._config.max_registers,
+            max_bits=self._config.max_bits,
+            rejected=self._rejected,
+        )
+        prepared = _Prepared(
+            points,
+            self._rejected.version,
+            tuple(config_errors),
+            tuple(readable),
+            tuple(slots),
+            tuple(plan),
+        )
+        self._prepared = prepared
+        return prepared
 
-    def _decode(
-        self, point: _Point, entries: Sequence[int] | Sequence[bool], start: int, now: datetime
-    ) -> Sample:
-        address = point.address
-        first = address.offset - start
-        if address.value_type is ValueType.BOOL:
-            raw: bool | int | float = bool(entries[first])
+    async def _read_request(
+        self, request: ReadRequest, readable: Sequence[_Point]
+    ) -> tuple[list[Sample], bool]:
+        """Execute one planned read: one sample per member, and whether the device refused
+        (part of) it with exception 2."""
+        unit, start, count, table = (
+            self._config.unit_id,
+            request.start,
+            request.count,
+            request.table,
+        )
+        call: ModbusCall
+        if table is Table.COIL:
+            call = lambda c: c.read_coils(start, count=count, device_id=unit)  # noqa: E731
+        elif table is Table.DISCRETE_INPUT:
+            call = lambda c: c.read_discrete_inputs(start, count=count, device_id=unit)  # noqa: E731
+        elif table is Table.HOLDING_REGISTER:
+            call = lambda c: c.read_holding_registers(start, count=count, device_id=unit)  # noqa: E731
         else:
-            registers = [int(entry) for entry in entries[first : first + address.register_count]]
-            raw = decode_registers(registers, address.value_type, self._config.word_order)
-        if isinstance(raw, float) and not math.isfinite(raw):
-            return _bad(point.tag, Substatus.SENSOR_FAILURE, f"device reported {raw}", now)
-        return Sample(
-            point.tag.name, _as_tag_value(raw, point.tag.data_type), Quality.good(), now, now
+            call = lambda c: c.read_input_registers(start, count=count, device_id=unit)  # noqa: E731
+        where = f"{self._where}: read {table}:{start}+{count}"
+        response = await self._execute(where, call)
+        if isinstance(response, ExceptionResponse):
+            code = response.exception_code
+            if code == ILLEGAL_DATA_ADDRESS:
+                ranges = {
+                    (readable[m].address.offset, readable[m].address.end) for m in request.members
+                }
+                if len(ranges) > 1:
+                    return await self._split(request, readable), True
+                self._rejected.add(table, start, request.end)
+            now = self._clock.now()
+            reason = describe_exception(code)
+            self._health.count_error(Substatus.DEVICE_FAILURE.value, f"{where}: {reason}")
+            members = [readable[m].tag for m in request.members]
+            return [_bad(tag, Substatus.DEVICE_FAILURE, reason, now) for tag in members], (
+                code == ILLEGAL_DATA_ADDRESS
+            )
+        return self._decode(request, readable, response, where), False
+
+    async def _split(self, request: ReadRequest, readable: Sequence[_Point]) -> list[Sample]:
+        """Read a refused merged request as two halves; learn the hole if both halves read."""
+        members = sorted(
+            request.members, key=lambda m: (readable[m].address.offset, readable[m].address.end)
         )
 
-    async def _execute(
-        self, where: str, call: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]
-    ) -> ModbusPDU:
-        """Send one request, connecting first if needed; map pymodbus failures to DriverError."""
-        if not self.connected:
-            await self.connect()
-        client = self._client
-        if client is None:  # closed concurrently
-            raise self._failed(NotConnectedError(f"{where}: not connected"))
-        self._requests += 1
+        def extent(member: int) -> tuple[int, int]:
+            return readable[member].address.offset, readable[member].address.end
+
+        middle = len(members) // 2
+        # Points on the same entries stay on one side: they would fail or pass together.
+        while 0 < middle < len(members) and extent(members[middle]) == extent(members[middle - 1]):
+            middle += 1
+        if middle == len(members):
+            middle = len(members) // 2
+            while middle > 0 and extent(members[middle]) == extent(members[middle - 1]):
+                middle -= 1
+        halves = [_tight(request.table, members[:middle], readable)]
+        halves.append(_tight(request.table, members[middle:], readable))
+        left, left_refused = await self._read_request(halves[0], readable)
+        right, right_refused = await self._read_request(halves[1], readable)
+        if not left_refused and not right_refused:
+            # Both halves read fine: the refused entries lie between them (or the device refuses
+            # reads that cross from one block into the next).
+            hole_end = halves[1].start
+            self._rejected.add(request.table, min(halves[0].end, hole_end), hole_end)
+        by_member = dict(zip(halves[0].members, left, strict=True))
+        by_member.update(zip(halves[1].members, right, strict=True))
+        return [by_member[member] for member in request.members]
+
+    def _decode(
+        self, request: ReadRequest, readable: Sequence[_Point], response: ModbusPDU, where: str
+    ) -> list[Sample]:
+        now = self._clock.now()
+        start, count = request.start, request.count
+        bits: Sequence[bool] = ()
+        raw = b""
+        if request.table.is_bit_table:
+            bits = response.bits
+            received = len(bits)
+        else:
+            registers = response.registers
+            received = len(registers)
+            if received >= count:
+                raw = registers_to_bytes(registers[:count], self._config.byte_order)
+        if received < count:
+            reason = f"short response: {received} of {count} entries"
+            self._health.count_error(Substatus.COMM_FAILURE.value, f"{where}: {reason}")
+            return [
+                _bad(readable[m].tag, Substatus.COMM_FAILURE, reason, now) for m in request.members
+            ]
+        word_order = self._config.word_order
+        samples: list[Sample] = []
+        for member in request.members:
+            point = readable[member]
+            address = point.address
+            first = address.offset - start
+            value: bool | int | float
+            if bits:
+                value = bool(bits[first])
+            elif address.bit is not None:
+                register = (raw[2 * first] << 8) | raw[2 * first + 1]
+                value = bool((register >> address.bit) & 1)
+            else:
+                chunk = raw[2 * first : 2 * (first + address.register_count)]
+                value = decode_bytes(chunk, address.value_type, word_order)
+                if isinstance(value, float) and not math.isfinite(value):
+                    samples.append(
+                        _bad(point.tag, Substatus.SENSOR_FAILURE, f"device reported {value}", now)
+                    )
+                    continue
+            samples.append(Sample(point.tag.name, _engineering(point, value), _GOOD, now, now))
+        return samples
+
+    def _encode_for_write(
+        self, where: str, point: TagDef, address: ModbusAddress, value: Value
+    ) -> list[int]:
+        if isinstance(value, bool | str) or (isinstance(value, float) and not math.isfinite(value)):
+            raise AddressError(f"{where}: a register takes a finite number, not {value!r}")
+        raw: float = value
+        if _is_scaled(point):
+            if point.scale == 0:
+                raise AddressError(f"{where}: scale must not be zero")
+            raw = (value - point.offset) / point.scale
+            if address.value_type not in (ValueType.FLOAT32, ValueType.FLOAT64):
+                # The device's resolution: the nearest whole raw value.
+                raw = round(raw)
         try:
-            response = await call(client)
-        except ConnectionException as err:
-            self._drop_client(client)
-            raise self._failed(NotConnectedError(f"{where}: not connected"), from_=err) from err
-        except ModbusIOException as err:
-            if not client.connected:
-                self._drop_client(client)
-                raise self._failed(
-                    NotConnectedError(f"{where}: connection lost"), from_=err
-                ) from err
-            if _NO_RESPONSE_MARK in str(err):
-                timeout = self._config.timeout_s * (self._config.retries + 1)
-                raise self._failed(
-                    CommunicationTimeoutError(f"{where}: no response within {timeout:g} s"),
-                    from_=err,
-                ) from err
-            raise self._failed(DriverError(f"{where}: {err}"), from_=err) from err
-        except ModbusException as err:
-            raise self._failed(DriverError(f"{where}: {err}"), from_=err) from err
-        self._mark_available()
+            return encode_value(
+                raw, address.value_type, self._config.word_order, self._config.byte_order
+            )
+        except CodecError as err:
+            raise AddressError(f"{where}: {err}") from err
+
+    async def _write_coil(self, where: str, offset: int, flag: bool) -> ModbusPDU:
+        unit = self._config.unit_id
+        if self._config.multiple_writes_only:
+            return await self._execute(
+                where, lambda c: c.write_coils(offset, [flag], device_id=unit)
+            )
+        return await self._execute(where, lambda c: c.write_coil(offset, flag, device_id=unit))
+
+    async def _write_registers(self, where: str, offset: int, registers: list[int]) -> ModbusPDU:
+        unit = self._config.unit_id
+        if len(registers) == 1 and not self._config.multiple_writes_only:
+            return await self._execute(
+                where, lambda c: c.write_register(offset, registers[0], device_id=unit)
+            )
+        return await self._execute(
+            where, lambda c: c.write_registers(offset, registers, device_id=unit)
+        )
+
+    async def _write_register_bit(
+        self, where: str, address: ModbusAddress, flag: bool
+    ) -> ModbusPDU:
+        """Set or clear one bit of a holding register: read it (FC3), then write it back.
+
+        Not atomic: a device changing the register's other bits in between loses that change.
+        FC22 (mask write register, MAP 6.16) would be atomic but few devices implement it.
+        """
+        unit, offset = self._config.unit_id, address.offset
+        current = await self._execute(
+            where, lambda c: c.read_holding_registers(offset, count=1, device_id=unit)
+        )
+        if isinstance(current, ExceptionResponse) or not current.registers:
+            return current
+        swap = self._config.byte_order == "little"
+        register = int(current.registers[0])
+        if swap:
+            register = ((register & 0xFF) << 8) | (register >> 8)
+        mask = 1 << (address.bit or 0)
+        register = register | mask if flag else register & ~mask & (2**REGISTER_BITS - 1)
+        if swap:
+            register = ((register & 0xFF) << 8) | (register >> 8)
+        return await self._write_registers(where, offset, [register])
+
+    async def _execute(self, where: str, call: ModbusCall) -> ModbusPDU:
+        """Send one request over the shared connection; count and report failures."""
+        self._health.count_request()
+        try:
+            response = await self._connection.execute(self._device, call)
+        except DriverError as err:
+            raise self._health.failed(type(err)(f"{where}: {err}"), err.__cause__) from err
+        self._health.mark_available(self._where)
         return response
 
-    def _drop_client(self, expected: AsyncModbusTcpClient | None = None) -> None:
-        """Close the client; with ``expected``, only if it is still the current one."""
-        client = self._client
-        if client is None or (expected is not None and client is not expected):
-            return
-        self._client = None
-        client.close()
 
-    def _failed(self, error: DriverError, from_: BaseException | None = None) -> DriverError:
-        """Count a communication failure and log it once per outage; return it for raising."""
-        self._count_error(error.substatus, str(error))
-        if self._available is not False:
-            cause = f" ({from_})" if from_ is not None and str(from_) not in str(error) else ""
-            _log.warning("%s%s", error, cause)
-        self._available = False
-        return error
+def _tight(table: Table, members: Sequence[int], readable: Sequence[_Point]) -> ReadRequest:
+    """The smallest request of ``table`` covering ``members``."""
+    start = min(readable[m].address.offset for m in members)
+    end = max(readable[m].address.end for m in members)
+    return ReadRequest(table, start, end - start, tuple(members))
 
-    def _mark_available(self) -> None:
-        if self._available is False:
-            _log.info("%s: communication restored", self._where)
-        self._available = True
 
-    def _count_error(self, kind: Substatus, message: str) -> None:
-        self._errors += 1
-        self._last_error = message
-        self._errors_by_kind[kind.value] = self._errors_by_kind.get(kind.value, 0) + 1
+def _is_scaled(tag: TagDef) -> bool:
+    return tag.scale != 1.0 or tag.offset != 0.0
 
 
 def _bad(tag: TagDef, substatus: Substatus, reason: str, now: datetime) -> Sample:
     return Sample(tag.name, None, Quality.bad(substatus, reason), now, now)
 
 
-def _as_tag_value(raw: bool | int | float, data_type: DataType) -> Value:
-    """Convert a decoded value to the tag's engineering type (compatibility is checked before)."""
+def _engineering(point: _Point, raw: bool | int | float) -> Value:
+    """The raw value scaled and converted to the tag's engineering type (checked before)."""
+    data_type = point.tag.data_type
     if data_type is DataType.BOOL:
         return bool(raw)
+    if point.scaled:
+        raw = raw * point.tag.scale + point.tag.offset
     if data_type is DataType.INT:
-        return int(raw)
+        return round(raw)
     return float(raw)

@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from plc_sim.city import SimulatedCity
+from plc_sim.city import CityOptions, SimulatedCity
 from plc_sim.clock import SimClock
+
+WATER_ONLY = frozenset({"water"})
 
 
 @pytest.fixture
 async def tank_city() -> AsyncIterator[SimulatedCity]:
     """A simulated city on a free port, its clock 60 times faster than the wall."""
-    async with SimulatedCity(SimClock(speed=60.0), modbus_port=0, seed=7) as city:
+    options = CityOptions(seed=7, domains=WATER_ONLY)
+    async with SimulatedCity(SimClock(speed=60.0), options) as city:
         yield city

@@ -51,7 +51,8 @@ async def test_confirmed_command_reaches_the_plc_and_is_journaled(
     result = await pipeline.submit(command("water.tank1.pump_cmd", True, "fill for inspection"))
     assert result.status is CommandStatus.CONFIRMED, result.reason
     assert result.readback is True
-    assert tank_city.tank.pump_command is True
+    assert tank_city.water is not None
+    assert tank_city.water.tank1.pump_command is True
     (journaled,) = store.read_commands()
     assert journaled.command.command_id == result.command.command_id
     assert journaled.command.requested_by == "alice"

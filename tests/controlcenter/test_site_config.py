@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controlcenter.config import load_site
+from controlcenter.config import ModbusDeviceConfig, load_site
 from controlcenter.demo import demo_site_path
 from controlcenter.model import DataType
 from controlcenter.yamlsource import SourceFileError
@@ -59,6 +59,7 @@ def test_good_file_loads(tmp_path: Path) -> None:
     site = load_site(write(tmp_path, GOOD))
     assert site.site.name == "Test Town"
     device = site.device("water.rtu1")
+    assert isinstance(device, ModbusDeviceConfig)
     assert (device.host, device.port, device.scan_interval) == ("127.0.0.1", 1502, 0.5)
     level, pump = site.tag_defs()
     assert (level.low, level.high, level.data_type) == (0.0, 5.0, DataType.FLOAT)

@@ -9,11 +9,25 @@ import json
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from controlcenter.demo import demo_site_path
+from controlcenter.model import (
+    Command,
+    CommandOrigin,
+    CommandResult,
+    CommandStatus,
+    DataType,
+    Event,
+    EventKind,
+    Quality,
+    Sample,
+    TagDef,
+)
+from historian import SqlHistorian
 
 CLI = str(Path(sys.executable).with_name("controlcenter"))
 
@@ -63,18 +77,40 @@ def test_check_refuses_a_wrong_type(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(300)
 def test_demo_then_history_prints_the_rows_it_wrote(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
-    demo = run_cli("demo", "--no-hmi", "--duration", "5", "--speed", "60", "--db", db, cwd=tmp_path)
+    demo = run_cli(
+        "demo",
+        "--no-hmi",
+        "--duration",
+        "25",
+        "--speed",
+        "10",
+        "--db",
+        db,
+        cwd=tmp_path,
+        timeout=150,
+    )
     assert demo.returncode == 0, demo.stderr
     assert "Traceback" not in demo.stderr
+    # The whole simulated city is historized: every domain over its own protocol.
+    for tag in (
+        "lights.d1.c1.power",
+        "heat.plant.supply_temp",
+        "heat.ss1.heat_power",
+        "bldg.office.z1.temp",
+        "water.ps1.pump1.flow",
+    ):
+        rows_of_tag = run_cli("history", tag, "--db", db, "--format", "json")
+        assert rows_of_tag.returncode == 0, rows_of_tag.stderr
+        assert any(row["quality"] == "good" for row in json.loads(rows_of_tag.stdout)), tag
 
     history = run_cli("history", "water.tank1.level", "--db", db, "--format", "csv")
     assert history.returncode == 0, history.stderr
     rows = list(csv.DictReader(io.StringIO(history.stdout)))
     assert history.stdout.startswith("time,tag,value,quality,reason\n")
-    assert len(rows) >= 100  # 5 s at 60x with a 1 s scan: ~300 samples
+    assert len(rows) >= 30  # a minute or more of simulated time at 10x with a 1 s scan
     assert all(row["tag"] == "water.tank1.level" for row in rows)
     assert {row["quality"] for row in rows} == {"good"}
     assert all(0 <= float(row["value"]) <= 5 for row in rows)
@@ -93,6 +129,73 @@ def test_history_refuses_a_bad_time_and_an_unknown_tag(tmp_path: Path) -> None:
     assert bad_time.returncode == 2 and "not a time" in bad_time.stderr
     unknown = run_cli("history", "water.nothing", "--db", db)
     assert unknown.returncode == 1 and "unknown tag" in unknown.stderr
+
+
+def _known_history(tmp_path: Path) -> str:
+    """A historian with one minute of a level (0..59 m, one a second), a command and an event."""
+    db = f"sqlite:///{tmp_path / 'known.db'}"
+    start = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+    level = TagDef("water.tank1.level", "rtu1", "40001", DataType.FLOAT, unit="m")
+    pump = TagDef("water.pump1.running", "rtu1", "1", DataType.BOOL, writable=True)
+    with SqlHistorian(db) as store:
+        store.ensure_tags([level, pump])
+        store.write_samples(
+            [
+                Sample(level.name, float(i), Quality.good(), start + timedelta(seconds=i), start)
+                for i in range(120)
+            ]
+        )
+        for who, origin in (("ann", CommandOrigin.OPERATOR), ("tank-rule", CommandOrigin.RULE)):
+            command = Command(pump.name, True, origin, who, "test", start)
+            store.journal_command(CommandResult(command, CommandStatus.CONFIRMED, "ok", start))
+        store.journal_event(Event(start, EventKind.AUDIT, "hmi", "login", user="ann"))
+    return db
+
+
+def test_history_prints_aggregates_per_interval(tmp_path: Path) -> None:
+    db = _known_history(tmp_path)
+    result = run_cli(
+        "history", "water.tank1.level", "--db", db, "--start", "2024-03-01T12:00:00Z",
+        "--end", "2024-03-01T12:02:00Z", "--every", "1m", "--agg", "avg,min,max,count,pct_good",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert result.stdout.startswith("time,tag,aggregate,value,quality,reason\n")
+    by_name = {(row["time"][11:19], row["aggregate"]): float(row["value"]) for row in rows}
+    # A ramp of 1 m/s: minute one averages 30 m (0 to 60, its end bound, linearly).
+    assert by_name[("12:00:00", "time_average")] == 30.0
+    assert by_name[("12:00:00", "minimum")] == 0.0
+    assert by_name[("12:01:00", "maximum")] == 119.0
+    assert by_name[("12:00:00", "count")] == 60
+    assert by_name[("12:00:00", "percent_good")] == 100.0
+
+
+def test_history_prints_a_trend_and_journals(tmp_path: Path) -> None:
+    db = _known_history(tmp_path)
+    trend = run_cli(
+        "history", "water.tank1.level", "--db", db, "--points", "10", "--format", "json"
+    )
+    assert trend.returncode == 0, trend.stderr
+    points = json.loads(trend.stdout)
+    assert len(points) <= 10
+    assert {point["value"] for point in points} >= {0.0, 119.0}
+
+    commands = run_cli("history", "--journal", "commands", "--db", db, "--origin", "rule")
+    assert commands.returncode == 0, commands.stderr
+    [command] = list(csv.DictReader(io.StringIO(commands.stdout)))
+    assert (command["requested_by"], command["status"]) == ("tank-rule", "confirmed")
+    events = run_cli("history", "--journal", "events", "--db", db, "--user", "ann")
+    [event] = list(csv.DictReader(io.StringIO(events.stdout)))
+    assert (event["kind"], event["message"]) == ("audit", "login")
+
+
+def test_history_refuses_an_unknown_aggregate_and_a_bad_interval(tmp_path: Path) -> None:
+    db = _known_history(tmp_path)
+    agg = run_cli("history", "water.tank1.level", "--db", db, "--every", "1m", "--agg", "median")
+    assert agg.returncode == 2 and "unknown aggregate 'median'" in agg.stderr
+    every = run_cli("history", "water.tank1.level", "--db", db, "--every", "fortnightly")
+    assert every.returncode == 2 and "not an interval" in every.stderr
 
 
 @pytest.mark.e2e

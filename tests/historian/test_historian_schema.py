@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, inspect, text, update
 
 from historian import SCHEMA_VERSION, SchemaVersionError, SqlHistorian, UnsupportedDatabaseError
+from historian.audit import AuditAction, AuditRecord
+from historian.compression import CompressionSettings
 from historian.engine import create_historian_engine, normalise_url
 from historian.migrations import migrate
-from historian.schema import schema_version
-from tests.historian.historian_support import LEVEL, TAGS, Database, at, level_samples
+from historian.postgres import SamplesLayout, day_partitions, samples_layout
+from historian.schema import TAG_COMPRESSION_COLUMNS, metadata, schema_version
+from tests.historian.historian_support import (
+    LEVEL,
+    MODE,
+    STARTS,
+    TAGS,
+    Database,
+    at,
+    create_version_1_database,
+    level_samples,
+    sample,
+)
 
 
 def test_a_new_database_records_the_current_schema_version(database: Database) -> None:
@@ -149,3 +163,74 @@ def test_a_postgresql_schema_name_must_be_an_identifier() -> None:
     # Refused before any connection is made: the name ends up in the connection's search_path.
     with pytest.raises(UnsupportedDatabaseError, match="schema name"):
         create_historian_engine("postgresql://postgres@127.0.0.1/test", schema="x; DROP TABLE tags")
+
+
+def test_a_version_1_database_migrates_to_version_2_keeping_its_data(database: Database) -> None:
+    levels = [1.25, 2.5, 3.75, 5.0, 6.25]  # one per hour: spans a day boundary on PostgreSQL
+    create_version_1_database(database, levels)
+
+    with database.open() as store:
+        assert store.schema_version() == SCHEMA_VERSION == 2
+        stored = store.read_raw(LEVEL)
+        # Existing tags get raw compression (what their samples went through).
+        assert store.compression_settings()[LEVEL] == CompressionSettings()
+        store.write_samples(level_samples(2, start=at(86_400.0)))
+        assert store.read_audit() == []
+
+    assert [s.value for s in stored] == levels
+    assert [s.source_time for s in stored] == [at(i * 3600.0) for i in range(len(levels))]
+    engine = database.admin_engine()
+    with engine.begin() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("tags")}
+        tables = set(inspect(conn).get_table_names())
+        layout = samples_layout(conn) if database.backend == "postgresql" else None
+        partitions = day_partitions(conn) if database.backend == "postgresql" else {}
+    engine.dispose()
+    assert set(TAG_COMPRESSION_COLUMNS) <= columns
+    assert {"audit_journal", *metadata.tables} <= tables  # every table this software knows
+    if database.backend == "postgresql":
+        assert layout is SamplesLayout.PARTITIONED
+        assert {at(i * 3600.0).date() for i in range(len(levels))} <= set(partitions.values())
+
+
+def test_compression_settings_are_recorded_per_tag(database: Database) -> None:
+    exception = CompressionSettings("exception", 0.5, True, max_interval_s=600.0)
+    door = CompressionSettings("swinging_door", 0.02, False, 1.0, True, 60.0)
+    with database.open() as store:
+        store.ensure_tags(TAGS, compression={LEVEL: door, STARTS: exception})
+        store.ensure_tags(TAGS)  # without settings: what is recorded stays
+        recorded = store.compression_settings()
+        store.ensure_tags(TAGS, compression={})
+        reset = store.compression_settings()
+
+    assert recorded[LEVEL] == door
+    assert recorded[STARTS] == exception
+    assert recorded[MODE] == CompressionSettings()
+    assert set(reset.values()) == {CompressionSettings()}
+
+
+def test_the_audit_journal_keeps_who_did_what(database: Database) -> None:
+    records = [
+        AuditRecord(at(0), AuditAction.LOGIN, "ada", "hmi", "from 10.0.0.9"),
+        AuditRecord(at(1), AuditAction.LOGIN_FAILED, "mallory", "hmi", "bad password", False),
+        AuditRecord(at(2), AuditAction.RULE_CHANGE, "ada", "water.tank1.fill", "off_above 6->7"),
+    ]
+    with database.open() as store:
+        for record in records:
+            store.journal_audit(record)
+        assert store.read_audit() == records
+        assert store.read_audit(action=AuditAction.LOGIN_FAILED) == [records[1]]
+        assert store.read_audit(at(1), at(2)) == records[1:]
+
+
+def test_times_keep_their_microseconds_in_utc(database: Database) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    local = datetime(2024, 3, 1, 14, 0, 0, 999_999, tzinfo=plus_two)
+    with database.open() as store:
+        store.ensure_tags(TAGS)
+        store.write_samples([sample(LEVEL, 1.0, local), sample(LEVEL, 2.0, at(0.000001))])
+        stored = store.read_raw(LEVEL)
+
+    assert [s.source_time for s in stored] == [at(0.000001), local]
+    assert all(s.source_time.tzinfo is UTC for s in stored)
+    assert stored[1].source_time.microsecond == 999_999

@@ -36,6 +36,7 @@ from tests.historian.historian_support import (
     Database,
     level_samples,
     sample,
+    wait_until,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -193,7 +194,7 @@ _CHILD = textwrap.dedent(
 def test_every_acknowledged_sample_survives_sigkill_exactly_once_in_order(
     spool_path: Path,
 ) -> None:
-    total, kill_after = 20_000, 400
+    total, kill_after = 20_000, 150
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(spool_path), str(total)],
         cwd=REPO_ROOT,
@@ -301,7 +302,7 @@ async def test_the_writer_spools_through_an_outage_and_a_restart_storing_each_sa
     def new_writer(spool: DiskSpool) -> HistorianWriter:
         return HistorianWriter(
             store,
-            buffer=spool,
+            spool=spool,
             max_batch=40,
             max_delay_s=0.05,
             retry_initial_s=0.01,
@@ -343,16 +344,32 @@ async def test_the_writer_spools_through_an_outage_and_a_restart_storing_each_sa
     store.close()
 
 
-async def test_a_full_spool_refuses_samples_at_enqueue(
-    sqlite_database: Database, spool_path: Path
+async def test_a_full_spool_keeps_samples_in_memory_with_one_error_line(
+    sqlite_database: Database, spool_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = sqlite_database.open()
     store.ensure_tags(TAGS)
     with DiskSpool(spool_path, max_rows=10) as spool:
-        writer = HistorianWriter(store, buffer=spool)
-        writer.enqueue(level_samples(10))
-        with pytest.raises(SpoolFullError):
-            writer.enqueue(level_samples(1, start=T0 + timedelta(hours=1)))
+        writer = HistorianWriter(
+            store,
+            spool=spool,
+            max_batch=10,
+            max_delay_s=0.02,
+            retry_initial_s=0.01,
+            retry_max_s=0.05,
+        )
+        task = asyncio.create_task(writer.run())
+        sqlite_database.break_samples_table()
+        with caplog.at_level(logging.ERROR, logger="historian.writer"):
+            writer.enqueue(level_samples(10))
+            await wait_until(lambda: writer.metrics().spool_depth == 10, what="a full spool")
+            writer.enqueue(level_samples(25, start=T0 + timedelta(hours=1)))
+            await wait_until(lambda: bool(caplog.records), what="the spool's refusal")
+        assert writer.metrics().memory_depth == 25  # not lost: held, unacknowledged
+        assert caplog.records[0].getMessage().startswith("historian spool refused")
+        sqlite_database.repair_samples_table()
+        await asyncio.wait_for(writer.flush(), timeout=10)
         await writer.stop(timeout_s=10)
-    assert len(store.read_raw(LEVEL)) == 10
+        await task
+    assert len(store.read_raw(LEVEL)) == 35
     store.close()

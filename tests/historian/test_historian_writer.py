@@ -11,10 +11,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from controlcenter.model import CommandResult, Event, Sample
+from controlcenter.model import CommandResult, Event, Quality, Sample, Substatus
 from historian import HistorianWriter, HistorianWriterError, SqlHistorian
+from historian.compression import CompressionSettings, Compressor
 from tests.historian.historian_support import (
     LEVEL,
+    STARTS,
     T0,
     TAGS,
     Database,
@@ -287,3 +289,78 @@ def test_writer_settings_are_checked(recording: RecordingStore) -> None:
         HistorianWriter(recording, max_delay_s=0)
     with pytest.raises(ValueError, match="retry"):
         HistorianWriter(recording, retry_initial_s=2, retry_max_s=1)
+
+
+async def test_compression_applies_per_tag_and_other_tags_stay_raw(
+    recording: RecordingStore, running_writers: list[asyncio.Task[None]]
+) -> None:
+    # Exception deviation of 1 % of the 0..8 m span: 0.08 m. The counter has no settings: raw.
+    settings = {LEVEL: CompressionSettings("exception", 1.0, True, max_interval_s=3600.0)}
+    compressor = Compressor.for_tags(settings, TAGS)
+    writer = HistorianWriter(recording, max_delay_s=60, compressor=compressor)
+    start(writer, running_writers)
+    flat = [sample(LEVEL, 2.0 + 0.01 * (i % 3), T0 + timedelta(seconds=i)) for i in range(100)]
+    step = sample(LEVEL, 3.0, T0 + timedelta(seconds=100))
+    bad = sample(
+        LEVEL,
+        3.0,
+        T0 + timedelta(seconds=101),
+        Quality.bad(Substatus.COMM_FAILURE, "rtu1 silent"),
+    )
+    counts = [sample(STARTS, 7, T0 + timedelta(seconds=i)) for i in range(100)]
+
+    writer.enqueue([*flat, *counts])
+    writer.enqueue([step, bad])
+    await writer.stop()
+
+    stored = recording.read_raw(LEVEL)
+    # The first value, the last one held before the step, the step, and the quality change.
+    assert [(s.source_time, s.value) for s in stored] == [
+        (flat[0].source_time, flat[0].value),
+        (flat[-1].source_time, flat[-1].value),
+        (step.source_time, 3.0),
+        (bad.source_time, 3.0),
+    ]
+    assert not stored[-1].quality.is_good
+    assert len(recording.read_raw(STARTS)) == 100  # raw: every sample, even repeats
+    metrics = writer.metrics()
+    assert metrics.rows_received == 202
+    assert metrics.rows_compressed_away == 202 - 104
+    assert metrics.rows_written == 104
+
+
+async def test_stop_stores_the_values_compression_still_holds(
+    recording: RecordingStore,
+) -> None:
+    settings = {LEVEL: CompressionSettings("swinging_door", 0.1, False, 0.1, False)}
+    writer = HistorianWriter(recording, compressor=Compressor.for_tags(settings, TAGS))
+    ramp = [sample(LEVEL, 0.5 * i, T0 + timedelta(seconds=i)) for i in range(50)]
+
+    writer.enqueue(ramp)
+    await writer.stop()
+
+    # A straight ramp: only its ends are needed, and the last end was held until stop().
+    assert [s.value for s in recording.read_raw(LEVEL)] == [0.0, 24.5]
+
+
+async def test_metrics_report_depth_latency_and_acknowledgement(
+    recording: RecordingStore, running_writers: list[asyncio.Task[None]]
+) -> None:
+    written: list[int] = []
+    writer = HistorianWriter(
+        recording, max_batch=50, max_delay_s=60, on_written=lambda b: written.append(len(b))
+    )
+    writer.enqueue(level_samples(120))
+    before = writer.metrics()
+    start(writer, running_writers)
+    await wait_until(lambda: writer.metrics().rows_written == 100, what="two batches")
+    during = writer.metrics()
+    await writer.stop()
+    after = writer.metrics()
+
+    assert (before.queue_depth, before.memory_depth, before.rows_acknowledged) == (120, 120, 0)
+    assert before.oldest_queued_age_s >= 0.0
+    assert (during.rows_acknowledged, during.memory_depth, during.spool_depth) == (100, 20, 0)
+    assert (after.rows_acknowledged, after.queue_depth, after.batches_written) == (120, 0, 3)
+    assert 0 < after.last_batch_latency_s <= after.max_batch_latency_s
+    assert written == [50, 50, 20]  # the rollup hook saw each committed batch

@@ -1,178 +1,140 @@
+"""The simulated city as a whole: its point list, its ports, its physics loop and fault control."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
-import time
-from collections.abc import Callable, Sequence
+import socket
+from collections import Counter
 
 import pytest
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.pdu import ExceptionResponse
 
-from plc_sim.city import SimulatedCity
+from plc_sim.city import CityOptions, SimulatedCity, UnknownDeviceError
 from plc_sim.clock import SimClock
+from plc_sim.control import ControlEndpoint, send_control_request
+from plc_sim.device import FaultKind
 from plc_sim.points import TANK1_DEVICE
 
-TAGS = {
-    "water.tank1.level",
-    "water.tank1.inflow",
-    "water.tank1.outflow",
-    "water.tank1.pump_cmd",
-    "water.tank1.pump_running",
-}
+WATER_ONLY = frozenset({"water"})
 
 
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
+def test_scale_1_serves_over_a_thousand_points_across_three_protocols() -> None:
+    points = SimulatedCity(SimClock()).points()
+    by_protocol = Counter(point.protocol for point in points)
+    assert len(points) >= 1000
+    assert set(by_protocol) == {"modbus", "opcua", "bacnet"}
+    assert len({point.tag for point in points}) == len(points)
 
 
-async def connected_client(city: SimulatedCity) -> AsyncModbusTcpClient:
-    host, port = city.endpoints()[TANK1_DEVICE]
-    client = AsyncModbusTcpClient(host, port=port, timeout=1, retries=0, reconnect_delay=0)
-    assert await client.connect()
-    return client
+def test_scale_20_serves_over_twenty_thousand_points() -> None:
+    city = SimulatedCity(SimClock(), CityOptions(scale=20))
+    assert len(city.points()) >= 20_000
+    assert len(city.devices()) > 15 * len(SimulatedCity(SimClock()).devices())
 
 
-def float_at(registers: Sequence[int], offset: int) -> float:
-    value: float = struct.unpack(">f", struct.pack(">HH", *registers[offset : offset + 2]))[0]
-    return value
+def test_the_skeleton_tank_keeps_its_tags_and_registers() -> None:
+    city = SimulatedCity(SimClock(), CityOptions(domains=WATER_ONLY))
+    tank = {point.tag: point for point in city.points() if point.device == TANK1_DEVICE}
+    assert {tag: tank[tag].address for tag in list(tank)[:5]} == {
+        "water.tank1.level": "ir:0:float32",
+        "water.tank1.inflow": "ir:2:float32",
+        "water.tank1.outflow": "ir:4:float32",
+        "water.tank1.pump_cmd": "coil:0",
+        "water.tank1.pump_running": "di:0",
+    }
+    assert tank["water.tank1.pump_cmd"].writable
+    assert not tank["water.tank1.level"].writable
 
 
-def test_point_list_describes_the_tank() -> None:
-    city = SimulatedCity(SimClock())
-    points = {point.tag: point for point in city.points()}
-    assert set(points) == TAGS
-    assert all(
-        point.device == TANK1_DEVICE and point.protocol == "modbus" for point in points.values()
-    )
-    assert points["water.tank1.level"].address == "ir:0:float32"
-    assert points["water.tank1.level"].unit == "m"
-    assert (points["water.tank1.level"].low, points["water.tank1.level"].high) == (0.0, 5.0)
-    assert points["water.tank1.pump_cmd"].writable
-    assert points["water.tank1.pump_cmd"].data_type == "bool"
-    assert [p.tag for p in city.points() if p.writable] == ["water.tank1.pump_cmd"]
+def test_planned_ports_follow_the_base_port() -> None:
+    city = SimulatedCity(SimClock(), CityOptions(base_port=20000, domains=WATER_ONLY))
+    ports = [port for _, port in city.endpoints().values()]
+    assert ports == list(range(20000, 20000 + len(ports)))
 
 
-async def test_serves_the_tank_state_on_the_documented_registers(fast_city: SimulatedCity) -> None:
-    host, port = fast_city.endpoints()[TANK1_DEVICE]
-    assert (host, port > 0) == ("127.0.0.1", True)
-    client = await connected_client(fast_city)
-    try:
-        response = await client.read_input_registers(0, count=6, device_id=1)
-        assert not response.isError()
-        level = float_at(response.registers, 0)
-        assert 2.5 < level < 3.5
-        assert abs(level - fast_city.tank.level_m) < 0.05
-        assert float_at(response.registers, 2) == 0.0
-        assert float_at(response.registers, 4) > 0.0
-        discrete = await client.read_discrete_inputs(0, count=1, device_id=1)
-        assert discrete.bits[0] is False
-    finally:
-        client.close()
+def test_the_same_seed_builds_the_same_city() -> None:
+    first = SimulatedCity(SimClock(), CityOptions(seed=3)).points()
+    second = SimulatedCity(SimClock(), CityOptions(seed=3)).points()
+    assert first == second
 
 
-async def test_coil_write_starts_the_pump_after_its_delay(fast_city: SimulatedCity) -> None:
-    client = await connected_client(fast_city)
-    try:
-        written = await client.write_coil(0, True, device_id=1)
-        assert not written.isError()
-        assert fast_city.tank.pump_command
-        assert not fast_city.tank.pump_running
-
-        async def running_bit() -> bool:
-            response = await client.read_discrete_inputs(0, count=1, device_id=1)
-            return bool(response.bits[0])
-
-        deadline = time.monotonic() + 3.0
-        while not await running_bit():
-            assert time.monotonic() < deadline, "pump never reported running"
-            await asyncio.sleep(0.01)
-        await client.write_coil(0, False, device_id=1)
-        assert not fast_city.tank.pump_running
-    finally:
-        client.close()
-
-
-@pytest.mark.parametrize(
-    ("request_name", "address", "count"),
-    [
-        ("read_coils", 1, 1),
-        ("read_discrete_inputs", 5, 1),
-        ("read_input_registers", 5, 2),
-        ("read_input_registers", 6, 1),
-        ("read_holding_registers", 0, 1),
-    ],
-)
-async def test_undefined_addresses_answer_exception_2(
-    fast_city: SimulatedCity, request_name: str, address: int, count: int
-) -> None:
-    client = await connected_client(fast_city)
-    try:
-        response = await getattr(client, request_name)(address, count=count, device_id=1)
-        assert isinstance(response, ExceptionResponse)
-        assert response.exception_code == 2
-        for write in (
-            client.write_coil(1, True, device_id=1),
-            client.write_register(0, 1, device_id=1),
-        ):
-            rejected = await write
-            assert isinstance(rejected, ExceptionResponse)
-            assert rejected.exception_code == 2
-        assert not fast_city.tank.pump_command
-    finally:
-        client.close()
-
-
-async def test_other_unit_ids_answer_gateway_exception(fast_city: SimulatedCity) -> None:
-    client = await connected_client(fast_city)
-    try:
-        response = await client.read_input_registers(0, count=2, device_id=9)
-        assert isinstance(response, ExceptionResponse)
-        assert response.exception_code == 11
-    finally:
-        client.close()
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="scale"):
+        CityOptions(scale=0)
+    with pytest.raises(ValueError, match="unknown domains"):
+        CityOptions(domains=frozenset({"gas"}))
 
 
 async def test_physics_keeps_up_with_a_600x_clock(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
     clock = SimClock(speed=600.0)
-    city = SimulatedCity(clock, seed=2)
+    city = SimulatedCity(clock, CityOptions(seed=2, domains=WATER_ONLY))
+    caplog.set_level(logging.WARNING, logger="plc_sim")
     async with city:
-        city.tank.command_pump(True)
-        started = clock.monotonic()
-        await wait_until(lambda: clock.monotonic() - started > 120.0)
-        await wait_until(lambda: city.tank.pump_running)
-        step_time = city.tank.time
-        assert step_time is not None
-        assert abs((clock.now() - step_time).total_seconds()) < 60.0
-        assert 0.0 <= city.tank.level_m <= 5.0
-    assert not city.running
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert city.water is not None
+        start = clock.monotonic()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while clock.monotonic() - start < 600.0:
+            assert loop.time() < deadline, "ten simulated minutes took over 10 s"
+            await asyncio.sleep(0.05)
+        await city.step_now()
+    assert not [r for r in caplog.records if "behind" in r.getMessage()]
 
 
-async def test_stop_is_idempotent_and_closes_the_port() -> None:
-    city = SimulatedCity(SimClock(speed=10.0))
+async def test_stop_is_idempotent_and_closes_the_ports() -> None:
+    city = SimulatedCity(SimClock(), CityOptions(domains=WATER_ONLY))
     await city.start()
     host, port = city.endpoints()[TANK1_DEVICE]
-    with pytest.raises(RuntimeError):
-        await city.start()
     await city.stop()
     await city.stop()
-    with pytest.raises(OSError):
-        await asyncio.open_connection(host, port)
-    with pytest.raises(RuntimeError):
-        city.endpoints()
+    with pytest.raises(OSError), socket.create_connection((host, port), timeout=1):
+        pass
 
 
-async def test_a_busy_port_is_refused_with_oserror(fast_city: SimulatedCity) -> None:
-    _, port = fast_city.endpoints()[TANK1_DEVICE]
-    second = SimulatedCity(SimClock(), modbus_port=port)
-    with pytest.raises(OSError, match="cannot listen"):
-        await second.start()
-    await second.stop()
-    assert not second.running
+async def test_a_busy_port_is_refused_with_oserror() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        city = SimulatedCity(SimClock(), CityOptions(base_port=busy, domains=WATER_ONLY))
+        with pytest.raises(OSError, match="could not start"):
+            await city.start()
+        assert not city.running
+
+
+async def test_control_endpoint_sets_lists_and_clears_faults() -> None:
+    city = SimulatedCity(SimClock(), CityOptions(domains=WATER_ONLY))
+    async with city:
+        endpoint = ControlEndpoint(city)
+        await endpoint.start()
+        try:
+            port = endpoint.port
+
+            async def ask(**request: object) -> dict[str, object]:
+                return await send_control_request("127.0.0.1", port, dict(request))
+
+            assert await ask(action="set", device="water.ps1_rtu", fault="slow", delay_s=0.5) == {
+                "ok": True
+            }
+            device = city.device("water.ps1_rtu")
+            assert device.faults.has(FaultKind.SLOW)
+            assert device.faults.delay_s == 0.5
+            listing = await ask(action="list")
+            assert listing["devices"]["water.ps1_rtu"] == ["slow"]  # type: ignore[index]
+            assert (await ask(action="clear", device="water.ps1_rtu"))["ok"] is True
+            assert not device.faults.active
+            refused = await ask(action="set", device="water.nowhere", fault="slow")
+            assert refused["ok"] is False
+            assert "water.nowhere" in str(refused["error"])
+            unknown = await ask(action="set", device="water.ps1_rtu", fault="melting")
+            assert "unknown fault" in str(unknown["error"])
+            assert (await ask(action="leak", area=1, flow_m3h=30.0))["ok"] is True
+            assert (await ask(action="restart", device=TANK1_DEVICE))["ok"] is True
+        finally:
+            await endpoint.stop()
+
+
+def test_unknown_device_names_the_device() -> None:
+    city = SimulatedCity(SimClock(), CityOptions(domains=WATER_ONLY))
+    with pytest.raises(UnknownDeviceError, match=r"water\.nowhere"):
+        city.device("water.nowhere")

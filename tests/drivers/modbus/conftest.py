@@ -9,9 +9,10 @@ from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
 from controlcenter.model import DataType, TagDef
-from plc_sim.city import SimulatedCity
+from plc_sim.city import CityOptions, SimulatedCity
 from plc_sim.clock import SimClock
 from plc_sim.points import TANK1_DEVICE
+from tests.drivers.modbus.modbus_test_devices import FeatureDevice
 
 SCRATCH_HOLDING_REGISTERS = 16
 """Holding registers 0..15 of the scratch device; 16 and up are undefined."""
@@ -20,7 +21,9 @@ SCRATCH_HOLDING_REGISTERS = 16
 @pytest.fixture
 async def city() -> AsyncIterator[SimulatedCity]:
     """The simulated city on a clock 100 times faster than the wall."""
-    async with SimulatedCity(SimClock(speed=100.0), seed=4) as running:
+    async with SimulatedCity(
+        SimClock(speed=100.0), CityOptions(seed=4, domains=frozenset({"water"}))
+    ) as running:
         yield running
 
 
@@ -78,3 +81,12 @@ async def silent_port() -> AsyncIterator[int]:
         writer.close()
     server.close()
     await server.wait_closed()
+
+
+@pytest.fixture
+async def feature_device() -> AsyncIterator[FeatureDevice]:
+    """Units 1 and 2 behind one endpoint; registers 0..99 with holes at 10..19 and 40..41."""
+    device = FeatureDevice()
+    await device.start()
+    yield device
+    await device.stop()

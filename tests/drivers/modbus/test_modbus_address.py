@@ -18,6 +18,9 @@ from drivers.modbus.address import ModbusAddress, Table, ValueType, parse_addres
         ("hr:65534:uint32", ModbusAddress(Table.HOLDING_REGISTER, 65534, ValueType.UINT32), 2),
         (" HR:10:Int32 ", ModbusAddress(Table.HOLDING_REGISTER, 10, ValueType.INT32), 2),
         ("ir:3:uint16", ModbusAddress(Table.INPUT_REGISTER, 3, ValueType.UINT16), 1),
+        ("hr:100:float64", ModbusAddress(Table.HOLDING_REGISTER, 100, ValueType.FLOAT64), 4),
+        ("hr:10.3", ModbusAddress(Table.HOLDING_REGISTER, 10, ValueType.BOOL, 3), 1),
+        ("ir:0.15:bool", ModbusAddress(Table.INPUT_REGISTER, 0, ValueType.BOOL, 15), 1),
     ],
 )
 def test_parses_valid_addresses(text: str, expected: ModbusAddress, count: int) -> None:
@@ -41,7 +44,12 @@ def test_parses_valid_addresses(text: str, expected: ModbusAddress, count: int) 
         ("ir:0", "needs a type"),
         ("ir:0:bool", "not allowed in table ir"),
         ("coil:0:int16", "not allowed in table coil"),
-        ("hr:0:float64", "unknown type 'float64'"),
+        ("hr:0:float128", "unknown type 'float128'"),
+        ("hr:65533:float64", "runs past the last address"),
+        ("hr:10.16", "bit 16 outside 0..15"),
+        ("hr:10.x", "bit 'x' is not a decimal number"),
+        ("hr:10.3:int16", "a bit inside a register is bool"),
+        ("coil:3.1", "holds single bits"),
     ],
 )
 def test_refuses_malformed_addresses_with_a_clear_message(text: str, message: str) -> None:
@@ -57,6 +65,8 @@ def test_refuses_malformed_addresses_with_a_clear_message(text: str, message: st
         ("ir:0:float32", DataType.FLOAT),
         ("hr:0:int16", DataType.FLOAT),
         ("hr:0:uint32", DataType.INT),
+        ("hr:0:float64", DataType.FLOAT),
+        ("hr:7.2", DataType.BOOL),
     ],
 )
 def test_validate_accepts_compatible_types(address: str, data_type: DataType) -> None:
@@ -71,6 +81,8 @@ def test_validate_accepts_compatible_types(address: str, data_type: DataType) ->
         ("hr:0:float32", DataType.INT),
         ("hr:0:int16", DataType.STRING),
         ("nonsense", DataType.FLOAT),
+        ("hr:7.2", DataType.FLOAT),
+        ("hr:0:float64", DataType.INT),
     ],
 )
 def test_validate_refuses_incompatible_types(address: str, data_type: DataType) -> None:

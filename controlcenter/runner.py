@@ -1,0 +1,50 @@
+"""Running a command-line service: logging for operators, and a loop that stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from controlcenter.app import CenterFailedError
+
+log = logging.getLogger("controlcenter")
+
+QUIET_LIBRARIES = ("pymodbus", "asyncua", "bacpypes3", "werkzeug")
+"""Protocol and web libraries that log every field fault with a traceback; the center logs
+each fault once, in its own words."""
+
+
+def configure_logging(verbose: bool) -> None:
+    """Log to stderr for operators; libraries' own chatter only with ``verbose``."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in QUIET_LIBRARIES:
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+
+def run_until_stopped(
+    body: Callable[[asyncio.Event], Awaitable[None]], duration: float | None
+) -> int:
+    """Run ``body`` until Ctrl-C, SIGTERM or ``duration`` seconds of wall time; return exit code."""
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        if duration is not None:
+            loop.call_later(duration, stop.set)
+        try:
+            await body(stop)
+        except CenterFailedError as err:
+            log.error("the center stopped: %s", err)
+            return 1
+        return 0
+
+    return asyncio.run(main())

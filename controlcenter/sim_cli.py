@@ -1,0 +1,242 @@
+"""``controlcenter sim``: run the simulated city, print its point list, inject faults."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from controlcenter.runner import configure_logging, run_until_stopped
+from controlcenter.sitegen import city_devices, render_site
+from plc_sim.city import CityOptions, SimulatedCity
+from plc_sim.clock import SimClock
+from plc_sim.control import ControlEndpoint, send_control_request
+from plc_sim.device import FaultKind
+
+sim_app = typer.Typer(
+    help="The simulated city: every device on its own port, with fault injection.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+fault_app = typer.Typer(
+    help="Inject or clear faults in a running simulator (its control endpoint).",
+    no_args_is_help=True,
+)
+sim_app.add_typer(fault_app, name="fault")
+
+DEFAULT_BASE_PORT = 15020
+"""First device port of ``controlcenter sim`` (device i listens on base + i)."""
+DEFAULT_CONTROL = "127.0.0.1:15019"
+"""Where ``controlcenter sim`` serves its fault-injection endpoint by default."""
+
+
+class PointFormat(StrEnum):
+    """Formats of the point list."""
+
+    CSV = "csv"
+    JSON = "json"
+
+
+def demo_overlay_text() -> str:
+    """The hand-written part of the demo site: site, rules and displays."""
+    return (resources.files("controlcenter") / "sites" / "demo-overlay.yaml").read_text("utf-8")
+
+
+def render_demo_site(city: SimulatedCity, scan_interval_s: float | None = None) -> str:
+    """The demo site file for ``city`` at the ports it listens on (planned ones if stopped)."""
+    devices = city_devices(city, scan_interval_s=scan_interval_s)
+    return render_site(demo_overlay_text(), devices, city.points())
+
+
+@sim_app.callback()
+def sim(
+    ctx: typer.Context,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds of wall time.", min=0)
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per wall-clock second.", min=0.1, max=3600)
+    ] = 1.0,
+    scale: Annotated[
+        int, typer.Option(help="Multiply each domain's assets (tens of thousands of points).")
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation's randomness.")] = 1,
+    host: Annotated[str, typer.Option(help="Address the devices listen on.")] = "127.0.0.1",
+    base_port: Annotated[
+        int, typer.Option(help="Port of the first device; device i gets base + i (0: any free).")
+    ] = DEFAULT_BASE_PORT,
+    control: Annotated[
+        str, typer.Option(help="host:port of the fault-injection endpoint (port 0: any free).")
+    ] = DEFAULT_CONTROL,
+    points: Annotated[bool, typer.Option("--points", help="Print the point list and exit.")] = (
+        False
+    ),
+    output_format: Annotated[
+        PointFormat, typer.Option("--format", help="Point list format.")
+    ] = PointFormat.CSV,
+    site_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the matching site file for the center here and exit."),
+    ] = None,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Once every device listens, write the matching site file here (any ports)."
+        ),
+    ] = None,
+) -> None:
+    """Run the simulated city (or print its point list, or write its site file)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    configure_logging(verbose=False)
+    options = CityOptions(scale=scale, seed=seed, host=host, base_port=base_port)
+    city = SimulatedCity(SimClock(speed=speed), options)
+    if points:
+        print_points(city, output_format)
+        return
+    if site_file is not None:
+        if base_port == 0:
+            raise typer.BadParameter("a site file needs fixed ports: give --base-port")
+        site_file.write_text(render_demo_site(city), encoding="utf-8")
+        typer.echo(f"site file written: {site_file} ({len(city.points())} tags)")
+        return
+    control_host, control_port = _split(control)
+
+    async def body(stop: asyncio.Event) -> None:
+        await city.start()
+        endpoint = ControlEndpoint(city, host=control_host, port=control_port)
+        try:
+            await endpoint.start()
+            if ready_file is not None:
+                # Written whole, then renamed: a watcher never reads half a site file.
+                partial = ready_file.with_name(ready_file.name + ".partial")
+                partial.write_text(render_demo_site(city), encoding="utf-8")
+                partial.replace(ready_file)
+            for name, (device_host, device_port) in city.endpoints().items():
+                protocol = city.device(name).protocol
+                typer.echo(f"{name:<24} {protocol:<6} {device_host}:{device_port}")
+            typer.echo(f"fault control: {control_host}:{endpoint.port} (controlcenter sim fault)")
+            typer.echo(f"{len(city.points())} points on {len(city.devices())} devices")
+            await stop.wait()
+        finally:
+            await endpoint.stop()
+            await city.stop()
+
+    raise typer.Exit(run_until_stopped(body, duration))
+
+
+def print_points(city: SimulatedCity, output_format: PointFormat) -> None:
+    """Print every point: device, protocol, endpoint, address, tag, unit, writable, range."""
+    endpoints = city.endpoints()
+    rows = [
+        {
+            "device": point.device,
+            "protocol": point.protocol,
+            "endpoint": "{}:{}".format(*endpoints[point.device]),
+            "address": point.address,
+            "tag": point.tag,
+            "data_type": point.data_type,
+            "unit": point.unit,
+            "writable": point.writable,
+            "low": "" if point.low is None else point.low,
+            "high": "" if point.high is None else point.high,
+        }
+        for point in city.points()
+    ]
+    if output_format is PointFormat.JSON:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+ControlOption = Annotated[str, typer.Option(help="host:port of the simulator's control endpoint.")]
+
+
+@fault_app.command("set")
+def fault_set(
+    device: Annotated[str, typer.Argument(help="Device name, e.g. water.ps1_rtu.")],
+    kind: Annotated[FaultKind, typer.Argument(help="The fault.")],
+    delay: Annotated[float | None, typer.Option(help="Seconds, for 'slow'.", min=0)] = None,
+    error_code: Annotated[
+        int | None, typer.Option(help="Protocol error to answer with, for 'error'.")
+    ] = None,
+    noise: Annotated[float | None, typer.Option(help="Noise, fraction of span.", min=0)] = None,
+    control: ControlOption = DEFAULT_CONTROL,
+) -> None:
+    """Give a device a fault."""
+    request: dict[str, Any] = {"action": "set", "device": device, "fault": kind.value}
+    for key, value in (("delay_s", delay), ("error_code", error_code), ("noise", noise)):
+        if value is not None:
+            request[key] = value
+    _send(control, request)
+
+
+@fault_app.command("clear")
+def fault_clear(
+    device: Annotated[str, typer.Argument(help="Device name.")],
+    kind: Annotated[FaultKind | None, typer.Argument(help="The fault (default: all).")] = None,
+    control: ControlOption = DEFAULT_CONTROL,
+) -> None:
+    """Clear one fault of a device, or all of them."""
+    request: dict[str, Any] = {"action": "clear", "device": device}
+    if kind is not None:
+        request["fault"] = kind.value
+    _send(control, request)
+
+
+@fault_app.command("restart")
+def fault_restart(
+    device: Annotated[str, typer.Argument(help="Device name.")],
+    control: ControlOption = DEFAULT_CONTROL,
+) -> None:
+    """Restart a device, as a PLC reboot: clients lose their sessions."""
+    _send(control, {"action": "restart", "device": device})
+
+
+@fault_app.command("leak")
+def fault_leak(
+    area: Annotated[int, typer.Argument(help="District metering area number (1, 2...).")],
+    flow: Annotated[float, typer.Argument(help="Leak flow in m3/h (0 repairs it).", min=0)],
+    control: ControlOption = DEFAULT_CONTROL,
+) -> None:
+    """Open (or repair) a leak in a district metering area of the water network."""
+    _send(control, {"action": "leak", "area": area, "flow_m3h": flow})
+
+
+@fault_app.command("list")
+def fault_list(control: ControlOption = DEFAULT_CONTROL) -> None:
+    """List the devices and their active faults."""
+    answer = _send(control, {"action": "list"}, quiet=True)
+    for device, faults in sorted(answer.get("devices", {}).items()):
+        typer.echo(f"{device:<24} {', '.join(faults) or '-'}")
+
+
+def _send(control: str, request: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
+    host, port = _split(control)
+    try:
+        answer = asyncio.run(send_control_request(host, port, request))
+    except OSError as err:
+        typer.echo(f"error: no simulator control endpoint at {control}: {err}", err=True)
+        raise typer.Exit(1) from err
+    if not answer.get("ok"):
+        typer.echo(f"error: {answer.get('error', 'refused')}", err=True)
+        raise typer.Exit(1)
+    if not quiet:
+        typer.echo("ok")
+    return answer
+
+
+def _split(endpoint: str) -> tuple[str, int]:
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise typer.BadParameter(f"'{endpoint}' is not host:port")
+    return host, int(port)

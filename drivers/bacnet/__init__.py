@@ -1,0 +1,15 @@
+"""BACnet/IP driver: ReadPropertyMultiple reads, prioritised writes, COV subscriptions."""
+
+from drivers.bacnet.address import BacnetAddress, ObjectType, parse_address, validate_address
+from drivers.bacnet.config import BacnetDeviceConfig
+from drivers.bacnet.driver import BacnetDriver, BacnetErrorResponse
+
+__all__ = [
+    "BacnetAddress",
+    "BacnetDeviceConfig",
+    "BacnetDriver",
+    "BacnetErrorResponse",
+    "ObjectType",
+    "parse_address",
+    "validate_address",
+]

@@ -1,0 +1,307 @@
+"""PostgreSQL storage of samples: day partitions (or a TimescaleDB hypertable) and COPY writes.
+
+Layout. ``samples`` is declaratively partitioned by ``RANGE (time)`` with one partition per UTC
+day (``samples_p20240301``) and a DEFAULT partition (``samples_default``), so a row whose day has
+no partition yet is still stored, never refused. The writer creates the partitions of the days a
+batch covers before writing it, so the default partition normally stays empty. Retention drops
+whole partitions (``drop_partitions_before``): instant, and no dead rows left for VACUUM.
+
+Where the TimescaleDB extension is installed in the database (``CREATE EXTENSION timescaledb``),
+``samples`` becomes a hypertable with one-day chunks instead: TimescaleDB then creates the chunks
+itself and retention uses ``drop_chunks``. The extension is detected, never required; nothing
+here creates it (it needs ``shared_preload_libraries`` and a superuser).
+
+Writes. A batch goes through ``COPY ... FROM STDIN (FORMAT BINARY)`` into a session-local
+temporary table, then ``INSERT INTO samples SELECT ... ON CONFLICT (tag_id, time) DO NOTHING``:
+COPY is several times faster than row-by-row INSERTs (the PostgreSQL manual, "Populating a
+Database", 14.4.2), and the INSERT keeps writes idempotent, so a replayed batch stores nothing
+twice. COPY alone cannot skip conflicting rows.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, text
+from sqlalchemy.schema import CreateTable
+
+from historian.schema import samples
+
+TEMP_TABLE = "samples_incoming"
+DEFAULT_PARTITION = "samples_default"
+PARTITION_DAYS_AHEAD = 2
+"""Partitions created ahead of the current day when a store opens, so the day turns quietly."""
+
+_PARTITION_NAME = re.compile(r"samples_p(\d{8})")
+_ONE_DAY = timedelta(days=1)
+_EXACT_DAYS_ABOVE = 31
+"""A batch spanning more days than this gets partitions only for the days it really holds."""
+_COLUMNS = "tag_id, time, value, text_value, quality, reason"
+# Binary COPY needs each column's exact type: see historian.schema.samples.
+_COPY_TYPES = ["int4", "timestamptz", "float8", "text", "int8", "text"]
+_TEMP_READY = "historian_samples_incoming"
+"""Key in a pooled connection's ``info``: its temporary table exists (it lives per session)."""
+
+SampleRow = tuple[Any, ...]
+"""One row of ``samples`` in column order: tag id, time, value, text value, quality, reason."""
+
+
+class TimescaleStatus(StrEnum):
+    """Whether the TimescaleDB extension can be used in this database."""
+
+    ABSENT = "absent"
+    """Not installed on the server."""
+    AVAILABLE = "available"
+    """Installed on the server, but not created in this database: not used."""
+    INSTALLED = "installed"
+    """Created in this database: ``samples`` becomes a hypertable."""
+
+
+class SamplesLayout(StrEnum):
+    """How the ``samples`` table is stored."""
+
+    PARTITIONED = "partitioned"
+    HYPERTABLE = "hypertable"
+    PLAIN = "plain"
+    """A single table: a schema version 1 database not yet migrated."""
+    MISSING = "missing"
+
+
+def detect_timescaledb(conn: Connection) -> TimescaleStatus:
+    """Whether TimescaleDB is absent, available on the server, or installed in this database."""
+    row = conn.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'), "
+            "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
+        )
+    ).one()
+    if row[0]:
+        return TimescaleStatus.INSTALLED
+    return TimescaleStatus.AVAILABLE if row[1] else TimescaleStatus.ABSENT
+
+
+def samples_layout(conn: Connection) -> SamplesLayout:
+    """How ``samples`` (found through the search path) is stored."""
+    kind = conn.execute(
+        text("SELECT relkind FROM pg_class WHERE oid = to_regclass('samples')")
+    ).scalar_one_or_none()
+    if kind is None:
+        return SamplesLayout.MISSING
+    if kind == "p":
+        return SamplesLayout.PARTITIONED
+    if detect_timescaledb(conn) is TimescaleStatus.INSTALLED:
+        is_hypertable = conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
+                "WHERE hypertable_name = 'samples' AND hypertable_schema = current_schema())"
+            )
+        ).scalar_one()
+        if is_hypertable:
+            return SamplesLayout.HYPERTABLE
+    return SamplesLayout.PLAIN
+
+
+def create_samples_table(conn: Connection, *, today: date | None = None) -> SamplesLayout:
+    """Create ``samples``: a hypertable where TimescaleDB is installed, else day partitions."""
+    ddl = str(CreateTable(samples).compile(dialect=conn.dialect)).strip()
+    if detect_timescaledb(conn) is TimescaleStatus.INSTALLED:
+        conn.exec_driver_sql(ddl)
+        _make_hypertable(conn, migrate_data=False)
+        return SamplesLayout.HYPERTABLE
+    conn.exec_driver_sql(f"{ddl} PARTITION BY RANGE (time)")
+    conn.exec_driver_sql(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF samples DEFAULT")
+    first = today or datetime.now(UTC).date()
+    ensure_day_partitions(conn, [first + i * _ONE_DAY for i in range(PARTITION_DAYS_AHEAD + 1)])
+    return SamplesLayout.PARTITIONED
+
+
+def convert_to_partitioned(conn: Connection) -> SamplesLayout:
+    """Turn a plain ``samples`` table (schema version 1) into the current layout, keeping rows."""
+    if samples_layout(conn) is not SamplesLayout.PLAIN:
+        return samples_layout(conn)
+    if detect_timescaledb(conn) is TimescaleStatus.INSTALLED:
+        _make_hypertable(conn, migrate_data=True)
+        return SamplesLayout.HYPERTABLE
+    conn.exec_driver_sql("ALTER TABLE samples RENAME TO samples_v1")
+    conn.exec_driver_sql("ALTER TABLE samples_v1 RENAME CONSTRAINT samples_pkey TO samples_v1_pkey")
+    create_samples_table(conn)
+    days = conn.execute(
+        text("SELECT DISTINCT (time AT TIME ZONE 'UTC')::date FROM samples_v1")
+    ).scalars()
+    ensure_day_partitions(conn, list(days))
+    conn.exec_driver_sql(f"INSERT INTO samples ({_COLUMNS}) SELECT {_COLUMNS} FROM samples_v1")
+    conn.exec_driver_sql("DROP TABLE samples_v1")
+    return SamplesLayout.PARTITIONED
+
+
+def _make_hypertable(conn: Connection, *, migrate_data: bool) -> None:
+    conn.execute(
+        text(
+            "SELECT create_hypertable('samples', 'time', chunk_time_interval => INTERVAL '1 day', "
+            "if_not_exists => TRUE, migrate_data => :migrate)"
+        ),
+        {"migrate": migrate_data},
+    )
+
+
+def partition_name(day: date) -> str:
+    """The name of the partition holding the samples of one UTC day."""
+    return f"samples_p{day:%Y%m%d}"
+
+
+def day_partitions(conn: Connection) -> dict[str, date]:
+    """The day partitions of ``samples`` by name (the default partition is not one)."""
+    names = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass('samples')"
+        )
+    ).scalars()
+    found: dict[str, date] = {}
+    for name in names:
+        match = _PARTITION_NAME.fullmatch(name)
+        if match is not None:
+            found[name] = datetime.strptime(match.group(1), "%Y%m%d").date()
+    return found
+
+
+def ensure_day_partitions(conn: Connection, days: Iterable[date]) -> list[str]:
+    """Create the partitions of ``days`` that do not exist yet; return the names created.
+
+    Rows of such a day already in the default partition are moved into the new partition (a
+    partition cannot be created over rows the default partition holds for its range).
+    """
+    existing = set(day_partitions(conn))
+    created: list[str] = []
+    for day in sorted(set(days)):
+        name = partition_name(day)
+        if name in existing:
+            continue
+        low, high = _bound(day), _bound(day + _ONE_DAY)
+        bounds = f"FOR VALUES FROM ('{low}') TO ('{high}')"
+        strays = conn.execute(
+            text(
+                f"SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} "
+                "WHERE time >= :low AND time < :high)"
+            ),
+            {"low": low, "high": high},
+        ).scalar_one()
+        if not strays:
+            conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF samples {bounds}")
+        else:
+            conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE samples INCLUDING ALL)")
+            conn.execute(
+                text(
+                    f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} "
+                    "WHERE time >= :low AND time < :high RETURNING *) "
+                    f"INSERT INTO {name} ({_COLUMNS}) SELECT {_COLUMNS} FROM moved"
+                ),
+                {"low": low, "high": high},
+            )
+            conn.exec_driver_sql(f"ALTER TABLE samples ATTACH PARTITION {name} {bounds}")
+        created.append(name)
+    return created
+
+
+def _bound(day: date) -> str:
+    return f"{day.isoformat()} 00:00:00+00"
+
+
+def drop_partitions_before(conn: Connection, cutoff: datetime) -> list[str]:
+    """Remove samples older than ``cutoff``; return the partitions (or chunks) dropped.
+
+    Day partitions that end at or before ``cutoff`` are dropped whole; rows before ``cutoff``
+    in the default partition are deleted. Samples of the day ``cutoff`` falls in are kept. On a
+    hypertable, TimescaleDB's ``drop_chunks`` does the same with its chunks.
+    """
+    if cutoff.utcoffset() is None:
+        raise ValueError(f"naive cutoff {cutoff.isoformat()}: the historian needs UTC times")
+    layout = samples_layout(conn)
+    if layout is SamplesLayout.HYPERTABLE:
+        dropped = conn.execute(
+            text("SELECT drop_chunks('samples', older_than => :cutoff)::text"), {"cutoff": cutoff}
+        ).scalars()
+        return list(dropped)
+    if layout is not SamplesLayout.PARTITIONED:
+        conn.execute(text("DELETE FROM samples WHERE time < :cutoff"), {"cutoff": cutoff})
+        return []
+    last_day = cutoff.astimezone(UTC).date()
+    dropped_names = [
+        name for name, day in sorted(day_partitions(conn).items()) if day + _ONE_DAY <= last_day
+    ]
+    # A day that ends exactly at a midnight cutoff goes too: every row of it is before cutoff.
+    for name in dropped_names:
+        conn.exec_driver_sql(f"DROP TABLE {name}")
+    conn.execute(
+        text(f"DELETE FROM {DEFAULT_PARTITION} WHERE time < :cutoff"),
+        {"cutoff": cutoff},
+    )
+    return dropped_names
+
+
+class SampleCopier:
+    """Writes batches of sample rows with COPY, creating day partitions as data arrives.
+
+    Thread-safe: each call works on the connection it is given; only the set of days known to
+    have a partition is shared, under a lock.
+    """
+
+    def __init__(self, layout: SamplesLayout) -> None:
+        self.layout = layout
+        self._days_ready: set[date] = set()
+        self._lock = threading.Lock()
+
+    def forget_partitions(self) -> None:
+        """Check the partitions again before the next write (after a failure, or retention)."""
+        with self._lock:
+            self._days_ready.clear()
+
+    def prepare_partitions(self, conn: Connection, times: Sequence[datetime]) -> None:
+        """Create the partitions the rows' days need, in the caller's (own, short) transaction."""
+        if self.layout is not SamplesLayout.PARTITIONED or not times:
+            return
+        days = _days_of(times)
+        with self._lock:
+            missing = days - self._days_ready
+        if not missing:
+            return
+        ensure_day_partitions(conn, missing)
+        with self._lock:
+            self._days_ready |= missing
+
+    def copy_rows(self, conn: Connection, rows: Sequence[SampleRow]) -> None:
+        """COPY ``rows`` into ``samples`` inside the caller's transaction; conflicts ignored."""
+        record = conn.connection
+        raw: Any = record.dbapi_connection
+        if not isinstance(raw, psycopg.Connection):
+            raise TypeError(f"expected a psycopg connection, got {type(raw).__name__}")
+        with raw.cursor() as cursor:
+            if not record.info.get(_TEMP_READY):
+                # ON COMMIT DELETE ROWS: the staging table is empty at the start of every batch.
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {TEMP_TABLE} "
+                    f"(LIKE samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                record.info[_TEMP_READY] = True
+            with cursor.copy(f"COPY {TEMP_TABLE} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO samples ({_COLUMNS}) SELECT {_COLUMNS} FROM {TEMP_TABLE} "
+                "ON CONFLICT (tag_id, time) DO NOTHING"
+            )
+
+
+def _days_of(times: Sequence[datetime]) -> set[date]:
+    first, last = min(times).astimezone(UTC).date(), max(times).astimezone(UTC).date()
+    span = (last - first).days
+    if span <= _EXACT_DAYS_ABOVE:
+        return {first + i * _ONE_DAY for i in range(span + 1)}
+    return {moment.astimezone(UTC).date() for moment in times}

@@ -1,0 +1,148 @@
+"""``HistoryQueries``: the historian's whole read side behind one object, for the HMI and APIs.
+
+Raw values (with a limit and either order), values at given times, aggregates per interval,
+trends of at most N points over any range, and the command and event journals with filters.
+It satisfies ``controlcenter.ports.HistoryQueryReader`` (and so ``HistoryReader``). Every method
+is one read transaction and safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from controlcenter.model import (
+    CommandOrigin,
+    CommandResult,
+    Event,
+    EventKind,
+    Quality,
+    Sample,
+)
+from historian.aggregates import parse_aggregates, read_processed
+from historian.attime import read_at_times
+from historian.schema import samples
+from historian.series import tag_info
+from historian.store import SqlHistorian
+from historian.trend import Trend, read_trend
+from historian.values import decode_sample_value
+
+
+class HistoryQueries:
+    """Read access to a historian store: raw, at-time, processed, trend and journal queries."""
+
+    def __init__(self, store: SqlHistorian) -> None:
+        self._store = store
+
+    def read_raw(
+        self,
+        tag: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Sample]:
+        """Stored samples of ``tag`` with start <= source time <= end, oldest first.
+
+        With ``newest_first`` the newest come first; with ``limit`` at most that many are
+        returned (from the end the order starts at). Raises UnknownTagError for an unknown tag.
+        """
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
+        for name, moment in (("start", start), ("end", end)):
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+        with self._store.reading(f"read {tag}") as conn:
+            info = tag_info(conn, tag)
+            query = select(
+                samples.c.time,
+                samples.c.value,
+                samples.c.text_value,
+                samples.c.quality,
+                samples.c.reason,
+            ).where(samples.c.tag_id == info.id)
+            if start is not None:
+                query = query.where(samples.c.time >= start)
+            if end is not None:
+                query = query.where(samples.c.time <= end)
+            query = query.order_by(samples.c.time.desc() if newest_first else samples.c.time)
+            if limit is not None:
+                query = query.limit(limit)
+            rows = conn.execute(query).all()
+        qualities: dict[tuple[int, str | None], Quality] = {}
+        result: list[Sample] = []
+        for time, value, text_value, code, reason in rows:
+            quality = qualities.get((code, reason))
+            if quality is None:
+                quality = qualities[(code, reason)] = Quality.from_status_code(code, reason or "")
+            decoded = decode_sample_value(info.data_type, value, text_value)
+            result.append(Sample(tag, decoded, quality, time, time))
+        return result
+
+    def read_at_times(self, tag: str, times: Sequence[datetime]) -> list[Sample]:
+        """One sample of ``tag`` at each of ``times``: stored, held or interpolated.
+
+        See ``historian.attime`` for the rules (Bad with no data before the first sample,
+        Uncertain when extrapolated past the last one).
+        """
+        with self._store.reading(f"read {tag} at times") as conn:
+            return read_at_times(conn, tag_info(conn, tag), times)
+
+    def read_processed(
+        self,
+        tag: str,
+        start: datetime,
+        end: datetime,
+        interval: timedelta,
+        aggregates: Sequence[str],
+    ) -> dict[str, list[Sample]]:
+        """Aggregates of ``tag`` per ``interval`` over [start, end), one sample per interval.
+
+        Names: interpolative, average, time_average, minimum, maximum, start, end, count,
+        percent_good (OPC UA Part 13; see ``historian.aggregates``). Raises AggregateError (a
+        ValueError) for an unknown name, a string tag or too many intervals.
+        """
+        parsed = parse_aggregates(aggregates)
+        with self._store.reading(f"aggregate {tag}") as conn:
+            computed = read_processed(conn, tag_info(conn, tag), start, end, interval, parsed)
+        return {aggregate.value: values for aggregate, values in computed.items()}
+
+    def trend(self, tag: str, start: datetime, end: datetime, max_points: int) -> Trend:
+        """At most ``max_points`` points of ``tag`` over [start, end), spikes kept."""
+        with self._store.reading(f"trend {tag}") as conn:
+            return read_trend(conn, tag_info(conn, tag), start, end, max_points)
+
+    def read_trend(self, tag: str, start: datetime, end: datetime, max_points: int) -> list[Sample]:
+        """The points of ``trend`` as samples."""
+        return self.trend(tag, start, end, max_points).samples()
+
+    def read_commands(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        tag: str | None = None,
+        origin: CommandOrigin | None = None,
+        requested_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[CommandResult]:
+        """Journaled commands issued in [start, end], filtered, oldest first."""
+        return self._store.read_commands(
+            start, end, tag=tag, origin=origin, requested_by=requested_by, limit=limit
+        )
+
+    def read_events(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        kind: EventKind | None = None,
+        source: str | None = None,
+        user: str | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Journaled events with start <= time <= end, filtered, oldest first."""
+        return self._store.read_events(start, end, kind=kind, source=source, user=user, limit=limit)

@@ -1,0 +1,249 @@
+"""One contract, three protocols: every driver against the simulator over real sockets.
+
+The same device (a level input, a setpoint, a run command and a mode) is served by the
+simulator's Modbus TCP, OPC UA and BACnet/IP servers on free ports; each driver must read it,
+write it with readback, refuse what the device refuses, push changes where the protocol can,
+fail fast and typed on a dead endpoint, and count what it did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from controlcenter.clock import WallClock
+from controlcenter.model import DataType, Sample, TagDef
+from drivers.bacnet.config import BacnetDeviceConfig
+from drivers.bacnet.driver import BacnetDriver
+from drivers.base import (
+    CommunicationTimeoutError,
+    DeviceRejectedError,
+    Driver,
+    DriverError,
+    NotConnectedError,
+    SubscriptionUnsupportedError,
+)
+from drivers.modbus.config import ModbusDeviceConfig
+from drivers.modbus.driver import ModbusDriver
+from drivers.opcua.config import OpcUaDeviceConfig
+from drivers.opcua.driver import OpcUaDriver
+from plc_sim.bacnet_server import BacnetDeviceServer
+from plc_sim.device import PointBinding, PointSpec, PointValue, SimDevice
+from plc_sim.domain import DeviceServer
+from plc_sim.modbus_device_server import ModbusDeviceServer
+from plc_sim.opcua_server import OpcUaDeviceServer
+
+PROTOCOLS = ("modbus", "opcua", "bacnet")
+DEVICE_INSTANCE = 4711
+
+
+class Controller:
+    """A tiny plant: a level the test moves, and the commands a client may write."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, PointValue] = {
+            "plant.level": 2.5,
+            "plant.setpoint": 3.0,
+            "plant.run": False,
+            "plant.mode": 0,
+        }
+
+    def binding(self, spec: PointSpec) -> PointBinding:
+        """A binding that reads and writes this controller's value of ``spec``."""
+
+        def read() -> PointValue:
+            return self.values[spec.tag]
+
+        def write(value: PointValue) -> None:
+            self.values[spec.tag] = value
+
+        return PointBinding(spec, read, write if spec.writable else None)
+
+
+SPECS = (
+    PointSpec("plant.level", "float", unit="m", low=0.0, high=5.0, cov_increment=0.01),
+    PointSpec("plant.setpoint", "float", unit="m", writable=True, low=0.0, high=5.0, role="value"),
+    PointSpec("plant.run", "bool", writable=True, role="output"),
+    PointSpec(
+        "plant.mode",
+        "int",
+        writable=True,
+        low=0,
+        high=2,
+        role="value",
+        states=("auto", "manual", "off"),
+    ),
+)
+
+
+@dataclass
+class Served:
+    """One protocol's server of the controller, and how to reach it."""
+
+    protocol: str
+    controller: Controller
+    server: DeviceServer
+    tags: dict[str, TagDef]
+    make_driver: Callable[[int], Driver]
+    """A driver for the server's port (or another port, for a dead endpoint)."""
+
+
+def _tag_defs(server: DeviceServer, device: str) -> dict[str, TagDef]:
+    addresses = server.addresses()
+    kinds = {"float": DataType.FLOAT, "bool": DataType.BOOL, "int": DataType.INT}
+    return {
+        spec.tag: TagDef(
+            name=spec.tag,
+            device=device,
+            address=addresses[spec.tag],
+            data_type=kinds[spec.kind],
+            unit=spec.unit,
+            low=spec.low,
+            high=spec.high,
+            writable=spec.writable,
+        )
+        for spec in SPECS
+    }
+
+
+def _serve(protocol: str) -> Served:
+    controller = Controller()
+    name = f"contract.{protocol}_plc"
+    device = SimDevice(
+        name,
+        protocol,  # type: ignore[arg-type]
+        [controller.binding(spec) for spec in SPECS],
+        device_instance=DEVICE_INSTANCE,
+    )
+    clock = WallClock()
+    server: DeviceServer
+    make_driver: Callable[[int], Driver]
+    if protocol == "modbus":
+        server = ModbusDeviceServer(device)
+
+        def make_driver(port: int) -> Driver:
+            return ModbusDriver(name, ModbusDeviceConfig("127.0.0.1", port, timeout_s=0.5), clock)
+
+    elif protocol == "opcua":
+        server = OpcUaDeviceServer(device)
+
+        def make_driver(port: int) -> Driver:
+            config = OpcUaDeviceConfig(f"opc.tcp://127.0.0.1:{port}", timeout_s=1.0)
+            return OpcUaDriver(name, config, clock)
+
+    else:
+        server = BacnetDeviceServer(device)
+
+        def make_driver(port: int) -> Driver:
+            config = BacnetDeviceConfig(
+                host="127.0.0.1",
+                port=port,
+                device_instance=DEVICE_INSTANCE,
+                local_host="127.0.0.1",
+                apdu_timeout_s=0.5,
+                retries=0,
+            )
+            return BacnetDriver(name, config, clock)
+
+    return Served(protocol, controller, server, _tag_defs(server, name), make_driver)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session", params=PROTOCOLS)
+async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
+    """The controller served over one protocol on a free port."""
+    result = _serve(str(request.param))
+    await result.server.start()
+    try:
+        yield result
+    finally:
+        await result.server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def driver(served: Served) -> AsyncIterator[Driver]:
+    """A connected driver of the served protocol."""
+    connected = served.make_driver(served.server.port)
+    await connected.connect()
+    try:
+        yield connected
+    finally:
+        await connected.close()
+
+
+async def _settle(served: Served) -> None:
+    await served.server.publish()
+
+
+async def test_reads_every_point_with_good_quality(served: Served, driver: Driver) -> None:
+    served.controller.values["plant.level"] = 1.75
+    await _settle(served)
+    samples = await driver.read(list(served.tags.values()))
+    assert [sample.tag for sample in samples] == list(served.tags)
+    assert all(sample.quality.is_good for sample in samples), samples
+    by_tag = {sample.tag: sample.value for sample in samples}
+    assert by_tag["plant.level"] == pytest.approx(1.75)
+    assert by_tag["plant.run"] is False
+    assert by_tag["plant.mode"] == 0
+
+
+async def test_write_returns_the_readback_and_reaches_the_device(
+    served: Served, driver: Driver
+) -> None:
+    readback = await driver.write(served.tags["plant.setpoint"], 4.25)
+    assert readback == pytest.approx(4.25)
+    assert served.controller.values["plant.setpoint"] == pytest.approx(4.25)
+    assert await driver.write(served.tags["plant.run"], True) is True
+    assert served.controller.values["plant.run"] is True
+    assert await driver.write(served.tags["plant.mode"], 2) == 2
+    assert served.controller.values["plant.mode"] == 2
+
+
+async def test_a_write_the_device_refuses_is_a_typed_error(served: Served, driver: Driver) -> None:
+    level = served.tags["plant.level"]
+    forced = TagDef(level.name, level.device, level.address, level.data_type, writable=True)
+    with pytest.raises(DriverError):
+        await driver.write(forced, 1.0)
+    assert served.controller.values["plant.level"] != 1.0
+    with pytest.raises((DeviceRejectedError, DriverError)):
+        await driver.write(served.tags["plant.setpoint"], 99.0)  # above the device's range
+    assert served.controller.values["plant.setpoint"] != 99.0
+
+
+async def test_pushes_changes_where_the_protocol_can(served: Served, driver: Driver) -> None:
+    received: list[Sample] = []
+    level = served.tags["plant.level"]
+    try:
+        await driver.subscribe([level], received.extend, interval_s=0.2)
+    except SubscriptionUnsupportedError:
+        assert served.protocol == "modbus"
+        return
+    assert served.protocol != "modbus"
+    served.controller.values["plant.level"] = 3.3
+    await _settle(served)
+    deadline = time.monotonic() + 5.0
+    while not any(s.value == pytest.approx(3.3) and s.quality.is_good for s in received):
+        assert time.monotonic() < deadline, f"no pushed change within 5 s: {received[-3:]}"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_dead_endpoint_fails_fast_and_typed(served: Served, closed_port: int) -> None:
+    dead = served.make_driver(closed_port)
+    started = time.monotonic()
+    with pytest.raises((NotConnectedError, CommunicationTimeoutError)):
+        await dead.connect()
+        await dead.read(list(served.tags.values()))
+    await dead.close()
+    assert time.monotonic() - started < 5.0
+
+
+async def test_diagnostics_count_requests(served: Served, driver: Driver) -> None:
+    await driver.read(list(served.tags.values()))
+    health = driver.diagnostics()
+    assert health.device == f"contract.{served.protocol}_plc"
+    assert health.connected
+    assert health.requests >= 1

@@ -1,0 +1,92 @@
+"""The query facade: the port it satisfies, raw reads with limits, filtered journals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from controlcenter.model import (
+    Command,
+    CommandOrigin,
+    CommandResult,
+    CommandStatus,
+    Event,
+    EventKind,
+)
+from controlcenter.ports import HistoryQueryReader
+from historian import SqlHistorian, UnknownTagError
+from historian.aggregates import AggregateError
+from historian.queries import HistoryQueries
+from tests.historian.historian_support import LEVEL, RUNNING, at, level_samples
+
+
+def _command(tag: str, origin: CommandOrigin, who: str, seconds: float) -> CommandResult:
+    command = Command(tag, True, origin, who, "test", at(seconds))
+    return CommandResult(command, CommandStatus.CONFIRMED, "ok", at(seconds + 1), True)
+
+
+def test_the_facade_satisfies_the_query_port(store: SqlHistorian) -> None:
+    port: HistoryQueryReader = HistoryQueries(store)  # checked by mypy
+    store.write_samples(level_samples(5, step_ms=1000))
+
+    assert [s.value for s in port.read_raw(LEVEL)] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert [s.value for s in port.read_at_times(LEVEL, [at(0.5)])] == [0.25]
+    averages = port.read_processed(LEVEL, at(0), at(4), timedelta(seconds=2), ["average"])
+    assert [s.value for s in averages["average"]] == [0.25, 1.25]
+    assert len(port.read_trend(LEVEL, at(0), at(5), 100)) == 5
+    with pytest.raises(AggregateError):
+        port.read_processed(LEVEL, at(0), at(4), timedelta(seconds=2), ["avg"])
+
+
+def test_raw_reads_take_a_limit_and_an_order(store: SqlHistorian) -> None:
+    store.write_samples(level_samples(10, step_ms=1000))
+    queries = HistoryQueries(store)
+
+    assert [s.value for s in queries.read_raw(LEVEL, limit=3)] == [0.0, 0.5, 1.0]
+    newest = queries.read_raw(LEVEL, limit=2, newest_first=True)
+    assert [s.value for s in newest] == [4.5, 4.0]
+    window = queries.read_raw(LEVEL, at(2), at(4), newest_first=True)
+    assert [s.value for s in window] == [2.0, 1.5, 1.0]
+    assert queries.read_raw(LEVEL, limit=0) == []
+    with pytest.raises(UnknownTagError):
+        queries.read_raw("water.nothing")
+
+
+def test_commands_filter_by_tag_origin_and_requester(store: SqlHistorian) -> None:
+    journaled = [
+        _command(RUNNING, CommandOrigin.OPERATOR, "ann", 0),
+        _command(RUNNING, CommandOrigin.RULE, "tank1-level", 10),
+        _command("water.pump2.running", CommandOrigin.OPERATOR, "bob", 20),
+        _command(RUNNING, CommandOrigin.OPERATOR, "ann", 30),
+    ]
+    for result in journaled:
+        store.journal_command(result)
+    queries = HistoryQueries(store)
+
+    def ids(results: list[CommandResult]) -> list[str]:
+        return [r.command.command_id for r in results]
+
+    assert ids(queries.read_commands(tag=RUNNING)) == ids([journaled[i] for i in (0, 1, 3)])
+    assert ids(queries.read_commands(origin=CommandOrigin.RULE)) == ids([journaled[1]])
+    assert ids(queries.read_commands(requested_by="ann")) == ids([journaled[0], journaled[3]])
+    assert ids(queries.read_commands(at(5), at(25), tag=RUNNING)) == ids([journaled[1]])
+    assert ids(queries.read_commands(limit=2)) == ids(journaled[2:])
+
+
+def test_events_filter_by_kind_source_and_user(store: SqlHistorian) -> None:
+    events = [
+        Event(at(0), EventKind.AUDIT, "hmi", "login", user="ann"),
+        Event(at(1), EventKind.ALARM, LEVEL, "high level", severity=700),
+        Event(at(2), EventKind.AUDIT, "hmi", "logout", user="ann"),
+        Event(at(3), EventKind.AUDIT, "hmi", "login", user="bob"),
+    ]
+    for event in events:
+        store.journal_event(event)
+    queries = HistoryQueries(store)
+
+    assert queries.read_events(user="ann") == [events[0], events[2]]
+    assert queries.read_events(source=LEVEL) == [events[1]]
+    assert queries.read_events(kind=EventKind.AUDIT, user="bob") == [events[3]]
+    assert queries.read_events(limit=1) == [events[3]]
+    assert queries.read_events(at(1), at(2), kind=EventKind.AUDIT) == [events[2]]
