@@ -22,6 +22,7 @@ from controlcenter.config import (
 from controlcenter.live import LiveSnapshot
 from controlcenter.model import Event, EventKind, Sample, TagDef
 from controlcenter.ports import Clock
+from controlcenter.runner import ServiceFailedError
 from controlcenter.scan import DeviceScan, ScanEngine
 from controlcenter.users import UserStore
 from drivers.bacnet.config import BacnetDeviceConfig as BacnetDriverConfig
@@ -48,7 +49,7 @@ from rules.hysteresis import HysteresisRule
 log = logging.getLogger(__name__)
 
 
-class CenterFailedError(Exception):
+class CenterFailedError(ServiceFailedError):
     """A part of the center stopped unexpectedly; the center shut down."""
 
 

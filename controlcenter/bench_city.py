@@ -1,6 +1,6 @@
 """``controlcenter bench city``: the whole simulated city polled by the center, every second.
 
-The city runs as a child process (``controlcenter sim --scale N --base-port 0 --ready-file``),
+The city runs as a child process (``controlcenter.city_process``: ``controlcenter sim``),
 as field devices run on their own CPUs; the center's drivers (``controlcenter.app.build_driver``,
 from the site file the simulator writes once every device listens) and its scan engine run in
 this process. Every device is polled, none subscribed: OPC UA servers are read with batched
@@ -25,8 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from controlcenter.app import build_driver, scan_timeout
-from controlcenter.bench_process import BenchChild, own_cpu_seconds
+from controlcenter.bench_process import own_cpu_seconds
+from controlcenter.city_process import CityProcess, CityProcessError, CityProcessOptions
 from controlcenter.clock import WallClock
 from controlcenter.config import (
     BacnetDeviceConfig,
@@ -64,7 +63,6 @@ WARM_UP_TIMEOUT_S = 120.0
 """How long every device may take to be read once before the window opens."""
 PROBE_PERIOD_S = 0.5
 """How often the simulator's control endpoint is asked something, to see it answer."""
-_CONTROL_LINE = re.compile(r"^fault control: (?P<host>[^\s:]+):(?P<port>\d+)")
 
 
 class CityBenchError(Exception):
@@ -142,52 +140,6 @@ class _Meter:
         count.good += sum(1 for sample in samples if sample.quality.is_good)
 
 
-class _CitySimulator(BenchChild):
-    """The ``controlcenter sim`` child: started, waited for, measured and stopped."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.control: tuple[str, int] | None = None
-        self._listening = asyncio.Event()
-        super().__init__(process, "city simulator", self._on_line)
-
-    @classmethod
-    async def start(cls, options: CityBenchOptions, site_file: Path) -> _CitySimulator:
-        command = [sys.executable, "-m", "controlcenter.cli", "sim"]
-        command += ["--scale", str(options.scale), "--seed", str(options.seed)]
-        command += ["--base-port", "0", "--control", "127.0.0.1:0"]
-        command += ["--ready-file", str(site_file)]
-        # A safety net: the city ends by itself should this process die without stopping it.
-        command += ["--duration", str(CITY_START_TIMEOUT_S + options.duration_s + 300)]
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
-
-    def _on_line(self, line: bytes) -> None:
-        match = _CONTROL_LINE.match(line.decode(errors="replace"))
-        if match is not None:
-            self.control = (match["host"], int(match["port"]))
-            self._listening.set()
-
-    async def listening(self, timeout_s: float) -> None:
-        """Return once every device listens; CityBenchError if the city exits or takes longer."""
-        exited = asyncio.create_task(self.process.wait())
-        ready = asyncio.create_task(self._listening.wait())
-        try:
-            await asyncio.wait({exited, ready}, timeout=timeout_s, return_when="FIRST_COMPLETED")
-        finally:
-            exited.cancel()
-            ready.cancel()
-        if not self._listening.is_set():
-            why = "exited" if self.process.returncode is not None else f"took over {timeout_s:g} s"
-            raise CityBenchError(
-                f"the simulated city {why} before listening:\n{self.stderr_tail()}"
-            )
-
-
 def polled_device(device: DeviceConfig, interval_s: float) -> DeviceConfig:
     """The device as the bench polls it: at ``interval_s``, without subscriptions or COV."""
     update: dict[str, Any] = {"scan_interval": interval_s}
@@ -231,9 +183,20 @@ async def run_city_bench(options: CityBenchOptions) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-city-") as directory:
         site_file = Path(directory) / "city-site.yaml"
         started = time.monotonic()
-        simulator = await _CitySimulator.start(options, site_file)
+        simulator = await CityProcess.start(
+            CityProcessOptions(
+                ready_file=site_file,
+                scale=options.scale,
+                seed=options.seed,
+                # A safety net: the city ends by itself should this process not stop it.
+                duration_s=CITY_START_TIMEOUT_S + options.duration_s + 300,
+            )
+        )
         try:
-            await simulator.listening(CITY_START_TIMEOUT_S)
+            try:
+                await simulator.listening(CITY_START_TIMEOUT_S)
+            except CityProcessError as err:
+                raise CityBenchError(str(err)) from err
             start_s = time.monotonic() - started
             site = await asyncio.to_thread(load_site, site_file)
             return await _poll_city(options, simulator, site, start_s)
@@ -242,7 +205,7 @@ async def run_city_bench(options: CityBenchOptions) -> dict[str, Any]:
 
 
 async def _poll_city(
-    options: CityBenchOptions, simulator: _CitySimulator, site: SiteConfig, start_s: float
+    options: CityBenchOptions, simulator: CityProcess, site: SiteConfig, start_s: float
 ) -> dict[str, Any]:
     clock = WallClock()
     scans = _scans(site, clock, options.scan_interval_s)

@@ -38,7 +38,7 @@ from controlcenter.model import (
     utc_now,
 )
 from controlcenter.runner import configure_logging, run_until_stopped
-from controlcenter.sim_cli import sim_app
+from controlcenter.sim_cli import DEFAULT_BASE_PORT, DEFAULT_CONTROL, sim_app
 from controlcenter.timeparse import TimeParseError, parse_time
 from controlcenter.users import UserStore, UserStoreError
 from controlcenter.yamlsource import SourceFileError
@@ -93,6 +93,12 @@ def demo(
     host: Annotated[str, typer.Option(help="HMI address to listen on.")] = "127.0.0.1",
     users: Annotated[Path, typer.Option(help="HMI users file.")] = DEMO_USERS_PATH,
     seed: Annotated[int, typer.Option(help="Seed of the simulation's randomness.")] = 1,
+    base_port: Annotated[
+        int, typer.Option(help="Port of the city's first device (0: any free ports).")
+    ] = DEFAULT_BASE_PORT,
+    control: Annotated[
+        str, typer.Option(help="host:port of the city's fault-injection endpoint (port 0: any).")
+    ] = DEFAULT_CONTROL,
     verbose: Verbose = False,
 ) -> None:
     """Run the simulated city, the control center and the HMI on SQLite under ./var/."""
@@ -105,7 +111,11 @@ def demo(
         else:
             typer.echo(f"HMI logins: {users} (add one with `controlcenter user add NAME`)")
         hmi = HmiOptions(users_path=users, host=host, port=port)
-    runner = Demo(DemoOptions(speed=speed, db_url=db, hmi=hmi, seed=seed))
+    runner = Demo(
+        DemoOptions(
+            speed=speed, db_url=db, hmi=hmi, seed=seed, base_port=base_port, control=control
+        )
+    )
 
     async def body(stop: asyncio.Event) -> None:
         announce = asyncio.create_task(_announce(runner))
@@ -120,6 +130,9 @@ def demo(
 async def _announce(runner: Demo) -> None:
     await runner.ready.wait()
     center = runner.center
+    if runner.city_control is not None:
+        host, port = runner.city_control
+        typer.echo(f"Fault injection: controlcenter sim fault --control {host}:{port} …")
     if center is not None and center.hmi_server is not None:
         typer.echo(f"HMI: {center.hmi_url}  (Ctrl-C stops the demo)")
     else:

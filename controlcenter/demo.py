@@ -1,4 +1,4 @@
-"""The demo: the simulated city, the center and the HMI in one process, on one simulated clock."""
+"""The demo: the simulated city, the center and the HMI on one simulated clock."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from controlcenter.app import ControlCenter, HmiOptions
-from controlcenter.config import SiteConfig, SiteInfo, load_site
+from controlcenter.city_process import CityProcess, CityProcessOptions
+from controlcenter.config import SiteConfig, load_site
 from controlcenter.model import Role
-from controlcenter.sim_cli import demo_overlay_text, render_demo_site
+from controlcenter.sim_cli import DEFAULT_BASE_PORT, DEFAULT_CONTROL
 from controlcenter.users import UserStore
 from historian.store import SqlHistorian
-from plc_sim.city import DOMAINS, CityOptions, SimulatedCity
+from plc_sim.city import DOMAINS
 from plc_sim.clock import SimClock
 
 log = logging.getLogger(__name__)
@@ -27,6 +26,8 @@ DEMO_DB_URL = "sqlite:///var/demo.db"
 DEMO_USERS_PATH = Path("var/users.json")
 DEMO_SITE_PATH = Path("var/demo-site.yaml")
 """Where the demo writes the site file generated for its running city."""
+CITY_START_TIMEOUT_S = 120.0
+"""How long the simulated city may take to have every device listening."""
 
 
 def demo_site_path() -> Path:
@@ -38,12 +39,6 @@ def demo_site_path() -> Path:
 def load_demo_site() -> SiteConfig:
     """The demo city's reference site file, validated."""
     return load_site(demo_site_path())
-
-
-def load_demo_overlay() -> SiteInfo:
-    """Where the demo city is (name, location, time zone), from its hand-written overlay."""
-    document = yaml.safe_load(demo_overlay_text())
-    return SiteInfo.model_validate(document["site"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +58,10 @@ class DemoOptions:
     """Simulated seconds between scans of every device; None: each domain's scan class. A
     clock hundreds of times faster than the wall needs longer ones (a network round trip
     lasts that many times longer in simulated time)."""
+    base_port: int = DEFAULT_BASE_PORT
+    """Port of the city's first device (0: any free ports, e.g. in tests)."""
+    control: str = DEFAULT_CONTROL
+    """host:port of the city's fault-injection endpoint (port 0: any free)."""
 
 
 def ensure_demo_login(users_path: Path) -> str | None:
@@ -76,55 +75,83 @@ def ensure_demo_login(users_path: Path) -> str | None:
 
 
 class Demo:
-    """The simulated city and a center watching it, on one simulated clock."""
+    """The simulated city in a child process and a center watching it, on one simulated clock.
+
+    The city runs in its own process (``controlcenter.city_process``), as field devices run on
+    their own CPUs: its physics and servers and the center's acquisition, historian and HMI
+    then use a core each instead of sharing one event loop. Both processes keep the same
+    simulated time: the child is given this clock's start and wall-clock origin.
+    """
 
     def __init__(self, options: DemoOptions) -> None:
         self.options = options
         self.clock = SimClock(speed=options.speed, start=options.start)
-        self.overlay = load_demo_overlay()
-        self.city = SimulatedCity(
-            self.clock,
-            CityOptions(
-                scale=options.scale,
-                seed=options.seed,
-                domains=options.domains,
-                latitude=self.overlay.latitude,
-                longitude=self.overlay.longitude,
-                timezone=self.overlay.timezone,
-            ),
-        )
         self.center: ControlCenter | None = None
         self.site: SiteConfig | None = None
         """The site file generated for the running city (set once it listens)."""
+        self.city_control: tuple[str, int] | None = None
+        """Where the city's fault-control endpoint listens (``controlcenter sim fault``)."""
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the city and the center until ``stop`` is set; shut both down cleanly."""
-        await self.city.start()
+        options = self.options
+        options.site_path.parent.mkdir(parents=True, exist_ok=True)
+        city = await CityProcess.start(
+            CityProcessOptions(
+                ready_file=options.site_path,
+                scale=options.scale,
+                seed=options.seed,
+                speed=options.speed,
+                base_port=options.base_port,
+                control=options.control,
+                domains=options.domains,
+                scan_interval_s=options.scan_interval_s,
+                start=self.clock.start,
+                clock_origin=self.clock.wall_origin,
+            )
+        )
         try:
-            site = await asyncio.to_thread(self._write_site)
-            store = await asyncio.to_thread(SqlHistorian, self.options.db_url)
-            try:
-                self.center = ControlCenter(site, store, self.clock, hmi=self.options.hmi)
-                ready_signal = asyncio.create_task(self._signal_ready(self.center))
-                try:
-                    await self.center.run(stop)
-                finally:
-                    ready_signal.cancel()
-            finally:
-                await asyncio.to_thread(store.close)
+            await self._until_listening(city, stop)
+            if stop.is_set():
+                return
+            self.city_control = city.control
+            site = await asyncio.to_thread(load_site, options.site_path)
+            self.site = site
+            log.info(
+                "demo site: %s (%d devices, %d tags)",
+                options.site_path,
+                len(site.devices),
+                len(site.tags),
+            )
+            await self._run_center(site, stop)
         finally:
-            await self.city.stop()
+            await city.stop()
 
-    def _write_site(self) -> SiteConfig:
-        """Generate the site file of the running city, keep it for the operator, load it."""
-        path = self.options.site_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_demo_site(self.city, self.options.scan_interval_s), encoding="utf-8")
-        site = load_site(path)
-        self.site = site
-        log.info("demo site: %s (%d devices, %d tags)", path, len(site.devices), len(site.tags))
-        return site
+    async def _until_listening(self, city: CityProcess, stop: asyncio.Event) -> None:
+        """Wait for every simulated device to listen, unless the demo is stopped first."""
+        stopped = asyncio.create_task(stop.wait())
+        listening = asyncio.create_task(city.listening(CITY_START_TIMEOUT_S))
+        try:
+            await asyncio.wait({stopped, listening}, return_when="FIRST_COMPLETED")
+        finally:
+            stopped.cancel()
+        if listening.done():
+            listening.result()  # raises CityProcessError if the city did not start
+        else:
+            listening.cancel()
+
+    async def _run_center(self, site: SiteConfig, stop: asyncio.Event) -> None:
+        store = await asyncio.to_thread(SqlHistorian, self.options.db_url)
+        try:
+            self.center = ControlCenter(site, store, self.clock, hmi=self.options.hmi)
+            ready_signal = asyncio.create_task(self._signal_ready(self.center))
+            try:
+                await self.center.run(stop)
+            finally:
+                ready_signal.cancel()
+        finally:
+            await asyncio.to_thread(store.close)
 
     async def _signal_ready(self, center: ControlCenter) -> None:
         await center.ready.wait()

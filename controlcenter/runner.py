@@ -8,9 +8,12 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
-from controlcenter.app import CenterFailedError
-
 log = logging.getLogger("controlcenter")
+
+
+class ServiceFailedError(Exception):
+    """A service stopped for a reason it has already logged; the command exits with 1."""
+
 
 QUIET_LIBRARIES = ("pymodbus", "asyncua", "bacpypes3", "werkzeug")
 """Protocol and web libraries that log every field fault with a traceback; the center logs
@@ -42,8 +45,8 @@ def run_until_stopped(
             loop.call_later(duration, stop.set)
         try:
             await body(stop)
-        except CenterFailedError as err:
-            log.error("the center stopped: %s", err)
+        except ServiceFailedError as err:
+            log.error("stopped: %s", err)
             return 1
         return 0
 

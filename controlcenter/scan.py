@@ -245,7 +245,8 @@ class ScanEngine:
                     scan.driver.subscribe(
                         scan.points,
                         lambda samples: self._on_pushed(scan, samples),
-                        interval_s=scan.interval_s,
+                        # The device samples in wall-clock time; the scan class is clock time.
+                        interval_s=scan.interval_s / self._clock.speed,
                     ),
                     scan.timeout_s,
                 )

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
+import os
 import sys
+from datetime import datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 
+from controlcenter.config import SiteInfo
 from controlcenter.runner import configure_logging, run_until_stopped
 from controlcenter.sitegen import city_devices, render_site
-from plc_sim.city import CityOptions, SimulatedCity
+from plc_sim.city import DOMAINS, CityOptions, SimulatedCity
 from plc_sim.clock import SimClock
 from plc_sim.control import ControlEndpoint, send_control_request
 from plc_sim.device import FaultKind
@@ -35,6 +40,8 @@ DEFAULT_BASE_PORT = 15020
 """First device port of ``controlcenter sim`` (device i listens on base + i)."""
 DEFAULT_CONTROL = "127.0.0.1:15019"
 """Where ``controlcenter sim`` serves its fault-injection endpoint by default."""
+PARENT_CHECK_S = 1.0
+"""How often a city started with ``--exit-with-parent`` looks whether its parent still runs."""
 
 
 class PointFormat(StrEnum):
@@ -47,6 +54,33 @@ class PointFormat(StrEnum):
 def demo_overlay_text() -> str:
     """The hand-written part of the demo site: site, rules and displays."""
     return (resources.files("controlcenter") / "sites" / "demo-overlay.yaml").read_text("utf-8")
+
+
+def load_demo_overlay() -> SiteInfo:
+    """Where the demo city is (name, location, time zone), from its hand-written overlay."""
+    document = yaml.safe_load(demo_overlay_text())
+    return SiteInfo.model_validate(document["site"])
+
+
+def demo_city_options(
+    scale: int = 1,
+    seed: int = 1,
+    host: str = "127.0.0.1",
+    base_port: int = DEFAULT_BASE_PORT,
+    domains: frozenset[str] = frozenset(DOMAINS),
+) -> CityOptions:
+    """The demo city at the overlay's location (sun, weather and time zone follow it)."""
+    site = load_demo_overlay()
+    return CityOptions(
+        scale=scale,
+        seed=seed,
+        host=host,
+        base_port=base_port,
+        latitude=site.latitude,
+        longitude=site.longitude,
+        timezone=site.timezone,
+        domains=domains,
+    )
 
 
 def render_demo_site(city: SimulatedCity, scan_interval_s: float | None = None) -> str:
@@ -91,20 +125,45 @@ def sim(
             help="Once every device listens, write the matching site file here (any ports)."
         ),
     ] = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Simulate only this domain (repeatable): {', '.join(DOMAINS)}."),
+    ] = None,
+    scan_interval: Annotated[
+        float | None,
+        typer.Option(help="Scan interval of every device in the written site file.", min=0.001),
+    ] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(help="Simulated time at --clock-origin (ISO 8601 with offset).", hidden=True),
+    ] = None,
+    clock_origin: Annotated[
+        float | None,
+        typer.Option(help="time.monotonic() reading at which the clock read --start.", hidden=True),
+    ] = None,
+    exit_with_parent: Annotated[
+        bool, typer.Option(help="Stop when the process that started this one ends.", hidden=True)
+    ] = False,
 ) -> None:
     """Run the simulated city (or print its point list, or write its site file)."""
     if ctx.invoked_subcommand is not None:
         return
     configure_logging(verbose=False)
-    options = CityOptions(scale=scale, seed=seed, host=host, base_port=base_port)
-    city = SimulatedCity(SimClock(speed=speed), options)
+    unknown = sorted(set(domain or ()) - set(DOMAINS))
+    if unknown:
+        raise typer.BadParameter(f"unknown domain(s) {unknown}: the city has {list(DOMAINS)}")
+    if start is not None and start.utcoffset() is None:
+        raise typer.BadParameter("--start needs a UTC offset, e.g. 2026-11-21T05:00:00+01:00")
+    domains = frozenset(domain) if domain else frozenset(DOMAINS)
+    options = demo_city_options(scale, seed, host, base_port, domains)
+    city = SimulatedCity(SimClock(speed, start, clock_origin), options)
     if points:
         print_points(city, output_format)
         return
     if site_file is not None:
         if base_port == 0:
             raise typer.BadParameter("a site file needs fixed ports: give --base-port")
-        site_file.write_text(render_demo_site(city), encoding="utf-8")
+        site_file.write_text(render_demo_site(city, scan_interval), encoding="utf-8")
         typer.echo(f"site file written: {site_file} ({len(city.points())} tags)")
         return
     control_host, control_port = _split(control)
@@ -117,19 +176,30 @@ def sim(
             if ready_file is not None:
                 # Written whole, then renamed: a watcher never reads half a site file.
                 partial = ready_file.with_name(ready_file.name + ".partial")
-                partial.write_text(render_demo_site(city), encoding="utf-8")
+                partial.write_text(render_demo_site(city, scan_interval), encoding="utf-8")
                 partial.replace(ready_file)
             for name, (device_host, device_port) in city.endpoints().items():
                 protocol = city.device(name).protocol
                 typer.echo(f"{name:<24} {protocol:<6} {device_host}:{device_port}")
             typer.echo(f"fault control: {control_host}:{endpoint.port} (controlcenter sim fault)")
             typer.echo(f"{len(city.points())} points on {len(city.devices())} devices")
-            await stop.wait()
+            if exit_with_parent:
+                await _until_parent_exits(stop, os.getppid())
+            else:
+                await stop.wait()
         finally:
             await endpoint.stop()
             await city.stop()
 
     raise typer.Exit(run_until_stopped(body, duration))
+
+
+async def _until_parent_exits(stop: asyncio.Event, parent: int) -> None:
+    """Wait for ``stop``, or for the parent process to end (the process is then re-parented)."""
+    while os.getppid() == parent:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=PARENT_CHECK_S)
+            return
 
 
 def print_points(city: SimulatedCity, output_format: PointFormat) -> None:
@@ -240,3 +310,8 @@ def _split(endpoint: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise typer.BadParameter(f"'{endpoint}' is not host:port")
     return host, int(port)
+
+
+if __name__ == "__main__":
+    # ``python -m controlcenter.sim_cli``: the city alone, without the rest of the command line.
+    sim_app(prog_name="controlcenter sim")

@@ -92,8 +92,9 @@ class Driver(Protocol):
         self, points: Sequence[TagDef], callback: SampleCallback, *, interval_s: float
     ) -> None:
         """Have the device push changes of ``points`` to ``callback`` (OPC UA monitored items,
-        BACnet COV), sampled about every ``interval_s``; the driver restores the subscription
-        after a reconnect and delivers Bad samples while it cannot. Raise
+        BACnet COV), sampled about every ``interval_s`` seconds of wall-clock time (a device
+        samples in real time whatever clock stamps the samples); the driver restores the
+        subscription after a reconnect and delivers Bad samples while it cannot. Raise
         SubscriptionUnsupportedError where the protocol cannot push (Modbus)."""
         ...
 

@@ -86,7 +86,11 @@ def test_demo_then_history_prints_the_rows_it_wrote(tmp_path: Path) -> None:
         "--duration",
         "25",
         "--speed",
-        "10",
+        "2",
+        "--base-port",
+        "0",
+        "--control",
+        "127.0.0.1:0",
         "--db",
         db,
         cwd=tmp_path,
@@ -110,7 +114,7 @@ def test_demo_then_history_prints_the_rows_it_wrote(tmp_path: Path) -> None:
     assert history.returncode == 0, history.stderr
     rows = list(csv.DictReader(io.StringIO(history.stdout)))
     assert history.stdout.startswith("time,tag,value,quality,reason\n")
-    assert len(rows) >= 30  # a minute or more of simulated time at 10x with a 1 s scan
+    assert len(rows) >= 30  # about 45 simulated seconds at 2x with a 1 s scan
     assert all(row["tag"] == "water.tank1.level" for row in rows)
     assert {row["quality"] for row in rows} == {"good"}
     assert all(0 <= float(row["value"]) <= 5 for row in rows)

@@ -32,9 +32,13 @@ async def test_hmi_of_the_demo_command_shows_a_moving_level(
         CLI,
         "demo",
         "--speed",
-        "10",
+        "2",
         "--port",
         "0",
+        "--base-port",
+        "0",
+        "--control",
+        "127.0.0.1:0",
         "--db",
         db_url,
         "--users",
@@ -63,7 +67,7 @@ async def test_hmi_of_the_demo_command_shows_a_moving_level(
         )
         first = await tile.text_content()
         assert first is not None and 0 <= float(first) <= 5
-        # At 10x the level moves by millimetres per second of wall time: wait for a new value.
+        # The level moves about a millimetre per simulated second: wait for a new value.
         await page.wait_for_function(
             "([s, v]) => { const t = document.querySelector(s)?.textContent ?? '';"
             " return /^\\d+\\.\\d\\d$/.test(t) && t !== v; }",
