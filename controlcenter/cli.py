@@ -12,23 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from controlcenter import bench_historian as historian_bench
-from controlcenter.app import ControlCenter, HmiOptions
-from controlcenter.bench_city import CityBenchError, CityBenchOptions, run_city_bench
-from controlcenter.bench_poll import POLL_BENCHES, BenchError, PollBenchOptions, run_poll_bench
-from controlcenter.clock import WallClock
-from controlcenter.config import SiteConfig, load_site
-from controlcenter.demo import (
-    DEMO_DB_URL,
-    DEMO_USERS_PATH,
-    Demo,
-    DemoOptions,
-    ensure_demo_login,
-)
+from controlcenter.defaults import CENTER_DB_URL, DEMO_DB_URL, DEMO_USERS_PATH
 from controlcenter.model import (
     CommandOrigin,
     CommandResult,
@@ -40,13 +28,14 @@ from controlcenter.model import (
 from controlcenter.runner import configure_logging, run_until_stopped
 from controlcenter.sim_cli import DEFAULT_BASE_PORT, DEFAULT_CONTROL, sim_app
 from controlcenter.timeparse import TimeParseError, parse_time
-from controlcenter.users import UserStore, UserStoreError
-from controlcenter.yamlsource import SourceFileError
-from historian.aggregates import AggregateError, parse_aggregates
-from historian.errors import UnknownTagError
-from historian.queries import HistoryQueries
-from historian.store import SqlHistorian
-from historian.trend import TrendError
+
+if TYPE_CHECKING:
+    from controlcenter.config import SiteConfig
+    from controlcenter.demo import Demo
+    from historian.queries import HistoryQueries
+
+# Each command imports what it needs when it runs: `--help`, `check`, `history` and `user`
+# then start without importing every protocol library, the HMI and the benchmarks.
 
 app = typer.Typer(
     help="City operations control center: acquisition, historian, rules and HMI.",
@@ -102,6 +91,9 @@ def demo(
     verbose: Verbose = False,
 ) -> None:
     """Run the simulated city, the control center and the HMI on SQLite under ./var/."""
+    from controlcenter.app import HmiOptions
+    from controlcenter.demo import Demo, DemoOptions, ensure_demo_login
+
     _configure_logging(verbose)
     hmi = None
     if not no_hmi:
@@ -142,7 +134,7 @@ async def _announce(runner: Demo) -> None:
 @app.command()
 def run(
     site: Annotated[Path, typer.Option(help="Site file (YAML).")],
-    db: Annotated[str, typer.Option(help="Historian database URL.")] = "sqlite:///var/center.db",
+    db: Annotated[str, typer.Option(help="Historian database URL.")] = CENTER_DB_URL,
     duration: Duration = None,
     no_hmi: Annotated[bool, typer.Option("--no-hmi", help="Run without the web HMI.")] = False,
     port: Annotated[int, typer.Option(help="HMI port (0 picks a free one).")] = 8050,
@@ -151,6 +143,10 @@ def run(
     verbose: Verbose = False,
 ) -> None:
     """Run the control center for a site file against its field devices, in real time."""
+    from controlcenter.app import ControlCenter, HmiOptions
+    from controlcenter.clock import WallClock
+    from historian.store import SqlHistorian
+
     _configure_logging(verbose)
     config = _load_site_or_exit(site)
     hmi = None if no_hmi else HmiOptions(users_path=users, host=host, port=port)
@@ -176,6 +172,9 @@ def check(site: Annotated[Path, typer.Option(help="Site file (YAML).")]) -> None
 
 
 def _load_site_or_exit(path: Path) -> SiteConfig:
+    from controlcenter.config import load_site
+    from controlcenter.yamlsource import SourceFileError
+
     try:
         return load_site(path)
     except SourceFileError as err:
@@ -261,6 +260,12 @@ def history(
     db: Annotated[str, typer.Option(help="Historian database URL.")] = DEMO_DB_URL,
 ) -> None:
     """Print stored samples, aggregates per interval, a trend, or a journal, as CSV or JSON."""
+    from historian.aggregates import AggregateError
+    from historian.errors import UnknownTagError
+    from historian.queries import HistoryQueries
+    from historian.store import SqlHistorian
+    from historian.trend import TrendError
+
     now = utc_now()
     try:
         start_time = parse_time(start, now) if start is not None else None
@@ -323,6 +328,8 @@ def _history_request(
     matched = _INTERVAL.match(every.strip())
     if matched is None:
         raise _UsageError(f"'{every}' is not an interval: use e.g. 30s, 1m, 1h or 1d")
+    from historian.aggregates import AggregateError, parse_aggregates
+
     interval = timedelta(**{_INTERVAL_UNITS[matched["unit"]]: float(matched["amount"])})
     names = tuple(
         AGGREGATE_ALIASES.get(name.strip(), name.strip()) for name in agg.split(",") if name.strip()
@@ -426,6 +433,8 @@ def user_add(
     ] = "",
 ) -> None:
     """Add a user, or replace the password and role of an existing one."""
+    from controlcenter.users import UserStore, UserStoreError
+
     store = UserStore(users)
     try:
         if name in {user.name for user in store.users()}:
@@ -441,7 +450,7 @@ def user_add(
 
 @bench_app.command("poll")
 def bench_poll(
-    protocol: Annotated[str, typer.Option(help="Protocol: " + ", ".join(POLL_BENCHES))],
+    protocol: Annotated[str, typer.Option(help="Protocol: modbus, opcua or bacnet.")],
     tags: Annotated[int, typer.Option(min=1, help="Points in all, over realistic RTUs.")],
     scan: Annotated[float, typer.Option(min=0.01, help="Scan interval, seconds.")] = 1.0,
     duration: Annotated[float, typer.Option(min=0.5, help="Scan phase, seconds.")] = 10.0,
@@ -456,6 +465,8 @@ def bench_poll(
     ] = 3.0,
 ) -> None:
     """Poll simulated devices with the real drivers and scan engine; print one JSON object."""
+    from controlcenter.bench_poll import BenchError, PollBenchOptions, run_poll_bench
+
     options = PollBenchOptions(protocol, tags, scan, duration, per_device, capacity)
     try:
         figures = asyncio.run(run_poll_bench(options))
@@ -473,6 +484,8 @@ def bench_city(
     seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
 ) -> None:
     """Run the simulated city in a child process, poll every point; print one JSON object."""
+    from controlcenter.bench_city import CityBenchError, CityBenchOptions, run_city_bench
+
     options = CityBenchOptions(scale=scale, duration_s=duration, scan_interval_s=scan, seed=seed)
     try:
         figures = asyncio.run(run_city_bench(options))
@@ -504,9 +517,8 @@ def bench_historian(
     db: Annotated[
         str | None,
         typer.Option(
-            help="Database URL (PostgreSQL default "
-            f"{historian_bench.DEFAULT_POSTGRES_URL}, in a fresh schema dropped afterwards; "
-            "SQLite default: a temporary file)."
+            help="Database URL (PostgreSQL default: the local server's database 'test', in a "
+            "fresh schema dropped afterwards; SQLite default: a temporary file)."
         ),
     ] = None,
     size: Annotated[
@@ -514,6 +526,8 @@ def bench_historian(
     ] = HistorianBenchSize.FULL,
 ) -> None:
     """Measure the historian's ingest, compression, queries and spool replay; print one JSON."""
+    from controlcenter import bench_historian as historian_bench
+
     chosen = historian_bench.TINY if size is HistorianBenchSize.TINY else None
     try:
         result = historian_bench.run_historian_bench(backend.value, db, chosen)

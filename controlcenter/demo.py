@@ -13,19 +13,16 @@ from pathlib import Path
 from controlcenter.app import ControlCenter, HmiOptions
 from controlcenter.city_process import CityProcess, CityProcessOptions
 from controlcenter.config import SiteConfig, load_site
+from controlcenter.defaults import DEMO_DB_URL, DEMO_SITE_PATH
 from controlcenter.model import Role
 from controlcenter.sim_cli import DEFAULT_BASE_PORT, DEFAULT_CONTROL
 from controlcenter.users import UserStore
 from historian.store import SqlHistorian
-from plc_sim.city import DOMAINS
 from plc_sim.clock import SimClock
+from plc_sim.domain import DOMAINS
 
 log = logging.getLogger(__name__)
 
-DEMO_DB_URL = "sqlite:///var/demo.db"
-DEMO_USERS_PATH = Path("var/users.json")
-DEMO_SITE_PATH = Path("var/demo-site.yaml")
-"""Where the demo writes the site file generated for its running city."""
 CITY_START_TIMEOUT_S = 120.0
 """How long the simulated city may take to have every device listening."""
 

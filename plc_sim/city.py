@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 from plc_sim.bacnet_server import BacnetDeviceServer
 from plc_sim.buildings import BuildingStock
-from plc_sim.device import FaultKind, SimDevice
-from plc_sim.domain import DeviceServer, DomainModel
+from plc_sim.device import FaultKind, SimDevice, UnknownDeviceError
+from plc_sim.domain import DOMAINS, DeviceServer, DomainModel
 from plc_sim.heating import HeatingNetwork
 from plc_sim.lighting import LightingNetwork
 from plc_sim.modbus_device_server import ModbusDeviceServer
@@ -35,8 +35,6 @@ from plc_sim.weather import Weather
 
 _log = logging.getLogger(__name__)
 
-DOMAINS = ("water", "lights", "heat", "bldg")
-"""The city's domains, by the first segment of their tag names."""
 
 MAX_CATCH_UP_S = 3600.0
 """Longest simulated interval one step integrates; a longer stall (a suspended process) is
@@ -83,10 +81,6 @@ class CityOptions:
             raise ValueError(f"base port {self.base_port} outside 0-65535")
         if not self.physics_period_s > 0:
             raise ValueError("the physics period must be positive")
-
-
-class UnknownDeviceError(KeyError):
-    """No simulated device has that name."""
 
 
 class SimulatedCity:

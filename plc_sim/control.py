@@ -19,10 +19,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from plc_sim.city import SimulatedCity, UnknownDeviceError
-from plc_sim.device import FaultKind
+from plc_sim.device import FaultKind, UnknownDeviceError
+
+if TYPE_CHECKING:
+    from plc_sim.city import SimulatedCity
 
 _log = logging.getLogger(__name__)
 

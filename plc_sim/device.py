@@ -37,6 +37,10 @@ PointRole = Literal["input", "output", "value"]
 PointValue = float | bool | int
 
 
+class UnknownDeviceError(KeyError):
+    """No simulated device has that name."""
+
+
 class PointWriteError(ValueError):
     """A write to a point was refused (not writable, wrong type or out of range)."""
 

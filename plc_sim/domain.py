@@ -8,6 +8,9 @@ from typing import Protocol
 from plc_sim.device import SimDevice
 from plc_sim.weather import WeatherState
 
+DOMAINS = ("water", "lights", "heat", "bldg")
+"""The city's domains, by the first segment of their tag names."""
+
 
 class DomainModel(Protocol):
     """The physics of one domain (water network, heating network, a lighting district…)."""

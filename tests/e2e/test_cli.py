@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -203,28 +204,59 @@ def test_history_refuses_an_unknown_aggregate_and_a_bad_interval(tmp_path: Path)
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(60)
-async def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
+@pytest.mark.timeout(120)
+async def test_ctrl_c_stops_the_demo_and_its_city_cleanly(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         CLI,
         "demo",
         "--no-hmi",
         "--speed",
-        "10",
+        "2",
+        "--base-port",
+        "0",
+        "--control",
+        "127.0.0.1:0",
         "--db",
         f"sqlite:///{tmp_path / 'd.db'}",
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert process.stdout is not None and process.stderr is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 30)
-    assert b"Demo running" in line
-    process.send_signal(signal.SIGINT)
-    stderr = await asyncio.wait_for(process.stderr.read(), 30)
-    assert await asyncio.wait_for(process.wait(), 30) == 0
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        printed = await asyncio.wait_for(read_until(process.stdout, b"Demo running"), 60)
+        control = re.search(rb"--control (\S+:\d+)", printed)
+        assert control is not None, printed
+        # The demo's city takes faults from the command line, as in operator training.
+        faults = await asyncio.to_thread(
+            run_cli, "sim", "fault", "list", "--control", control[1].decode()
+        )
+        assert faults.returncode == 0, faults.stderr
+        assert "water.tank1_rtu" in faults.stdout
+        process.send_signal(signal.SIGINT)
+        stderr = await asyncio.wait_for(process.stderr.read(), 60)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     assert b"Traceback" not in stderr
     assert b"KeyboardInterrupt" not in stderr
+    # The city's process ended with the demo: its control endpoint no longer answers.
+    gone = await asyncio.to_thread(
+        run_cli, "sim", "fault", "list", "--control", control[1].decode()
+    )
+    assert gone.returncode == 1 and "no simulator control endpoint" in gone.stderr
+
+
+async def read_until(stream: asyncio.StreamReader, marker: bytes) -> bytes:
+    """Lines from ``stream`` up to and including the first one holding ``marker``."""
+    printed = b""
+    while line := await stream.readline():
+        printed += line
+        if marker in line:
+            return printed
+    raise AssertionError(f"the output ended before {marker!r}: {printed!r}")
 
 
 def test_user_add_stores_an_argon2_hash_and_refuses_short_passwords(tmp_path: Path) -> None:

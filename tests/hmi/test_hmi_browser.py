@@ -11,7 +11,7 @@ from controlcenter.model import Event, EventKind
 from hmi.server import HmiServer
 
 NUMBER = r"^-?\d+\.\d{2}$"
-DEADLINE_MS = 10_000
+DEADLINE_MS = 20_000
 
 
 async def log_in(page: Page, base_url: str, name: str, password: str) -> None:

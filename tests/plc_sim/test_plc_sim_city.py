@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-from plc_sim.city import CityOptions, SimulatedCity, UnknownDeviceError
+from plc_sim.city import CityOptions, SimulatedCity
 from plc_sim.clock import SimClock
 from plc_sim.control import ControlEndpoint, send_control_request
-from plc_sim.device import FaultKind
+from plc_sim.device import FaultKind, UnknownDeviceError
 from plc_sim.points import TANK1_DEVICE
 
 WATER_ONLY = frozenset({"water"})
