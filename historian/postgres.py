@@ -11,27 +11,33 @@ Where the TimescaleDB extension is installed in the database (``CREATE EXTENSION
 itself and retention uses ``drop_chunks``. The extension is detected, never required; nothing
 here creates it (it needs ``shared_preload_libraries`` and a superuser).
 
-Writes. A batch goes through ``COPY ... FROM STDIN (FORMAT BINARY)`` into a session-local
-temporary table, then ``INSERT INTO samples SELECT ... ON CONFLICT (tag_id, time) DO NOTHING``:
-COPY is several times faster than row-by-row INSERTs (the PostgreSQL manual, "Populating a
-Database", 14.4.2), and the INSERT keeps writes idempotent, so a replayed batch stores nothing
-twice. COPY alone cannot skip conflicting rows.
+Writes. A batch is encoded here into PostgreSQL's binary COPY format (``struct``, one call per
+row) and goes by ``COPY samples ... FROM STDIN (FORMAT BINARY)`` straight into the table, inside
+a savepoint: COPY is several times faster than row-by-row INSERTs (the PostgreSQL manual,
+"Populating a Database", 14.4.2), and a plain COPY costs the server about half of what staging
+the rows and inserting them with ``ON CONFLICT`` does. COPY cannot skip conflicting rows, so a
+batch holding a row already stored (a replay after a crash or an outage) fails on the primary
+key as a whole; it is then rolled back to the savepoint and the same bytes go into a temporary
+table, then ``INSERT INTO samples SELECT ... ON CONFLICT (tag_id, time) DO NOTHING``. Writes stay
+idempotent: a replayed batch stores nothing twice.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from sqlalchemy import Connection, text
 from sqlalchemy.schema import CreateTable
 
 from historian.schema import samples
+from historian.timetypes import EPOCH
 
 TEMP_TABLE = "samples_incoming"
 DEFAULT_PARTITION = "samples_default"
@@ -43,13 +49,33 @@ _ONE_DAY = timedelta(days=1)
 _EXACT_DAYS_ABOVE = 31
 """A batch spanning more days than this gets partitions only for the days it really holds."""
 _COLUMNS = "tag_id, time, value, text_value, quality, reason"
-# Binary COPY needs each column's exact type: see historian.schema.samples.
-_COPY_TYPES = ["int4", "timestamptz", "float8", "text", "int8", "text"]
-_TEMP_READY = "historian_samples_incoming"
-"""Key in a pooled connection's ``info``: its temporary table exists (it lives per session)."""
+_SAVEPOINT = "historian_copy"
 
-SampleRow = tuple[Any, ...]
-"""One row of ``samples`` in column order: tag id, time, value, text value, quality, reason."""
+SampleRow = tuple[int, int, float | None, str | None, int, str | None]
+"""One row of ``samples`` in column order: tag id, time (microseconds since the Unix epoch,
+UTC), value, text value, quality (status code), reason."""
+
+# Binary COPY (the PostgreSQL manual, COPY, "Binary Format"): a signature, a flags word and a
+# header-extension length, then per row a field count and per field a length (-1 for NULL) and
+# the value in network byte order, then -1. The field types must match the columns exactly
+# (historian.schema.samples): int4, timestamptz, float8, text, int8, text.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_FIELDS = 6
+_NULL_FIELD = struct.pack(">i", -1)
+_NUMERIC_ROW = struct.Struct(">hiiiqidiiqi")
+"""A whole row with a value, no text value and no reason: the common case, one call."""
+_ROW_START = struct.Struct(">hiiiq")
+_FLOAT8_FIELD = struct.Struct(">id")
+_INT8_FIELD = struct.Struct(">iq")
+_LENGTH = struct.Struct(">i")
+_PG_EPOCH_US = (datetime(2000, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
+"""PostgreSQL counts timestamps in microseconds from 2000-01-01 UTC, rows from 1970."""
+_COPY_CHUNK_ROWS = 2000
+"""Rows encoded per write (about 110 kB): the server parses a chunk while the next is encoded,
+and a chunk stays under psycopg's largest single write, which it would otherwise copy to split."""
+_DAY_US = 86_400_000_000
+_EPOCH_DAY = EPOCH.date()
 
 
 class TimescaleStatus(StrEnum):
@@ -262,11 +288,12 @@ class SampleCopier:
         with self._lock:
             self._days_ready.clear()
 
-    def prepare_partitions(self, conn: Connection, times: Sequence[datetime]) -> None:
-        """Create the partitions the rows' days need, in the caller's (own, short) transaction."""
-        if self.layout is not SamplesLayout.PARTITIONED or not times:
+    def prepare_partitions(self, conn: Connection, times_us: Sequence[int]) -> None:
+        """Create the partitions the rows' days need (times in microseconds since the epoch),
+        in the caller's (own, short) transaction."""
+        if self.layout is not SamplesLayout.PARTITIONED or not times_us:
             return
-        days = _days_of(times)
+        days = _days_of(times_us)
         with self._lock:
             missing = days - self._days_ready
         if not missing:
@@ -277,31 +304,95 @@ class SampleCopier:
 
     def copy_rows(self, conn: Connection, rows: Sequence[SampleRow]) -> None:
         """COPY ``rows`` into ``samples`` inside the caller's transaction; conflicts ignored."""
-        record = conn.connection
-        raw: Any = record.dbapi_connection
+        raw = conn.connection.dbapi_connection
         if not isinstance(raw, psycopg.Connection):
             raise TypeError(f"expected a psycopg connection, got {type(raw).__name__}")
+        chunks = _copy_chunks(rows, raw.info.encoding)
+        sent: list[bytes] = []
         with raw.cursor() as cursor:
-            if not record.info.get(_TEMP_READY):
-                # ON COMMIT DELETE ROWS: the staging table is empty at the start of every batch.
-                cursor.execute(
-                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {TEMP_TABLE} "
-                    f"(LIKE samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
+            try:
+                _copy(cursor, "samples", chunks, sent)
+            except pg_errors.UniqueViolation:
+                # Some row is stored already: this is a replay. The savepoint keeps the
+                # transaction usable, and the bytes already encoded are sent again.
+                cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                sent.extend(chunks)
+                _insert_new_rows(cursor, sent)
+            cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+
+
+def _copy(
+    cursor: psycopg.Cursor[object], table: str, chunks: Iterator[bytes], sent: list[bytes]
+) -> None:
+    """COPY the chunks of binary COPY data into ``table``, keeping each in ``sent``."""
+    with cursor.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        for chunk in chunks:
+            sent.append(chunk)
+            copy.write(chunk)
+
+
+def _insert_new_rows(cursor: psycopg.Cursor[object], encoded: list[bytes]) -> None:
+    """Store the rows of ``encoded`` that are not stored yet, through a temporary table."""
+    # Made and dropped here, inside the transaction: this path is rare, and a table that never
+    # outlives its transaction leaves no state in the connection that a rollback could undo.
+    cursor.execute(f"CREATE TEMPORARY TABLE {TEMP_TABLE} (LIKE samples INCLUDING DEFAULTS)")
+    _copy(cursor, TEMP_TABLE, iter(encoded), [])
+    cursor.execute(
+        f"INSERT INTO samples ({_COLUMNS}) SELECT {_COLUMNS} FROM {TEMP_TABLE} "
+        "ON CONFLICT (tag_id, time) DO NOTHING"
+    )
+    cursor.execute(f"DROP TABLE {TEMP_TABLE}")
+
+
+def _copy_chunks(rows: Sequence[SampleRow], encoding: str) -> Iterator[bytes]:
+    """``rows`` as binary COPY data, header and trailer included, in chunks of rows."""
+    pack_numeric = _NUMERIC_ROW.pack
+    fields, epoch = _FIELDS, _PG_EPOCH_US  # locals: this loop runs once per sample
+    yield _COPY_HEADER
+    for first in range(0, len(rows), _COPY_CHUNK_ROWS):
+        parts: list[bytes] = []
+        append = parts.append
+        for row in rows[first : first + _COPY_CHUNK_ROWS]:
+            tag_id, time_us, value, text_value, quality, reason = row
+            if value is not None and text_value is None and reason is None:
+                append(
+                    pack_numeric(
+                        fields, 4, tag_id, 8, time_us - epoch, 8, value, -1, 8, quality, -1
+                    )
                 )
-                record.info[_TEMP_READY] = True
-            with cursor.copy(f"COPY {TEMP_TABLE} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(_COPY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(
-                f"INSERT INTO samples ({_COLUMNS}) SELECT {_COLUMNS} FROM {TEMP_TABLE} "
-                "ON CONFLICT (tag_id, time) DO NOTHING"
-            )
+            else:
+                append(_encode_row(row, encoding))
+        yield b"".join(parts)
+    yield _COPY_TRAILER
 
 
-def _days_of(times: Sequence[datetime]) -> set[date]:
-    first, last = min(times).astimezone(UTC).date(), max(times).astimezone(UTC).date()
-    span = (last - first).days
-    if span <= _EXACT_DAYS_ABOVE:
-        return {first + i * _ONE_DAY for i in range(span + 1)}
-    return {moment.astimezone(UTC).date() for moment in times}
+def _encode_row(row: SampleRow, encoding: str) -> bytes:
+    """One row in binary COPY format, any column NULL or not."""
+    tag_id, time_us, value, text_value, quality, reason = row
+    return b"".join(
+        (
+            _ROW_START.pack(_FIELDS, 4, tag_id, 8, time_us - _PG_EPOCH_US),
+            _NULL_FIELD if value is None else _FLOAT8_FIELD.pack(8, value),
+            _text_field(text_value, encoding),
+            _INT8_FIELD.pack(8, quality),
+            _text_field(reason, encoding),
+        )
+    )
+
+
+def _text_field(value: str | None, encoding: str) -> bytes:
+    if value is None:
+        return _NULL_FIELD
+    # Binary COPY sends text in the connection's client encoding, as the server expects it.
+    data = value.encode(encoding)
+    return _LENGTH.pack(len(data)) + data
+
+
+def _days_of(times_us: Sequence[int]) -> set[date]:
+    first, last = min(times_us) // _DAY_US, max(times_us) // _DAY_US
+    if last - first <= _EXACT_DAYS_ABOVE:
+        day_numbers: Iterable[int] = range(first, last + 1)
+    else:
+        day_numbers = {moment // _DAY_US for moment in times_us}
+    return {_EPOCH_DAY + timedelta(days=number) for number in day_numbers}

@@ -11,6 +11,7 @@ from math import isnan
 from types import TracebackType
 from typing import Any
 
+import psycopg
 from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -66,9 +67,6 @@ from historian.values import (
 
 _NAME_CHUNK = 500
 """Tag names per IN (...) lookup, well under every backend's bound-parameter limit."""
-
-_UNSEEN: Any = object()
-"""Marks a time not converted yet (None means a naive time)."""
 
 _SQLITE_INSERT_SAMPLES = (
     "INSERT INTO samples (tag_id, time, value, text_value, quality, reason) "
@@ -274,42 +272,54 @@ class SqlHistorian:
             with conn.begin():
                 copier.prepare_partitions(conn, [row[1] for row in rows])
             conn.execution_options(**{WRITE_TRANSACTION: True})
-            with conn.begin():
-                copier.copy_rows(conn, rows)
+            try:
+                with conn.begin():
+                    copier.copy_rows(conn, rows)
+            except psycopg.Error as err:
+                # COPY runs on the driver's own connection: its errors are not SQLAlchemy's.
+                raise StorageError(f"could not write samples: {_describe(err)}") from err
 
     def _sample_rows(self, batch: Sequence[Sample]) -> list[SampleRow]:
-        """The rows of ``samples`` for a batch, in column order (the hot path: no dicts)."""
-        refs = self._resolve_tags({sample.tag for sample in batch})
-        sqlite_times = self._copier is None
+        """The rows of ``samples`` for a batch, in column order (the hot path: no dicts).
+
+        Times are microseconds since the Unix epoch on both backends.
+        """
+        refs_get = self._resolve_tags({sample.tag for sample in batch}).get
         rows: list[SampleRow] = []
+        append = rows.append
         rejected: list[Rejection] = []
-        # Qualities and times repeat (one Good object; one time per scan of a device): convert
-        # each distinct object once. Keyed by id(): every object of the batch stays alive while
-        # this runs, so no id is reused. A naive time converts to None and is refused.
+        # Times and qualities repeat (one time per scan of a device, one Good object), mostly
+        # in runs: compare with the previous sample's object first, then convert each distinct
+        # object once. Keyed by id(): every object of the batch stays alive while this runs, so
+        # no id is reused (hashing a Quality would run its dataclass __hash__ in Python).
+        time_columns: dict[int, int] = {}
         quality_columns: dict[int, tuple[int, str | None]] = {}
-        time_columns: dict[int, Any] = {}
+        last_moment: datetime | None = None
+        last_quality: Quality | None = None
+        time_us = code = 0
+        reason: str | None = None
         float_type = DataType.FLOAT
         for sample in batch:
-            ref = refs.get(sample.tag)
+            ref = refs_get(sample.tag)
             if ref is None:
                 rejected.append(Rejection(sample, f"unknown tag {sample.tag!r}"))
                 continue
             moment = sample.source_time
-            time_column = time_columns.get(id(moment), _UNSEEN)
-            if time_column is _UNSEEN:
-                if moment.utcoffset() is None:
-                    time_column = None
-                else:
-                    time_column = to_epoch_us(moment) if sqlite_times else moment
-                time_columns[id(moment)] = time_column
-            if time_column is None:
-                rejected.append(Rejection(sample, "naive source time (UTC-aware required)"))
-                continue
+            if moment is not last_moment:
+                known = time_columns.get(id(moment))
+                if known is None:
+                    if moment.utcoffset() is None:
+                        rejected.append(Rejection(sample, "naive source time (UTC-aware required)"))
+                        continue
+                    known = time_columns[id(moment)] = to_epoch_us(moment)
+                time_us = known
+                last_moment = moment
             value = sample.value
+            number: float | None
+            text_value: str | None
+            # The common case, decided without a Python call: a float (not NaN) of a float tag.
             if ref.data_type is float_type and type(value) is float and not isnan(value):
-                # The common case, decided without a call: a float (not NaN) of a float tag.
-                number: float | None = value
-                text_value: str | None = None
+                number, text_value = value, None
             else:
                 try:
                     number, text_value = encode_sample_value(ref.data_type, value)
@@ -317,11 +327,14 @@ class SqlHistorian:
                     rejected.append(Rejection(sample, str(err)))
                     continue
             quality = sample.quality
-            code_reason = quality_columns.get(id(quality))
-            if code_reason is None:
-                code_reason = (quality.status_code, quality.reason or None)
-                quality_columns[id(quality)] = code_reason
-            rows.append((ref.id, time_column, number, text_value, *code_reason))
+            if quality is not last_quality:
+                columns = quality_columns.get(id(quality))
+                if columns is None:
+                    columns = (quality.status_code, quality.reason or None)
+                    quality_columns[id(quality)] = columns
+                code, reason = columns
+                last_quality = quality
+            append((ref.id, time_us, number, text_value, code, reason))
         if rejected:
             raise InvalidSamplesError(tuple(rejected))
         return rows
@@ -647,7 +660,7 @@ def _require_aware(moment: datetime | None, name: str) -> None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {moment.isoformat()}")
 
 
-def _describe(err: SQLAlchemyError) -> str:
+def _describe(err: SQLAlchemyError | psycopg.Error) -> str:
     """One line naming the database's own error, without SQLAlchemy's SQL dump."""
     cause: BaseException = err
     if isinstance(err, DBAPIError) and err.orig is not None:

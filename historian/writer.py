@@ -435,10 +435,11 @@ class HistorianWriter:
         while attempt.batch:
             started = time.monotonic()
             try:
+                await asyncio.to_thread(self._write, attempt.batch)
                 if attempt.source is _Source.SPOOL:
-                    await asyncio.to_thread(self._write_from_spool, attempt)
-                else:
-                    await asyncio.to_thread(self._write, attempt.batch)
+                    # Dropped once written: a crash in between replays the batch on restart,
+                    # and the store ignores rows it has.
+                    await self._drop_spooled(attempt.consumed)
             except InvalidSamplesError as err:
                 kept = _without(attempt.batch, err.rejected)
                 if len(kept) == len(attempt.batch):
@@ -462,8 +463,7 @@ class HistorianWriter:
             break
         if attempt.source is _Source.SPOOL and not attempt.batch:
             # Every sample of it was refused: it still leaves the spool.
-            assert self._spool is not None
-            await asyncio.to_thread(self._spool.drop, attempt.consumed)
+            await self._drop_spooled(attempt.consumed)
         self._complete(attempt)
         return True
 
@@ -473,14 +473,15 @@ class HistorianWriter:
             # Read again on the next attempt; retrieve its outcome so that none is left unread.
             prefetched.add_done_callback(_ignore_outcome)
 
-    def _write_from_spool(self, attempt: _Attempt) -> None:
-        """Write a spooled batch, then drop it from the spool (both on the worker thread).
-
-        A crash between the two replays the batch on restart; the store ignores rows it has.
-        """
+    async def _drop_spooled(self, count: int) -> None:
+        """Drop the oldest ``count`` samples from the spool once the next batch has been read."""
         assert self._spool is not None
-        self._write(attempt.batch)
-        self._spool.drop(attempt.consumed)
+        prefetched = self._prefetched
+        if prefetched is not None:
+            # The next batch is read by skipping this one: dropping this one first would make
+            # that read skip a batch never written, which the next drop would then lose.
+            await asyncio.wait({prefetched})
+        await asyncio.to_thread(self._spool.drop, count)
 
     def _write(self, batch: list[Sample]) -> None:
         self._store.write_samples(batch)

@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from historian import SqlHistorian
+from controlcenter.model import Quality, Substatus
+from historian import SqlHistorian, StorageError
 from historian.postgres import (
     DEFAULT_PARTITION,
     SamplesLayout,
@@ -21,7 +22,7 @@ from historian.postgres import (
     samples_layout,
 )
 from tests.historian.conftest import PostgresServer
-from tests.historian.historian_support import LEVEL, STARTS, TAGS, Database, sample
+from tests.historian.historian_support import LEVEL, MODE, STARTS, TAGS, Database, sample
 
 pytestmark = pytest.mark.postgres
 
@@ -136,6 +137,69 @@ def test_copy_writes_are_idempotent_on_tag_and_time(pg_store: SqlHistorian) -> N
 
     stored = pg_store.read_raw(LEVEL)
     assert [s.value for s in stored] == [float(i) for i in range(1000)]
+
+
+def test_a_batch_partly_stored_already_stores_only_its_new_rows(pg_store: SqlHistorian) -> None:
+    # More rows than one COPY chunk: the conflict on the first row comes while rows are still
+    # being sent, the one on the last row once all are.
+    levels = [sample(LEVEL, float(i), DAY0 + timedelta(seconds=i)) for i in range(5000)]
+    starts = [sample(STARTS, i, DAY0 + timedelta(seconds=i)) for i in range(5000)]
+    unplugged = Quality.bad(Substatus.NOT_CONNECTED, "unplugged ⚡")
+    modes = [
+        sample(MODE, "été", DAY0),
+        sample(MODE, None, DAY0 + timedelta(seconds=1), unplugged),
+        sample(MODE, "hiver", DAY0 + timedelta(seconds=2)),
+    ]
+    pg_store.write_samples([levels[0], starts[-1], modes[1]])
+
+    pg_store.write_samples(levels)
+    pg_store.write_samples(starts)
+    pg_store.write_samples(modes)
+    later = DAY0 + timedelta(seconds=5000)
+    pg_store.write_samples([sample(LEVEL, -1.0, later)])  # and the next batch goes through
+
+    assert [s.value for s in pg_store.read_raw(LEVEL)] == [*(float(i) for i in range(5000)), -1.0]
+    assert [s.value for s in pg_store.read_raw(STARTS)] == list(range(5000))
+    stored_modes = pg_store.read_raw(MODE)
+    assert [(s.value, s.quality) for s in stored_modes] == [(s.value, s.quality) for s in modes]
+
+
+def test_a_batch_the_database_refuses_is_a_storage_error_and_writing_goes_on(
+    pg_store: SqlHistorian, pg_database: Database
+) -> None:
+    engine = pg_database.admin_engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE samples ADD CONSTRAINT no_negative CHECK (value >= 0)")
+    with pytest.raises(StorageError, match="could not write samples: CheckViolation") as caught:
+        pg_store.write_samples([sample(LEVEL, -1.0, DAY0)])
+    assert caught.value.__cause__ is not None
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE samples DROP CONSTRAINT no_negative")
+    engine.dispose()
+
+    # The failed transaction left nothing behind in the connection: writes and replays work.
+    batch = [sample(LEVEL, float(i), DAY0 + timedelta(seconds=i)) for i in range(10)]
+    pg_store.write_samples(batch)
+    pg_store.write_samples(batch)
+
+    assert [s.value for s in pg_store.read_raw(LEVEL)] == [float(i) for i in range(10)]
+
+
+def test_a_batch_spanning_months_gets_partitions_for_its_days_only(
+    pg_store: SqlHistorian, pg_database: Database
+) -> None:
+    times = [
+        datetime(1969, 12, 31, 23, tzinfo=UTC),
+        DAY0,
+        DAY0 + timedelta(days=60, hours=23, minutes=59),
+    ]
+    pg_store.write_samples([sample(LEVEL, float(i), t) for i, t in enumerate(times)])
+
+    days = set(_partitions(pg_database).values())
+    assert {date(1969, 12, 31), date(2024, 3, 1), date(2024, 4, 30)} <= days
+    assert date(2024, 3, 2) not in days
+    assert _in_default(pg_database) == 0
+    assert [s.source_time for s in pg_store.read_raw(LEVEL)] == times
 
 
 def test_drop_partitions_before_drops_whole_days_and_keeps_the_cutoff_day(

@@ -344,6 +344,40 @@ async def test_the_writer_spools_through_an_outage_and_a_restart_storing_each_sa
     store.close()
 
 
+class SlowReadAheadSpool(DiskSpool):
+    """A spool whose read of the next batch (past the one being written) is the slower job."""
+
+    def peek(self, limit: int, skip: int = 0) -> list[Sample]:
+        if skip:
+            time.sleep(0.1)
+        return super().peek(limit, skip)
+
+
+async def test_a_replay_that_reads_ahead_slowly_stores_every_batch_once(
+    sqlite_database: Database, spool_path: Path
+) -> None:
+    store = sqlite_database.open()
+    store.ensure_tags(TAGS)
+    expected = level_samples(2000)
+    spool = SlowReadAheadSpool(spool_path)
+    for first in range(0, len(expected), 500):
+        spool.append(expected[first : first + 500])
+
+    # Each batch is written and could be dropped before the next one is read past it.
+    writer = HistorianWriter(store, spool=spool, max_batch=500)
+    task = asyncio.create_task(writer.run())
+    await asyncio.wait_for(writer.flush(), timeout=30)
+    await writer.stop()
+    await task
+
+    assert len(spool) == 0
+    assert writer.metrics().rows_written == len(expected)
+    stored = store.read_raw(LEVEL)
+    assert [s.source_time for s in stored] == [s.source_time for s in expected]
+    spool.close()
+    store.close()
+
+
 async def test_a_full_spool_keeps_samples_in_memory_with_one_error_line(
     sqlite_database: Database, spool_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
