@@ -1,10 +1,18 @@
-"""Any simulated device served as a Modbus TCP RTU (pymodbus' ``SimDevice`` server).
+"""Any simulated device served as a Modbus TCP RTU (pymodbus' server).
 
 The register map comes from ``plc_sim.modbus_map`` (one block per asset and table, holes
 between blocks). Addresses are zero-based protocol addresses (Modbus Application Protocol
 v1.1b3, 4.4). The device answers on its own unit identifier; a request to any other unit
 answers exception 11 (gateway target device failed to respond, MAP 7), as a Modbus TCP gateway
 does, for every address up to the device map's extent.
+
+Reads (FC1-FC4) of the device's unit are answered from the server's own image (one list per
+table, registers as 16-bit values and bits as bools, indexed by address) by this module's
+request classes, which pymodbus takes as custom PDUs: its ``SimDevice`` datastore checks every
+register of a request one at a time and encodes answers register by register, which with
+thousands of values read a second made the simulator, not the center, the limit of
+``controlcenter bench poll``. Writes still go through the ``SimDevice`` and its action
+(``_on_access``), which copies what it accepts into the image.
 
 Access rules (MAP 7 exception codes):
 
@@ -13,7 +21,7 @@ Access rules (MAP 7 exception codes):
   ``device.write``. A write that covers only part of a multi-register value (one register of a
   float32) or a value the device refuses (out of range, wrong kind) answers 3;
 - a holding register then holds the setpoint as commanded; the physics loop's ``publish()``
-  copies every point's value (``device.read``) into the image, changed values only.
+  copies every point's value (``device.read``) into the image, blocks with a change only.
 
 Faults (``device.faults``, read on every request and reconciled by ``publish()``):
 offline → requests are never answered while it lasts (the connection stays open); refusing →
@@ -29,8 +37,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 from pymodbus.constants import ExcCodes
+from pymodbus.datastore import ModbusServerContext
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.pdu.bit_message import (
+    ReadCoilsRequest,
+    ReadCoilsResponse,
+    ReadDiscreteInputsRequest,
+    ReadDiscreteInputsResponse,
+)
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersRequest,
+    ReadHoldingRegistersResponse,
+    ReadInputRegistersRequest,
+    ReadInputRegistersResponse,
+)
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData
 from pymodbus.simulator import SimDevice as ModbusSimDevice
@@ -55,6 +79,8 @@ _READ_CODE: dict[ModbusTable, int] = {"coil": 1, "di": 2, "hr": 3, "ir": 4}
 """Read function code of each table (MAP 6.1-6.4)."""
 
 _READ_TABLE: dict[int, ModbusTable] = {code: table for table, code in _READ_CODE.items()}
+_REGISTER_TABLES: tuple[ModbusTable, ...] = ("hr", "ir")
+_BIT_TABLES: tuple[ModbusTable, ...] = ("coil", "di")
 _COIL_WRITES = frozenset({5, 15})
 _REGISTER_WRITES = frozenset({6, 16})
 _SINGLE_WRITES = frozenset({5, 6})
@@ -80,7 +106,9 @@ class ModbusDeviceServer:
         host: str = "127.0.0.1",
         port: int = 0,
         word_order: WordOrder = "big",
+        contiguous_bits: bool = False,
     ) -> None:
+        """Serve ``device`` (``contiguous_bits``: each bit table one block, see the map)."""
         if device.protocol != "modbus":
             raise ValueError(f"device {device.name} speaks {device.protocol}, not modbus")
         if not 1 <= device.unit_id <= 247:
@@ -92,7 +120,7 @@ class ModbusDeviceServer:
         self._host = host
         self._requested_port = port
         self._word_order: WordOrder = word_order
-        self._map = allocate_map(device.points)
+        self._map = allocate_map(device.points, contiguous_bits=contiguous_bits)
         self._coils = {point.offset: point for point in self._map.points if point.table == "coil"}
         self._holding = {
             offset: point
@@ -111,8 +139,21 @@ class ModbusDeviceServer:
         self._structs = tuple(
             None if point.layout == "bool" else value_struct(point) for point in self._map.points
         )
-        self._published: list[bytes | bool | None] = [None] * len(self._map.points)
-        """What the image holds per point: packed value bytes in wire order, or the bit."""
+        self._register_spans = {
+            table: tuple((block.start, block.end) for block in self._map.blocks_of(table))
+            for table in _REGISTER_TABLES
+        }
+        self._bit_words = {table: self._word_span(table) for table in _BIT_TABLES}
+        self._block_of = [0] * len(self._map.points)
+        for index, block in enumerate(self._map.blocks):
+            for point in block.points:
+                self._block_of[point.index] = index
+        self._block_codecs = tuple(self._block_codec(block) for block in self._map.blocks)
+        self._published: list[bytes | list[bool] | None] = [None] * len(self._map.blocks)
+        """What the image holds per block: its values packed in wire order, or its bits."""
+        self._registers: dict[ModbusTable, list[int]] = {}
+        self._bits: dict[ModbusTable, list[bool]] = {}
+        self._clear_image()
         self._server: ModbusTcpServer | None = None
         self._bound_port: int | None = None
         self._refused = False
@@ -184,64 +225,120 @@ class ModbusDeviceServer:
     async def publish(self) -> None:
         """Reconcile the listener with the faults and copy changed point values into the image.
 
-        Each block with a change is written with one ``async_setValues`` call spanning its
-        changed points (blocks are contiguous; the holes between them cannot be written).
+        A block with a change is copied whole (blocks are contiguous; the holes between them
+        hold nothing). Values are compared packed, a block at a time, the cheapest form: at
+        scale 20 hundreds of devices publish ten times a second and most values do not change
+        between two publishes.
         """
         async with self._lifecycle:
             await self._reconcile_listener()
-            server = self._server
-            if server is None:
+            if self._server is None:
                 return
-            unit = self._device.unit_id
-            for block in self._map.blocks:
-                start, values = self._changed_span(block)
-                if values:
-                    await server.async_setValues(unit, _READ_CODE[block.table], start, values)
+            read = self._device.read
+            published = self._published
+            for index, block in enumerate(self._map.blocks):
+                codec = self._block_codecs[index]
+                if codec is None:
+                    bits = [bool(read(point.tag)) for point in block.points]
+                    if bits != published[index]:
+                        self._bits[block.table][block.start : block.end] = bits
+                        published[index] = bits
+                    continue
+                packed = self._pack_block(block, codec, [read(point.tag) for point in block.points])
+                if packed != published[index]:
+                    self._registers[block.table][block.start : block.end] = codec[1].unpack(packed)
+                    published[index] = packed
 
-    def _changed_span(self, block: MapBlock) -> tuple[int, list[int] | list[bool]]:
-        """The offset and values of the block's run from its first to last changed point.
+    def _block_codec(self, block: MapBlock) -> tuple[struct.Struct, struct.Struct] | None:
+        """How a register block's values become its registers: a struct packing every value
+        and one reading the bytes back as registers (None for a bit block).
 
-        Values are compared packed (bytes), the cheapest form: at scale 20 hundreds of devices
-        publish ten times a second and most values do not change between two publishes.
+        Both little-endian for the little word order: a value packed little-endian and read
+        as little-endian registers is its big-endian registers in reverse order, each register
+        still most significant byte first (MAP 4.2).
         """
-        read = self._device.read
-        published = self._published
-        structs = self._structs
-        little = self._word_order == "little"
-        current: list[bytes | bool] = []
-        first = last = -1
-        for position, point in enumerate(block.points):
-            value = read(point.tag)
-            packer = structs[point.index]
-            packed: bytes | bool
-            packed = bool(value) if packer is None else self._pack(point, packer, value, little)
-            current.append(packed)
-            if packed != published[point.index]:
-                if first < 0:
-                    first = position
-                last = position
-        if first < 0:
-            return 0, []
-        for position in range(first, last + 1):
-            published[block.points[position].index] = current[position]
-        start = block.points[first].offset
-        changed = current[first : last + 1]
-        if block.table in ("coil", "di"):
-            return start, [bool(bit) for bit in changed]
-        raw = b"".join(packed for packed in changed if isinstance(packed, bytes))
-        return start, list(struct.unpack(f">{len(raw) // 2}H", raw))
+        if block.table in _BIT_TABLES:
+            return None
+        order = "<" if self._word_order == "little" else ">"
+        codes = "".join(value_struct(point).format[1:] for point in block.points)
+        return struct.Struct(order + codes), struct.Struct(f"{order}{block.end - block.start}H")
+
+    def _pack_block(
+        self,
+        block: MapBlock,
+        codec: tuple[struct.Struct, struct.Struct],
+        values: list[PointValue],
+    ) -> bytes:
+        """A register block's values packed in one call (integers truncated, as ``int()``)."""
+        numbers = [
+            int(value) if point.layout in ("int16", "uint16") else value
+            for point, value in zip(block.points, values, strict=True)
+        ]
+        try:
+            return codec[0].pack(*numbers)
+        except (struct.error, OverflowError, TypeError):
+            for point, value in zip(block.points, values, strict=True):
+                packer = self._structs[point.index]
+                if packer is not None:
+                    self._pack(point, packer, value)  # raises for the value that does not fit
+            raise
 
     @staticmethod
-    def _pack(point: MappedPoint, packer: struct.Struct, value: PointValue, little: bool) -> bytes:
-        """A value packed big-endian, its 16-bit words reversed for the little word order."""
+    def _pack(point: MappedPoint, packer: struct.Struct, value: PointValue) -> bytes:
+        """One value packed big-endian; ModbusMapError when it does not fit its layout."""
         number: float | int = int(value) if point.layout in ("int16", "uint16") else float(value)
         try:
-            raw = packer.pack(number)
+            return packer.pack(number)
         except (struct.error, OverflowError) as err:
             raise ModbusMapError(f"{point.tag}: {value!r} does not fit {point.layout}") from err
-        if little:
-            return b"".join(raw[offset : offset + 2] for offset in range(len(raw) - 2, -1, -2))
-        return raw
+
+    def _clear_image(self) -> None:
+        """An image of zeros, as a freshly started RTU has until its first publish."""
+        for table in _REGISTER_TABLES:
+            spans = self._register_spans[table]
+            self._registers[table] = [0] * (spans[-1][1] if spans else 0)
+        for table in _BIT_TABLES:
+            self._bits[table] = [False] * (self._bit_words[table][1] * BITS_PER_WORD)
+        self._published = [None] * len(self._map.blocks)
+
+    def _word_span(self, table: ModbusTable) -> tuple[int, int]:
+        """First and end 16-bit word of a bit table's blocks (one spare word for no blocks)."""
+        blocks = self._map.blocks_of(table)
+        if not blocks:
+            return 0, 1
+        return blocks[0].start // BITS_PER_WORD, blocks[-1].defined_end // BITS_PER_WORD
+
+    async def answer_read(self, request: ModbusPDU) -> ModbusPDU:
+        """Answer a read (FC1-FC4) of this RTU's unit from the image.
+
+        The checks come in the order pymodbus' simulator made them: a register range must lie
+        in one block and a bit range within the table's words before anything else (else
+        exception 2); then the device's faults; then every 16-bit word a bit range touches
+        must be defined.
+        """
+        code, address, count = request.function_code, request.address, request.count
+        table = _READ_TABLE[code]
+        if table in _REGISTER_TABLES:
+            spans = self._register_spans[table]
+            if not any(start <= address and address + count <= end for start, end in spans):
+                return ExceptionResponse(code, ExcCodes.ILLEGAL_ADDRESS)
+            fault = await self._field_fault()
+            if fault is not None:
+                return ExceptionResponse(code, fault)
+            registers = self._registers[table][address : address + count]
+            return _REGISTER_ANSWERS[code](registers=registers)
+        first = address // BITS_PER_WORD
+        words = (address % BITS_PER_WORD + count + BITS_PER_WORD - 1) // BITS_PER_WORD
+        low, high = self._bit_words[table]
+        if first < low or first + words > high:
+            return ExceptionResponse(code, ExcCodes.ILLEGAL_ADDRESS)
+        fault = await self._field_fault()
+        if fault is not None:
+            return ExceptionResponse(code, fault)
+        refused = self._check_bit_words(table, address, words)
+        if refused is not None:
+            return ExceptionResponse(code, refused)
+        return _BIT_ANSWERS[code](bits=self._bits[table][address : address + count])
 
     async def _reconcile_listener(self) -> None:
         """Stop listening while the device refuses connections; listen again once it clears."""
@@ -258,7 +355,10 @@ class ModbusDeviceServer:
     async def _listen(self) -> None:
         """Create a server with a fresh image and listen (on the port bound before, if any)."""
         port = self._bound_port if self._bound_port is not None else self._requested_port
-        server = ModbusTcpServer(self._sim_devices(), address=(self._host, port))
+        reads = [type(base.__name__, (base,), {"server": self}) for base in _IMAGE_READS]
+        server = ModbusTcpServer(
+            self._sim_devices(), address=(self._host, port), custom_pdu=list(reads)
+        )
         try:
             await server.serve_forever(background=True)
         except RuntimeError as err:
@@ -270,7 +370,7 @@ class ModbusDeviceServer:
         self._server = server
         self._bound_port = int(listener.sockets[0].getsockname()[1])
         # A new server starts from an empty image: every value is published again.
-        self._published = [None] * len(self._map.points)
+        self._clear_image()
 
     async def _close(self) -> None:
         server, self._server = self._server, None
@@ -327,19 +427,13 @@ class ModbusDeviceServer:
         _registers: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
-        """Apply faults, refuse holes and forward writes to the device (pymodbus action)."""
-        if set_values is not None and function_code in _READ_TABLE:
-            return None  # publish() writing the image (clients write with write codes only)
+        """Apply faults and forward writes to the device (pymodbus action; reads of this unit
+        are answered by ``answer_read``)."""
         if set_values is None and function_code in _SINGLE_WRITES:
             return None  # the echo of a single write just applied (MAP 6.5, 6.6)
         fault = await self._field_fault()
         if fault is not None:
             return fault
-        if function_code in (1, 2):
-            # For bit tables pymodbus passes the number of 16-bit words touched as ``count``.
-            return self._check_bit_words(_READ_TABLE[function_code], address, count)
-        if function_code in (3, 4):
-            return None  # register holes are invalid in the image: pymodbus refused them
         if function_code in _COIL_WRITES and set_values is not None:
             return self._write_coils(address, [bool(bit) for bit in set_values])
         if function_code in _REGISTER_WRITES and set_values is not None:
@@ -399,6 +493,7 @@ class ModbusDeviceServer:
         for point, bit in zip(points, bits, strict=True):
             if not self._write_point(point, bit):
                 return ExcCodes.ILLEGAL_VALUE
+        self._bits["coil"][address : address + len(bits)] = bits
         return None
 
     def _write_registers(self, address: int, registers: list[int]) -> ExcCodes | None:
@@ -418,6 +513,7 @@ class ModbusDeviceServer:
         for point, value in writes:
             if not self._write_point(point, value):
                 return ExcCodes.ILLEGAL_VALUE
+        self._registers["hr"][address:end] = registers
         return None
 
     def _write_point(self, point: MappedPoint, value: float | int | bool) -> bool:
@@ -428,8 +524,127 @@ class ModbusDeviceServer:
             _log.debug("%s refused a write: %s", self._device.name, err)
             return False
         # The image now holds what the client wrote; publish() rewrites it from the model.
-        self._published[point.index] = None
+        self._published[self._block_of[point.index]] = None
         return True
+
+
+# The byte count of a read answer is one byte: at most 125 registers (MAP 6.3, 6.4).
+_REGISTER_FRAMES = tuple(struct.Struct(f">B{count}H") for count in range(126))
+# 1 to 8 bits, first in the least significant bit, to their byte (MAP 6.1, 6.2).
+_BITS_BYTE: dict[tuple[bool, ...], int] = {
+    tuple(bool(byte >> bit & 1) for bit in range(width)): byte
+    for width in range(1, 9)
+    for byte in range(1 << width)
+}
+
+
+class _HoldingRegistersAnswer(ReadHoldingRegistersResponse):
+    """An FC3 answer, encoded in one ``struct`` call (pymodbus packs register by register)."""
+
+    def encode(self) -> bytes:
+        """Byte count, then the registers big-endian."""
+        return _REGISTER_FRAMES[len(self.registers)].pack(2 * len(self.registers), *self.registers)
+
+
+class _InputRegistersAnswer(ReadInputRegistersResponse):
+    """An FC4 answer, encoded in one ``struct`` call."""
+
+    def encode(self) -> bytes:
+        """Byte count, then the registers big-endian."""
+        return _REGISTER_FRAMES[len(self.registers)].pack(2 * len(self.registers), *self.registers)
+
+
+def _pack_bits(bits: list[bool]) -> bytes:
+    """A bit answer's data: the byte count, then the bits 8 to a byte, padded with zeros."""
+    packed = bytes(_BITS_BYTE[tuple(bits[at : at + 8])] for at in range(0, len(bits), 8))
+    return bytes([len(packed)]) + packed
+
+
+class _CoilsAnswer(ReadCoilsResponse):
+    """An FC1 answer, packed a byte at a time."""
+
+    def encode(self) -> bytes:
+        """Byte count, then the packed coils."""
+        return _pack_bits(list(self.bits))
+
+
+class _DiscreteInputsAnswer(ReadDiscreteInputsResponse):
+    """An FC2 answer, packed a byte at a time."""
+
+    def encode(self) -> bytes:
+        """Byte count, then the packed inputs."""
+        return _pack_bits(list(self.bits))
+
+
+_REGISTER_ANSWERS: dict[int, type[ModbusPDU]] = {
+    3: _HoldingRegistersAnswer,
+    4: _InputRegistersAnswer,
+}
+_BIT_ANSWERS: dict[int, type[ModbusPDU]] = {1: _CoilsAnswer, 2: _DiscreteInputsAnswer}
+
+_Update = Callable[[ModbusServerContext, int], Awaitable[ModbusPDU]]
+
+
+async def _from_image(
+    request: ModbusPDU,
+    server: ModbusDeviceServer | None,
+    context: ModbusServerContext,
+    device_id: int,
+    simulator: _Update,
+) -> ModbusPDU:
+    """A read of the server's own unit answered from its image; any other unit's by pymodbus'
+    simulator (which answers exception 11)."""
+    if server is None or device_id != server.device.unit_id:
+        return await simulator(context, device_id)
+    return await server.answer_read(request)
+
+
+class _ReadCoilsFromImage(ReadCoilsRequest):
+    """FC1, answered by ``server`` (set on a subclass per server)."""
+
+    server: ClassVar[ModbusDeviceServer | None] = None
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        """Answer from the server's image."""
+        return await _from_image(self, self.server, context, device_id, super().datastore_update)
+
+
+class _ReadDiscreteInputsFromImage(ReadDiscreteInputsRequest):
+    """FC2, answered by ``server`` (set on a subclass per server)."""
+
+    server: ClassVar[ModbusDeviceServer | None] = None
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        """Answer from the server's image."""
+        return await _from_image(self, self.server, context, device_id, super().datastore_update)
+
+
+class _ReadHoldingRegistersFromImage(ReadHoldingRegistersRequest):
+    """FC3, answered by ``server`` (set on a subclass per server)."""
+
+    server: ClassVar[ModbusDeviceServer | None] = None
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        """Answer from the server's image."""
+        return await _from_image(self, self.server, context, device_id, super().datastore_update)
+
+
+class _ReadInputRegistersFromImage(ReadInputRegistersRequest):
+    """FC4, answered by ``server`` (set on a subclass per server)."""
+
+    server: ClassVar[ModbusDeviceServer | None] = None
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        """Answer from the server's image."""
+        return await _from_image(self, self.server, context, device_id, super().datastore_update)
+
+
+_IMAGE_READS: tuple[type[ModbusPDU], ...] = (
+    _ReadCoilsFromImage,
+    _ReadDiscreteInputsFromImage,
+    _ReadHoldingRegistersFromImage,
+    _ReadInputRegistersFromImage,
+)
 
 
 async def _shutdown(server: ModbusTcpServer) -> None:

@@ -25,6 +25,10 @@ between blocks; bit blocks span whole 16-bit words (PLCs pack bits in words; the
 of a block's last word read 0 and refuse writes) with at least one undefined word between
 blocks. Every undefined address is a hole the server refuses with exception 2 (illegal data
 address, MAP 7), so a client's read planner has to respect the block boundaries.
+
+With ``contiguous_bits`` the bit points of each table are one block instead, back to back in
+point order, as an RTU whose discrete inputs (or coils) are its I/O cards' channels numbered
+one after the other: one process image, no holes inside it.
 """
 
 from __future__ import annotations
@@ -185,13 +189,27 @@ def asset_of(tag: str) -> str:
     return asset
 
 
-def allocate_map(points: Sequence[PointSpec]) -> ModbusMap:
-    """Allocate every point to a table and offset, grouped by asset, in point order."""
+def _device_of(points: Sequence[PointSpec]) -> str:
+    """The dotted prefix every point's asset shares (the device), to name a one-block table."""
+    prefix = asset_of(points[0].tag).split(".")
+    for spec in points[1:]:
+        segments = asset_of(spec.tag).split(".")
+        while prefix != segments[: len(prefix)]:
+            prefix.pop()
+    return ".".join(prefix) or "device"
+
+
+def allocate_map(points: Sequence[PointSpec], *, contiguous_bits: bool = False) -> ModbusMap:
+    """Allocate every point to a table and offset, grouped by asset, in point order (with
+    ``contiguous_bits``, the coils and the discrete inputs each in one block)."""
     grouped: dict[ModbusTable, dict[str, list[tuple[int, PointSpec]]]] = {
         table: {} for table in TABLE_ORDER
     }
+    device = _device_of(points) if contiguous_bits and points else ""
     for index, spec in enumerate(points):
-        grouped[table_for(spec)].setdefault(asset_of(spec.tag), []).append((index, spec))
+        table = table_for(spec)
+        group = device if contiguous_bits and table in ("coil", "di") else asset_of(spec.tag)
+        grouped[table].setdefault(group, []).append((index, spec))
     mapped: list[MappedPoint] = []
     blocks: list[MapBlock] = []
     for table in TABLE_ORDER:

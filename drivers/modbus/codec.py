@@ -26,12 +26,12 @@ word order.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Sequence
+from math import isfinite
 from typing import Literal
 
-from drivers.modbus.address import ValueType
+from drivers.modbus.address import ModbusAddress, ValueType
 
 WordOrder = Literal["big", "little"]
 """Order of the 16-bit words of a wide value: high word first ("big") or last ("little")."""
@@ -55,6 +55,16 @@ _STRUCT_FORMAT: dict[ValueType, str] = {
     ValueType.FLOAT32: ">f",
     ValueType.FLOAT64: ">d",
 }
+
+_FIELD_CODES: dict[ValueType, str] = {
+    value_type: fmt[1:] for value_type, fmt in _STRUCT_FORMAT.items()
+}
+
+_FLOAT32 = struct.Struct(">f")
+_pack_float32 = _FLOAT32.pack
+
+# Six to nine significant digits, as format specs built once rather than for every value.
+_SHORTEST_SPECS = (".6g", ".7g", ".8g", ".9g")
 
 _INTEGER_RANGE: dict[ValueType, tuple[int, int]] = {
     ValueType.INT16: (-(2**15), 2**15 - 1),
@@ -100,6 +110,130 @@ def decode_bytes(raw: bytes, value_type: ValueType, word_order: WordOrder = "big
     return value
 
 
+_FIELD, _BIT, _ALONE = 0, 1, 2
+_Step = tuple[int, int, int, struct.Struct | None]
+"""How ``RegisterLayout`` gets one value: kind, field index / register / byte offset, bit, and
+the struct of a value decoded alone."""
+
+
+class RegisterLayout:
+    """Decodes every value of one register read at once: one ``struct`` call for the block.
+
+    Built once per planned request from the points' addresses (each within
+    ``[start, start + count)``) and the device's orders; ``decode`` then turns the response's
+    registers into one value per address, in the order given, exactly as ``decode_registers``
+    would for each point alone (float32 as its shortest decimal, a register bit as a bool).
+
+    The four orders need no per-value shuffling. Packing the registers big-endian gives the
+    device's bytes (MAP 4.2); packing them little-endian swaps the two bytes of every register.
+    Reading little-endian a value whose registers were each swapped is reading its words in
+    reverse order, each most significant byte first: the little word order. So ABCD packs and
+    reads big-endian, DCBA packs big and reads little, CDAB packs little and reads little, and
+    BADC packs little and reads big; 16-bit values follow the byte order only, as they must.
+    """
+
+    __slots__ = (
+        "_all_float32",
+        "_count",
+        "_direct",
+        "_float32",
+        "_pack",
+        "_steps",
+        "_swap_bits",
+        "_unpack",
+    )
+
+    def __init__(
+        self,
+        start: int,
+        count: int,
+        addresses: Sequence[ModbusAddress],
+        word_order: WordOrder = "big",
+        byte_order: ByteOrder = "big",
+    ) -> None:
+        if count < 1:
+            raise CodecError(f"a register read needs at least one register, not {count}")
+        swapped = word_order != byte_order
+        read = "<" if word_order == "little" else ">"
+        self._count = count
+        self._pack = struct.Struct(f"{'<' if swapped else '>'}{count}H").pack
+        # A register bit counts in the register's value once the byte order is undone.
+        self._swap_bits = byte_order == "little"
+        by_offset = sorted(range(len(addresses)), key=lambda i: _extent(addresses[i]))
+        fields: list[str] = []
+        primary: dict[int, int] = {}
+        cursor = start
+        for position in by_offset:
+            address = addresses[position]
+            if address.offset < start or address.end > start + count:
+                raise CodecError(f"{address} lies outside registers {start}..{start + count - 1}")
+            if address.bit is None and address.offset >= cursor:
+                # Unused registers between two values are skipped as pad bytes.
+                gap = 2 * (address.offset - cursor)
+                fields.append((f"{gap}x" if gap else "") + _FIELD_CODES[address.value_type])
+                primary[position] = len(primary)
+                cursor = address.end
+        fields.append(f"{2 * (start + count - cursor)}x")  # unused registers after the last value
+        self._unpack = struct.Struct(read + "".join(fields)).unpack
+        # How to get each address's value: a field of the one unpack, a bit of a register, or
+        # (a value overlapping an earlier one, e.g. two tags on one register) its own unpack.
+        steps: list[_Step] = []
+        for position, address in enumerate(addresses):
+            if position in primary:
+                steps.append((_FIELD, primary[position], 0, None))
+            elif address.bit is not None:
+                steps.append((_BIT, address.offset - start, address.bit, None))
+            else:
+                alone = struct.Struct(read + _FIELD_CODES[address.value_type])
+                steps.append((_ALONE, 2 * (address.offset - start), 0, alone))
+        self._steps = tuple(steps)
+        self._float32 = tuple(address.value_type is ValueType.FLOAT32 for address in addresses)
+        self._all_float32 = all(self._float32)
+        self._direct = list(primary) == list(range(len(addresses)))
+
+    @property
+    def count(self) -> int:
+        """Number of registers the layout decodes."""
+        return self._count
+
+    def decode(self, registers: Sequence[int]) -> list[int | float | bool]:
+        """One value per address from exactly ``count`` registers; raise CodecError."""
+        try:
+            raw = self._pack(*registers)
+        except struct.error as err:
+            raise CodecError(
+                f"expected {self._count} 16-bit registers, got {len(registers)}: {err}"
+            ) from err
+        fields: tuple[int | float, ...] = self._unpack(raw)
+        shortest = shortest_float32_value
+        if self._direct:
+            # The common case: points side by side, none overlapping: no per-point dispatch.
+            if self._all_float32:
+                return [shortest(value) for value in fields]
+            return [
+                shortest(value) if is_float32 else value
+                for value, is_float32 in zip(fields, self._float32, strict=True)
+            ]
+        values: list[int | float | bool] = []
+        for (kind, where, bit, alone), is_float32 in zip(self._steps, self._float32, strict=True):
+            value: int | float | bool
+            if kind == _FIELD:
+                value = fields[where]
+            elif alone is not None:
+                value = alone.unpack_from(raw, where)[0]
+            else:
+                register = registers[where]
+                if self._swap_bits:
+                    register = ((register & 0xFF) << 8) | (register >> 8)
+                value = bool((register >> bit) & 1)
+            values.append(shortest(value) if is_float32 else value)
+        return values
+
+
+def _extent(address: ModbusAddress) -> tuple[int, int]:
+    return address.offset, address.end
+
+
 def decode_registers(
     registers: Sequence[int],
     value_type: ValueType,
@@ -119,14 +253,24 @@ def shortest_float32(raw: bytes) -> float:
     A float32 holds 6 to 9 significant decimal digits (IEEE 754-2008, 5.12.2); widening it to a
     Python float exposes binary noise that operators would read as precision the sensor lacks.
     """
-    exact: float = struct.unpack(">f", raw)[0]
-    if not math.isfinite(exact):
-        return exact
-    for digits in range(6, 10):
-        candidate = float(f"{exact:.{digits}g}")
-        if struct.pack(">f", candidate) == raw:
+    exact: float = _FLOAT32.unpack(raw)[0]
+    return shortest_float32_value(exact)
+
+
+def shortest_float32_value(value: float) -> float:
+    """``shortest_float32`` of a float32 already unpacked (widened to a Python float).
+
+    Non-finite values come back unchanged. The result is the first of 6, 7, 8 and 9 significant
+    digits whose decimal packs to the same 32 bits; nine always does (IEEE 754-2008, 5.12.2).
+    """
+    if not isfinite(value):
+        return value
+    packed = _pack_float32(value)
+    for spec in _SHORTEST_SPECS:
+        candidate = float(format(value, spec))
+        if _pack_float32(candidate) == packed:
             return candidate
-    return exact
+    return value
 
 
 def encode_value(

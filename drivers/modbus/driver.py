@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,9 +41,8 @@ from drivers.modbus.address import (
 )
 from drivers.modbus.codec import (
     CodecError,
-    decode_bytes,
+    RegisterLayout,
     encode_value,
-    registers_to_bytes,
 )
 from drivers.modbus.config import ModbusDeviceConfig
 from drivers.modbus.connection import (
@@ -84,11 +83,69 @@ def describe_exception(code: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Point:
-    """A point to read: its tag definition, parsed address and whether it is scaled."""
+    """A point to read: its tag definition, parsed address and whether it is scaled, with what
+    decoding it needs worked out once rather than on every scan."""
 
     tag: TagDef
     address: ModbusAddress
     scaled: bool
+    name: str
+    floating: bool
+    """Whether the raw value is a float (float32, float64), which may be non-finite."""
+    plain: bool
+    """Whether the raw value already is the engineering value (no scaling, same type)."""
+
+    @classmethod
+    def of(cls, tag: TagDef, address: ModbusAddress) -> _Point:
+        """The point of ``tag`` at ``address`` (already checked to be compatible)."""
+        scaled = _is_scaled(tag)
+        floating = address.value_type in (ValueType.FLOAT32, ValueType.FLOAT64)
+        # Unscaled, a bit is a bool tag's value, an integer an int tag's and a float a float
+        # tag's; only an integer register read into a float tag still needs float().
+        plain = not scaled and (floating or tag.data_type is not DataType.FLOAT)
+        return cls(tag, address, scaled, tag.name, floating, plain)
+
+
+@dataclass(frozen=True, slots=True)
+class _PlannedRead:
+    """One planned request with its points in member order and how to decode the answer."""
+
+    request: ReadRequest
+    points: tuple[_Point, ...]
+    layout: RegisterLayout | None
+    """Decodes a register table's answer in one pass (None for coils and discrete inputs)."""
+    entries: tuple[int, ...]
+    """Where each point's bit is in a coil or discrete input answer."""
+    names: tuple[str, ...]
+    plain: bool
+    """Whether every raw value is its engineering value (a sample per value, nothing else)."""
+    floating: bool
+    """Whether any value is a float, which the device may report as infinite or NaN."""
+
+    @classmethod
+    def of(
+        cls, request: ReadRequest, readable: Sequence[_Point], config: ModbusDeviceConfig
+    ) -> _PlannedRead:
+        """Work out once how to decode the answer to ``request``."""
+        points = tuple(readable[member] for member in request.members)
+        layout = None
+        if not request.table.is_bit_table:
+            layout = RegisterLayout(
+                request.start,
+                request.count,
+                [point.address for point in points],
+                config.word_order,
+                config.byte_order,
+            )
+        return cls(
+            request,
+            points,
+            layout,
+            tuple(point.address.offset - request.start for point in points),
+            tuple(point.name for point in points),
+            all(point.plain for point in points),
+            any(point.floating for point in points),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +157,7 @@ class _Prepared:
     config_errors: tuple[tuple[int, str], ...]
     readable: tuple[_Point, ...]
     slots: tuple[int, ...]
-    plan: tuple[ReadRequest, ...]
+    reads: tuple[_PlannedRead, ...]
 
 
 class ModbusDriver:
@@ -124,6 +181,8 @@ class ModbusDriver:
         self._config = config
         self._clock = clock
         self._connection = connection
+        # Built once: every request names it (to report a failure or a recovery).
+        self._where = f"{device} ({connection.where} unit {config.unit_id})"
         self._rejected = RejectedRanges()
         self._prepared: _Prepared | None = None
         self._health = DriverHealth(device, _log)
@@ -173,8 +232,9 @@ class ModbusDriver:
             for slot, reason in prepared.config_errors:
                 samples[slot] = _bad(points[slot], Substatus.CONFIG_ERROR, reason, now)
         readable, slots = prepared.readable, prepared.slots
-        for request in prepared.plan:
-            answers, _ = await self._read_request(request, readable)
+        for planned in prepared.reads:
+            request = planned.request
+            answers, _ = await self._read_request(request, readable, planned)
             for member, sample in zip(request.members, answers, strict=True):
                 samples[slots[member]] = sample
         result = [sample for sample in samples if sample is not None]
@@ -216,7 +276,7 @@ class ModbusDriver:
             self._health.count_error(Substatus.DEVICE_FAILURE.value, reason)
             raise DeviceRejectedError(reason)
         request = ReadRequest(address.table, address.offset, address.register_count, (0,))
-        readback_point = _Point(point, address, _is_scaled(point))
+        readback_point = _Point.of(point, address)
         (readback,), _ = await self._read_request(request, (readback_point,))
         if not readback.quality.is_good or readback.value is None:
             raise DeviceRejectedError(f"{where}: readback failed: {readback.quality.reason}")
@@ -225,10 +285,6 @@ class ModbusDriver:
     def diagnostics(self) -> DriverDiagnostics:
         """Request and error counts, the last error and the connection state."""
         return self._health.snapshot(self.connected)
-
-    @property
-    def _where(self) -> str:
-        return f"{self._device} ({self._connection.where} unit {self._config.unit_id})"
 
     def _prepare(self, points: Sequence[TagDef]) -> _Prepared:
         """Parse and plan ``points``, reusing the last plan for the same sequence object."""
@@ -252,7 +308,7 @@ class ModbusDriver:
             except AddressError as err:
                 config_errors.append((slot, f"{tag.address!r}: {err}"))
                 continue
-            readable.append(_Point(tag, address, scaled))
+            readable.append(_Point.of(tag, address))
             slots.append(slot)
         plan = plan_reads(
             [point.address for point in readable],
@@ -267,16 +323,17 @@ class ModbusDriver:
             tuple(config_errors),
             tuple(readable),
             tuple(slots),
-            tuple(plan),
+            tuple(_PlannedRead.of(request, readable, self._config) for request in plan),
         )
         self._prepared = prepared
         return prepared
 
     async def _read_request(
-        self, request: ReadRequest, readable: Sequence[_Point]
+        self, request: ReadRequest, readable: Sequence[_Point], planned: _PlannedRead | None = None
     ) -> tuple[list[Sample], bool]:
         """Execute one planned read: one sample per member, and whether the device refused
-        (part of) it with exception 2."""
+        (part of) it with exception 2. ``planned`` is the request's decoding worked out before
+        (built here for the requests of a split or a write's readback)."""
         unit, start, count, table = (
             self._config.unit_id,
             request.start,
@@ -292,7 +349,10 @@ class ModbusDriver:
             call = lambda c: c.read_holding_registers(start, count=count, device_id=unit)  # noqa: E731
         else:
             call = lambda c: c.read_input_registers(start, count=count, device_id=unit)  # noqa: E731
-        where = f"{self._where}: read {table}:{start}+{count}"
+
+        def where() -> str:  # text for failures only: not formatted for every good answer
+            return f"{self._where}: read {table}:{start}+{count}"
+
         response = await self._execute(where, call)
         if isinstance(response, ExceptionResponse):
             code = response.exception_code
@@ -305,12 +365,14 @@ class ModbusDriver:
                 self._rejected.add(table, start, request.end)
             now = self._clock.now()
             reason = describe_exception(code)
-            self._health.count_error(Substatus.DEVICE_FAILURE.value, f"{where}: {reason}")
+            self._health.count_error(Substatus.DEVICE_FAILURE.value, f"{where()}: {reason}")
             members = [readable[m].tag for m in request.members]
             return [_bad(tag, Substatus.DEVICE_FAILURE, reason, now) for tag in members], (
                 code == ILLEGAL_DATA_ADDRESS
             )
-        return self._decode(request, readable, response, where), False
+        if planned is None:
+            planned = _PlannedRead.of(request, readable, self._config)
+        return self._decode(planned, response, where), False
 
     async def _split(self, request: ReadRequest, readable: Sequence[_Point]) -> list[Sample]:
         """Read a refused merged request as two halves; learn the hole if both halves read."""
@@ -343,47 +405,39 @@ class ModbusDriver:
         return [by_member[member] for member in request.members]
 
     def _decode(
-        self, request: ReadRequest, readable: Sequence[_Point], response: ModbusPDU, where: str
+        self, planned: _PlannedRead, response: ModbusPDU, where: Callable[[], str]
     ) -> list[Sample]:
+        """The members' samples from a good answer: one pass over the registers or bits."""
         now = self._clock.now()
-        start, count = request.start, request.count
-        bits: Sequence[bool] = ()
-        raw = b""
-        if request.table.is_bit_table:
-            bits = response.bits
-            received = len(bits)
-        else:
-            registers = response.registers
-            received = len(registers)
-            if received >= count:
-                raw = registers_to_bytes(registers[:count], self._config.byte_order)
+        points, layout, count = planned.points, planned.layout, planned.request.count
+        values: Sequence[bool | int | float]
+        entries = response.bits if layout is None else response.registers
+        received = len(entries)
         if received < count:
             reason = f"short response: {received} of {count} entries"
-            self._health.count_error(Substatus.COMM_FAILURE.value, f"{where}: {reason}")
+            self._health.count_error(Substatus.COMM_FAILURE.value, f"{where()}: {reason}")
+            return [_bad(point.tag, Substatus.COMM_FAILURE, reason, now) for point in points]
+        if layout is None:
+            # Bits come back padded to whole bytes (MAP 6.1, 6.2): index each member's own.
+            values = [bool(entries[entry]) for entry in planned.entries]
+        else:
+            values = layout.decode(entries if received == count else entries[:count])
+        # A sum of finite float32 values stays finite; a non-finite sum sends the values through
+        # the per-point checks below (a float64 sum may also overflow: then they check).
+        if planned.plain and (not planned.floating or math.isfinite(sum(values))):
             return [
-                _bad(readable[m].tag, Substatus.COMM_FAILURE, reason, now) for m in request.members
+                Sample(name, value, _GOOD, now, now)
+                for name, value in zip(planned.names, values, strict=True)
             ]
-        word_order = self._config.word_order
         samples: list[Sample] = []
-        for member in request.members:
-            point = readable[member]
-            address = point.address
-            first = address.offset - start
-            value: bool | int | float
-            if bits:
-                value = bool(bits[first])
-            elif address.bit is not None:
-                register = (raw[2 * first] << 8) | raw[2 * first + 1]
-                value = bool((register >> address.bit) & 1)
+        append = samples.append
+        for point, value in zip(points, values, strict=True):
+            if point.floating and not math.isfinite(value):
+                append(_bad(point.tag, Substatus.SENSOR_FAILURE, f"device reported {value}", now))
+            elif point.plain:
+                append(Sample(point.name, value, _GOOD, now, now))
             else:
-                chunk = raw[2 * first : 2 * (first + address.register_count)]
-                value = decode_bytes(chunk, address.value_type, word_order)
-                if isinstance(value, float) and not math.isfinite(value):
-                    samples.append(
-                        _bad(point.tag, Substatus.SENSOR_FAILURE, f"device reported {value}", now)
-                    )
-                    continue
-            samples.append(Sample(point.tag.name, _engineering(point, value), _GOOD, now, now))
+                append(Sample(point.name, _engineering(point, value), _GOOD, now, now))
         return samples
 
     def _encode_for_write(
@@ -448,13 +502,15 @@ class ModbusDriver:
             register = ((register & 0xFF) << 8) | (register >> 8)
         return await self._write_registers(where, offset, [register])
 
-    async def _execute(self, where: str, call: ModbusCall) -> ModbusPDU:
-        """Send one request over the shared connection; count and report failures."""
+    async def _execute(self, where: str | Callable[[], str], call: ModbusCall) -> ModbusPDU:
+        """Send one request over the shared connection; count and report failures (``where``
+        names the request, or makes its name when a failure needs it)."""
         self._health.count_request()
         try:
             response = await self._connection.execute(self._device, call)
         except DriverError as err:
-            raise self._health.failed(type(err)(f"{where}: {err}"), err.__cause__) from err
+            text = where if isinstance(where, str) else where()
+            raise self._health.failed(type(err)(f"{text}: {err}"), err.__cause__) from err
         self._health.mark_available(self._where)
         return response
 
