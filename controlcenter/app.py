@@ -22,7 +22,7 @@ from controlcenter.config import (
 from controlcenter.live import LiveSnapshot
 from controlcenter.model import Event, EventKind, Sample, TagDef
 from controlcenter.ports import Clock
-from controlcenter.runner import ServiceFailedError
+from controlcenter.runner import ServiceFailedError, freeze_startup_objects
 from controlcenter.scan import DeviceScan, ScanEngine
 from controlcenter.users import UserStore
 from drivers.bacnet.config import BacnetDeviceConfig as BacnetDriverConfig
@@ -294,6 +294,7 @@ class ControlCenter:
         try:
             if self._hmi_options is not None:
                 self.hmi_server = self._start_hmi(self._hmi_options)
+            freeze_startup_objects()
             self.ready.set()
             stopper = asyncio.create_task(stop.wait(), name="stop signal")
             done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -44,6 +44,7 @@ from controlcenter.config import (
     load_site,
 )
 from controlcenter.model import Sample, TagDef, Value
+from controlcenter.runner import freeze_startup_objects
 from controlcenter.scan import DeviceScan, ScanDiagnostics, ScanEngine
 from drivers.base import (
     Driver,
@@ -222,6 +223,7 @@ async def _poll_city(
         raise CityBenchError(f"the simulated city's devices could not be reached: {err}") from err
     connect_s = time.monotonic() - connecting
     engine = ScanEngine(scans, meter, clock)
+    freeze_startup_objects()  # as the center does once started
     round_trips: list[float] = []
     tasks = [asyncio.create_task(engine.run(), name="bench city scan engine")]
     try:

@@ -15,8 +15,8 @@ Every value changes once a second. Phases, each on the same devices and points:
    Subscribed protocols (OPC UA monitored items, sharded over subscriptions by the driver): the
    window starts once every point has delivered its first value. ``latency_p95_ms`` is the
    95th percentile of a notification's age on arrival in the center (its source timestamp,
-   stamped by the server with the wall clock when the value changed, to the moment the scan
-   engine hands it on); ``scanned_values_per_s`` the Good notifications per second; every
+   stamped by the server with the wall clock as it writes the changed value, to the moment the
+   scan engine hands it on); ``scanned_values_per_s`` the Good notifications per second; every
    interval each point is checked, and ``scans_on_time_pct`` is the share of those checks that
    found the point's latest notification at most two intervals old (due every interval, one
    interval of grace, as for a polled scan); ``missed_scans`` the checks that did not.
@@ -60,6 +60,7 @@ from controlcenter.bench_process import BenchChild, own_cpu_seconds
 from controlcenter.clock import WallClock
 from controlcenter.model import DataType, Sample, TagDef, utc_now
 from controlcenter.ports import Clock
+from controlcenter.runner import freeze_startup_objects
 from controlcenter.scan import DeviceScan, ScanEngine
 from drivers.bacnet.config import BacnetDeviceConfig
 from drivers.bacnet.driver import BacnetDriver
@@ -495,6 +496,7 @@ async def _scan_phase(run: _BenchRun) -> dict[str, Any]:
     ]
     meter = _Meter(tuple(point.name for device in simulator.devices for point in device.points))
     engine = ScanEngine(scans, meter, clock)
+    freeze_startup_objects()  # as the center does once started
     requests_before = sum(driver.diagnostics().requests for driver in drivers)
     cpu_before, sim_before = own_cpu_seconds(), simulator.cpu_seconds()
     started = time.monotonic()
@@ -535,6 +537,7 @@ async def _subscription_phase(run: _BenchRun, bench: ProtocolBench) -> dict[str,
     meter = _Meter(tuple(point.name for device in simulator.devices for point in device.points))
     run.meter = meter
     engine = ScanEngine(scans, meter, clock)
+    freeze_startup_objects()  # as the center does once started
     task = asyncio.create_task(engine.run(), name="bench scan engine")
     try:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -18,6 +19,17 @@ class ServiceFailedError(Exception):
 QUIET_LIBRARIES = ("pymodbus", "asyncua", "bacpypes3", "werkzeug")
 """Protocol and web libraries that log every field fault with a traceback; the center logs
 each fault once, in its own words."""
+
+
+def freeze_startup_objects() -> None:
+    """Keep the objects alive now (drivers, tag tables, address spaces) out of full collections.
+
+    A started center holds hundreds of thousands of long-lived objects; every full garbage
+    collection walks them all and stalls the event loop for 100 ms or more, late scans and
+    late notifications included. Frozen once started, they are never walked again.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def configure_logging(verbose: bool) -> None:

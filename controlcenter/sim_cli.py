@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 
-from controlcenter.runner import configure_logging, run_until_stopped
+from controlcenter.runner import configure_logging, freeze_startup_objects, run_until_stopped
 from plc_sim.device import FaultKind
 from plc_sim.domain import DOMAINS
 
@@ -183,6 +183,8 @@ def sim(
 
     async def body(stop: asyncio.Event) -> None:
         await city.start()
+        # Every address space is built: keep it out of full garbage collections.
+        freeze_startup_objects()
         endpoint = ControlEndpoint(city, host=control_host, port=control_port)
         try:
             await endpoint.start()

@@ -128,8 +128,13 @@ class SimulatedCity:
         if device.protocol == "modbus":
             return ModbusDeviceServer(device, host=host, port=port)
         if device.protocol == "opcua":
+            # Values are stamped in simulated time, as every other protocol's samples are.
             return OpcUaDeviceServer(
-                device, host=host, port=port, security=self.options.opcua_security
+                device,
+                host=host,
+                port=port,
+                security=self.options.opcua_security,
+                source_time=self.clock.now,
             )
         return BacnetDeviceServer(device, host=host, port=port)
 

@@ -316,6 +316,26 @@ class PointWriteService(AttributeService):
         return await self.point_writer(point, data_value)
 
 
+ConnectionListener = Callable[[asyncio.Transport], None]
+"""Told of every new client connection before a byte of it is read."""
+
+
+class _Connections(list[Any]):
+    """asyncua's list of open connections (``asyncio_transports``), telling a listener of each
+    new one: asyncua appends a connection as it is made, before reading from it."""
+
+    def __init__(self, on_new: Callable[[], ConnectionListener | None]) -> None:
+        super().__init__()
+        self._on_new = on_new
+
+    def append(self, transport: Any) -> None:
+        """Keep the connection and tell the listener about it."""
+        super().append(transport)
+        listener = self._on_new()
+        if listener is not None:
+            listener(transport)
+
+
 class DeviceInternalServer(InternalServer):
     """An asyncua internal server with the shared standard nodes and device-aware writes."""
 
@@ -324,6 +344,9 @@ class DeviceInternalServer(InternalServer):
         self.point_service = PointWriteService(self.aspace)
         self.attribute_service = self.point_service
         self._client_sessions: dict[ua.NodeId, InternalSession] = {}
+        self.connection_listener: ConnectionListener | None = None
+        """Told of each new connection (an offline device silences it before it is served)."""
+        self.asyncio_transports = _Connections(lambda: self.connection_listener)
 
     def register_external_session(self, session: InternalSession) -> None:
         """Track a client's session as asyncua registers it."""

@@ -25,7 +25,7 @@ import gc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Self, cast
 
 from asyncua import ua
 from asyncua.server.address_space import AddressSpace, AttributeValue, NodeData
@@ -106,23 +106,45 @@ def python_value(spec: PointSpec, value: PointValue) -> PointValue:
     return float(value)
 
 
+class SharedDataValue(ua.DataValue):
+    """A DataValue nobody changes once made, so that a copy of it may be the value itself.
+
+    asyncua deep-copies every value it hands to a monitored item (``MonitoredItemValues``), in
+    case the writer changes it afterwards; with thousands of items that copy was most of a
+    simulated server's CPU time. The simulator builds a new DataValue for every write and never
+    changes one, so the copy is skipped. Encoded exactly as a DataValue (the fields' declared
+    type chooses the encoder).
+    """
+
+    __slots__ = ()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+
+_GOOD = status(StatusCodes.Good)
+"""Shared by every Good value: a StatusCode is never changed once made (see SharedDataValue)."""
+
+
 def good_value(value: PointValue, vtype: ua.VariantType, source_time: datetime) -> ua.DataValue:
     """A Good DataValue stamped with the (simulated) source time."""
-    return ua.DataValue(
-        ua.Variant(value, vtype),
-        StatusCode=status(StatusCodes.Good),
-        SourceTimestamp=_ua_time(source_time),
-        ServerTimestamp=_ua_time(source_time),
+    stamp = _ua_time(source_time)
+    return SharedDataValue(
+        ua.Variant(value, vtype), StatusCode=_GOOD, SourceTimestamp=stamp, ServerTimestamp=stamp
     )
 
 
 def bad_value(status_code: int, source_time: datetime) -> ua.DataValue:
     """A DataValue carrying only a Bad status (Part 4 7.7.1: a Bad value's Variant is null)."""
-    return ua.DataValue(
+    stamp = _ua_time(source_time)
+    return SharedDataValue(
         ua.Variant(None, ua.VariantType.Null),
         StatusCode=status(status_code),
-        SourceTimestamp=_ua_time(source_time),
-        ServerTimestamp=_ua_time(source_time),
+        SourceTimestamp=stamp,
+        ServerTimestamp=stamp,
     )
 
 

@@ -9,8 +9,14 @@ variable (``plc_sim.opcua_nodes.browse_path``).
 Client writes to a writable point go to ``SimDevice.write``; the model's refusal becomes the
 write's status (Bad_OutOfRange, Bad_TypeMismatch; Bad_NotWritable for a read-only point) and the
 served value is left as it was. ``publish()`` copies the values that changed since the last
-publish into the address space, stamped with the simulated time when a clock is given, which
-also drives the subscriptions' data-change notifications.
+publish into the address space, each stamped as it is written (with the simulated time when a
+clock is given), which also drives the subscriptions' data-change notifications. It lets the
+event loop run every few hundred writes, so a large device does not hold up publish responses,
+requests or the other servers of the process while it writes. A process serving large address
+spaces should keep them out of the cyclic garbage collector's full collections once its
+servers run (``gc.freeze``, as ``controlcenter sim`` and the bench devices do): every full
+collection otherwise rescans some twenty objects per point for nothing, half a second with
+10,000 points during which no server answers.
 
 Faults (``device.faults``), reconciled on every ``publish()`` and on every read and write request:
 
@@ -73,6 +79,9 @@ DEFAULT_ERROR_STATUS = StatusCodes.BadDeviceFailure
 OFFLINE_POLL_S = 0.02
 """How often an offline server looks for new connections to silence and for the fault's end."""
 
+WRITES_PER_YIELD = 250
+"""Values a publish writes before it lets the event loop run (a few milliseconds of work)."""
+
 
 def _wall_clock_utc() -> datetime:
     return datetime.now(UTC)
@@ -107,6 +116,7 @@ class OpcUaDeviceServer:
         self._paused: list[asyncio.Transport] = []
         self._reconciler: asyncio.Task[None] | None = None
         self._lifecycle = asyncio.Lock()
+        self._publishing = asyncio.Lock()
         device.restart_handler = self.restart
 
     @property
@@ -237,6 +247,7 @@ class OpcUaDeviceServer:
         }
         iserver.point_service.points = {point.node_id: point for point in self._points}
         iserver.point_service.point_writer = self._write_point
+        iserver.connection_listener = self._on_connection
         server.subscribe_server_callback(CallbackType.PreRead, self._before_request)
         server.subscribe_server_callback(CallbackType.PreWrite, self._before_request)
         return server, iserver
@@ -262,18 +273,36 @@ class OpcUaDeviceServer:
 
     async def _publish_values(self, *, force: bool = False) -> None:
         """Write every changed value (all when ``force``) or the ERROR status into the nodes."""
-        iserver = self._iserver
-        if iserver is None:
-            return
+        # One writer at a time: a publish yields to the loop part-way through, and a request
+        # that finds the ERROR fault changed publishes too.
+        async with self._publishing:
+            iserver = self._iserver
+            if iserver is not None:
+                await self._write_values(iserver, force=force)
+
+    async def _write_values(self, iserver: DeviceInternalServer, *, force: bool) -> None:
+        """Write the values into ``iserver``; give up if it stops serving part-way through.
+
+        Each value is stamped as it is written, which is when this device takes it from its
+        model: the SourceTimestamp is applied by the data source, as close to it as possible
+        (Part 4 7.7.3), so a value written after thousands of others does not claim their time.
+        Every ``WRITES_PER_YIELD`` writes the loop gets a turn, so that publish responses
+        (Part 4 5.13.1), requests and other servers in the process are served in between.
+        """
         faults = self._device.faults
-        now = self._source_time()
+        stamp = self._source_time
         write = iserver.aspace.write_attribute_value
+        written = 0
         if faults.has(FaultKind.ERROR):
             code = faults.error_code if faults.error_code is not None else DEFAULT_ERROR_STATUS
-            if self._error_shown != code:
-                self._error_shown = code
-                for point in self._points:
-                    _checked(await write(point.node_id, _VALUE, bad_value(code, now)))
+            if self._error_shown == code:
+                return
+            self._error_shown = code
+            for point in self._points:
+                _checked(await write(point.node_id, _VALUE, bad_value(code, stamp())))
+                written += 1
+                if written % WRITES_PER_YIELD == 0 and not await self._still_serving(iserver):
+                    return
             return
         if self._error_shown is not None:
             self._error_shown = None
@@ -286,7 +315,16 @@ class OpcUaDeviceServer:
             if not force and published.get(tag) == value:
                 continue
             published[tag] = value
-            _checked(await write(point.node_id, _VALUE, good_value(value, point.vtype, now)))
+            _checked(await write(point.node_id, _VALUE, good_value(value, point.vtype, stamp())))
+            written += 1
+            if written % WRITES_PER_YIELD == 0 and not await self._still_serving(iserver):
+                return
+
+    async def _still_serving(self, iserver: DeviceInternalServer) -> bool:
+        """Let the loop run; whether ``iserver`` still serves (a stop or restart replaces it,
+        and a restarted server publishes its values itself)."""
+        await asyncio.sleep(0)
+        return self._iserver is iserver
 
     async def _write_point(self, point: ServedPoint, data_value: ua.DataValue) -> ua.StatusCode:
         """Hand a client's write to the device; its verdict is the write's status."""
@@ -364,14 +402,25 @@ class OpcUaDeviceServer:
                 self._silence_while_offline(), name=f"opcua offline {self._device.name}"
             )
 
+    def _on_connection(self, transport: asyncio.Transport) -> None:
+        """Silence a connection made while OFFLINE at once: a client's handshake takes a few
+        milliseconds, less than the silencer's polling period."""
+        self._watch_offline()
+        if self._silencer is not None and not self._silencer.done():
+            self._silence(transport)
+
+    def _silence(self, transport: asyncio.Transport) -> None:
+        """Stop reading from a connection until OFFLINE is cleared (the silencer resumes it)."""
+        if transport not in self._paused and not transport.is_closing():
+            transport.pause_reading()
+            self._paused.append(transport)
+
     async def _silence_while_offline(self) -> None:
         """Pause reading on every connection until OFFLINE is cleared, then resume them."""
         try:
             while self._device.faults.has(FaultKind.OFFLINE) and self._iserver is not None:
                 for transport in self._iserver.asyncio_transports:
-                    if transport not in self._paused and not transport.is_closing():
-                        transport.pause_reading()
-                        self._paused.append(transport)
+                    self._silence(transport)
                 await asyncio.sleep(OFFLINE_POLL_S)
         finally:
             paused, self._paused = self._paused, []

@@ -6,8 +6,10 @@ import asyncio
 import logging
 import socket
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from asyncua.client.client import Client
 
 from plc_sim.city import CityOptions, SimulatedCity
 from plc_sim.clock import SimClock
@@ -16,6 +18,7 @@ from plc_sim.device import FaultKind, UnknownDeviceError
 from plc_sim.points import TANK1_DEVICE
 
 WATER_ONLY = frozenset({"water"})
+LIGHTS_ONLY = frozenset({"lights"})
 
 
 def test_scale_1_serves_over_a_thousand_points_across_three_protocols() -> None:
@@ -138,3 +141,18 @@ def test_unknown_device_names_the_device() -> None:
     city = SimulatedCity(SimClock(), CityOptions(domains=WATER_ONLY))
     with pytest.raises(UnknownDeviceError, match=r"water\.nowhere"):
         city.device("water.nowhere")
+
+
+async def test_opcua_values_carry_simulated_source_timestamps() -> None:
+    # The demo's clock runs in another year and faster than the wall: OPC UA samples must carry
+    # its time, as Modbus and BACnet samples (stamped by the center on arrival) do.
+    start = datetime(2030, 1, 1, 6, 0, tzinfo=UTC)
+    city = SimulatedCity(SimClock(speed=10.0, start=start), CityOptions(domains=LIGHTS_ONLY))
+    async with city:
+        point = next(p for p in city.points() if p.protocol == "opcua")
+        host, port = city.endpoints()[point.device]
+        async with Client(f"opc.tcp://{host}:{port}", timeout=10) as client:
+            data_value = await client.get_node(point.address).read_data_value()
+    assert data_value.SourceTimestamp is not None
+    source = data_value.SourceTimestamp.replace(tzinfo=UTC)
+    assert start <= source < start + timedelta(hours=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from asyncua.server.address_space import NodeData
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.ua_binary import struct_to_binary
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from plc_sim.device import FaultKind, PointBinding, PointSpec, PointValue, SimDevice
@@ -28,13 +30,20 @@ from plc_sim.opcua_internal import (
     StandardNodes,
     read_cache,
 )
-from plc_sim.opcua_nodes import browse_path, numeric_node
+from plc_sim.opcua_nodes import (
+    SharedDataValue,
+    bad_value,
+    browse_path,
+    good_value,
+    numeric_node,
+    status,
+)
 from plc_sim.opcua_security import (
     OpcUaServerSecurity,
     PasswordUserManager,
     make_self_signed_certificate,
 )
-from plc_sim.opcua_server import OpcUaDeviceServer
+from plc_sim.opcua_server import WRITES_PER_YIELD, OpcUaDeviceServer
 from plc_sim.opcua_units import unit_id
 
 CABINET = "lights.d1.c1"
@@ -330,6 +339,128 @@ async def test_device_restart_handler_restarts_the_server(served: Served) -> Non
     await awaitable
     async with Client(served.server.url, timeout=CLIENT_TIMEOUT_S) as again:
         assert await point(again, MODE).read_value() == 0
+
+
+@dataclass
+class TickingTime:
+    """A simulated clock that moves on a millisecond every time it is read."""
+
+    reads: int = 0
+
+    def __call__(self) -> datetime:
+        self.reads += 1
+        return SIM_START + timedelta(milliseconds=self.reads)
+
+
+@dataclass
+class Large:
+    values: dict[str, PointValue]
+    device: SimDevice
+    server: OpcUaDeviceServer
+    clock: TickingTime
+    tags: list[str]
+
+
+@pytest.fixture
+async def large() -> AsyncIterator[Large]:
+    """A device with a few publish slices' worth of points (``WRITES_PER_YIELD`` each)."""
+    tags = [f"plant.line.v{index:04d}" for index in range(4 * WRITES_PER_YIELD + 10)]
+    values: dict[str, PointValue] = dict.fromkeys(tags, 1.0)
+
+    def binding(tag: str) -> PointBinding:
+        return PointBinding(PointSpec(tag, "float"), lambda: values[tag])
+
+    device = SimDevice("plant.plc", "opcua", [binding(tag) for tag in tags])
+    clock = TickingTime()
+    server = OpcUaDeviceServer(device, source_time=clock)
+    await server.start()
+    try:
+        yield Large(values, device, server, clock, tags)
+    finally:
+        await server.stop()
+
+
+async def read_data_values(server: OpcUaDeviceServer, tags: list[str]) -> list[ua.DataValue]:
+    async with Client(server.url, timeout=CLIENT_TIMEOUT_S) as reader:
+        return [await point(reader, tag).read_data_value() for tag in tags]
+
+
+async def test_publish_stamps_each_value_as_written_and_lets_the_loop_run(large: Large) -> None:
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    for tag in large.tags:
+        large.values[tag] = 2.0
+    reads_before = large.clock.reads
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    turns = 0
+    try:
+        await large.server.publish()
+    finally:
+        other.cancel()
+    # Other tasks ran between slices of writes, not only after the whole publish.
+    assert turns >= 3
+    # One timestamp per written value, taken as it was written.
+    assert large.clock.reads - reads_before == len(large.tags)
+    first, last = await read_data_values(large.server, [large.tags[0], large.tags[-1]])
+    assert first.Value is not None and first.Value.Value == 2.0
+    assert last.Value is not None and last.Value.Value == 2.0
+    assert first.SourceTimestamp is not None and last.SourceTimestamp is not None
+    assert last.SourceTimestamp - first.SourceTimestamp == timedelta(
+        milliseconds=len(large.tags) - 1
+    )
+    assert first.ServerTimestamp == first.SourceTimestamp
+
+
+async def test_a_restart_during_a_publish_serves_the_current_values(large: Large) -> None:
+    for tag in large.tags:
+        large.values[tag] = 3.0
+    publishing = asyncio.create_task(large.server.publish())
+    await asyncio.sleep(0)
+    assert not publishing.done(), "the publish wrote every value without letting the loop run"
+    await large.server.restart()
+    await publishing
+    last = (await read_data_values(large.server, [large.tags[-1]]))[0]
+    assert last.Value is not None and last.Value.Value == 3.0
+
+
+async def test_an_error_fault_during_a_publish_is_shown_once_it_is_done(large: Large) -> None:
+    for tag in large.tags:
+        large.values[tag] = 4.0
+    publishing = asyncio.create_task(large.server.publish())
+    await asyncio.sleep(0)
+    large.device.set_fault(FaultKind.ERROR)
+    async with Client(large.server.url, timeout=CLIENT_TIMEOUT_S) as reader:
+        last = await point(reader, large.tags[-1]).read_data_value(raise_on_bad_status=False)
+        assert publishing.done()
+        assert last.StatusCode is not None
+        assert last.StatusCode.value == StatusCodes.BadDeviceFailure
+        large.device.clear_fault(FaultKind.ERROR)
+        assert await point(reader, large.tags[-1]).read_value() == 4.0
+
+
+def test_served_values_are_their_own_copies_and_encode_as_data_values() -> None:
+    shared = good_value(1.5, ua.VariantType.Double, SIM_START)
+    assert isinstance(shared, SharedDataValue)
+    assert copy.deepcopy(shared) is shared
+    plain = ua.DataValue(
+        ua.Variant(1.5, ua.VariantType.Double),
+        StatusCode=status(StatusCodes.Good),
+        SourceTimestamp=shared.SourceTimestamp,
+        ServerTimestamp=shared.ServerTimestamp,
+    )
+    notification = ua.MonitoredItemNotification(ClientHandle=7, Value=shared)
+    expected = ua.MonitoredItemNotification(ClientHandle=7, Value=plain)
+    assert struct_to_binary(notification) == struct_to_binary(expected)
+    bad = bad_value(StatusCodes.BadDeviceFailure, SIM_START)
+    assert copy.deepcopy(bad) is bad
+    assert bad.Value is not None and bad.Value.Value is None
 
 
 async def test_point_variables_carry_every_variable_attribute(client: Client) -> None:
