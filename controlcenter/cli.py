@@ -88,12 +88,21 @@ def demo(
     control: Annotated[
         str, typer.Option(help="host:port of the city's fault-injection endpoint (port 0: any).")
     ] = DEFAULT_CONTROL,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Simulated time to start at, ISO 8601 with offset (e.g. a morning peak: "
+            "2026-11-21T07:00:00+01:00). Default: now."
+        ),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Run the simulated city, the control center and the HMI on SQLite under ./var/."""
     from controlcenter.app import HmiOptions
     from controlcenter.demo import Demo, DemoOptions, ensure_demo_login
 
+    if start is not None and start.utcoffset() is None:
+        raise typer.BadParameter("--start needs a UTC offset, e.g. 2026-11-21T07:00:00+01:00")
     _configure_logging(verbose)
     hmi = None
     if not no_hmi:
@@ -105,7 +114,13 @@ def demo(
         hmi = HmiOptions(users_path=users, host=host, port=port)
     runner = Demo(
         DemoOptions(
-            speed=speed, db_url=db, hmi=hmi, seed=seed, base_port=base_port, control=control
+            speed=speed,
+            db_url=db,
+            hmi=hmi,
+            seed=seed,
+            start=start,
+            base_port=base_port,
+            control=control,
         )
     )
 

@@ -102,29 +102,56 @@ def overview_layout(site_name: str, featured: Sequence[TagDef], user: User | Non
     )
 
 
-def table_rows(tags: Sequence[TagDef], snapshot: Mapping[str, Sample]) -> list[Any]:
-    """One table row per tag, sorted by name; abnormal quality marks the row."""
-    rows = []
-    for tag in sorted(tags, key=lambda t: t.name):
+TABLE_MAX_ROWS = 100
+"""Rows the overview's tag table shows at most: a city has thousands of tags, and sending them
+all every second would keep a browser busy re-rendering (about 1 MB a second at 1,500 tags)."""
+
+_ABNORMAL_FIRST = {"quality-bad": 0, "quality-uncertain": 1}
+_GOOD_RANK = 2
+
+
+def table_rows(
+    tags: Sequence[TagDef], snapshot: Mapping[str, Sample], limit: int = TABLE_MAX_ROWS
+) -> list[Any]:
+    """At most ``limit`` rows: abnormal quality first (Bad, then Uncertain), then by name.
+
+    The rows an operator must see come first; a last row says how many more tags there are.
+    """
+    entries = []
+    for tag in tags:
         sample = snapshot.get(tag.name)
-        value, quality = tile_texts(sample)
         status = quality_class(sample.quality) if sample is not None else "quality-bad"
+        entries.append((_ABNORMAL_FIRST.get(status, _GOOD_RANK), tag.name, tag, sample, status))
+    entries.sort(key=lambda entry: (entry[0], entry[1]))
+    rows = [_table_row(tag, sample, status) for _, _, tag, sample, status in entries[:limit]]
+    hidden = entries[limit:]
+    if hidden:
+        abnormal = sum(1 for entry in hidden if entry[0] < _GOOD_RANK)
+        which = f"{abnormal:,} of them abnormal" if abnormal else "all Good"
         rows.append(
             html.Tr(
-                className=f"tag-row {status}",
-                children=[
-                    html.Td(tag.name, className="tag-name"),
-                    html.Td(value, className="tag-value"),
-                    html.Td(tag.unit, className="tag-unit"),
-                    html.Td(html.Span(quality, className="quality-label")),
-                    html.Td(
-                        format_time(sample.source_time) if sample is not None else NO_VALUE,
-                        className="tag-time",
-                    ),
-                ],
+                className="tag-row-more",
+                children=html.Td(f"{len(hidden):,} more tags, {which}", colSpan=5),
             )
         )
     return rows
+
+
+def _table_row(tag: TagDef, sample: Sample | None, status: str) -> Any:
+    value, quality = tile_texts(sample)
+    return html.Tr(
+        className=f"tag-row {status}",
+        children=[
+            html.Td(tag.name, className="tag-name"),
+            html.Td(value, className="tag-value"),
+            html.Td(tag.unit, className="tag-unit"),
+            html.Td(html.Span(quality, className="quality-label")),
+            html.Td(
+                format_time(sample.source_time) if sample is not None else NO_VALUE,
+                className="tag-time",
+            ),
+        ],
+    )
 
 
 def _header(site_name: str, user: User | None) -> Any:

@@ -33,6 +33,9 @@ async def test_hmi_of_the_demo_command_shows_a_moving_level(
         "demo",
         "--speed",
         "2",
+        # The morning peak: demand moves the level whether the fill pump runs or not.
+        "--start",
+        "2026-11-21T07:30:00+01:00",
         "--port",
         "0",
         "--base-port",
@@ -67,7 +70,7 @@ async def test_hmi_of_the_demo_command_shows_a_moving_level(
         )
         first = await tile.text_content()
         assert first is not None and 0 <= float(first) <= 5
-        # The level moves about a millimetre per simulated second: wait for a new value.
+        # At the morning peak the level moves by millimetres per simulated second.
         await page.wait_for_function(
             "([s, v]) => { const t = document.querySelector(s)?.textContent ?? '';"
             " return /^\\d+\\.\\d\\d$/.test(t) && t !== v; }",
