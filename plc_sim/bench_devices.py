@@ -6,11 +6,12 @@ as a substation or pump-station RTU lays out a bay's measurements in one table. 
 from ``plc_sim.modbus_map`` like any simulated RTU's: one block of input registers per asset,
 with holes between blocks that answer exception 2. The discrete inputs, though, are one
 contiguous block (``contiguous_bits``): an RTU numbers its binary inputs as its input cards'
-channels, one after the other, and answers for all of them. OPC UA servers and BACnet controllers hold the same
-points (variables ``ns=2;s=<tag>``; analog-input and binary-input objects), by default 2,500
-per OPC UA server (one subscription's worth, see the center's driver) and 160 objects per BACnet
-controller, each device on its own port. Every value changes once a second, so each poll reads
-fresh data and each subscription has news every second.
+channels, one after the other, and answers for all of them. OPC UA servers and BACnet
+controllers hold the same points (variables ``ns=2;s=<tag>``; analog-input and binary-input
+objects), by default 2,500 per OPC UA server (one subscription's worth, see the center's
+driver) and 160 objects per BACnet controller, each device on its own port. Every value
+changes once a second, so each poll reads fresh data and each subscription has news every
+second.
 
 Run as a program (``python -m plc_sim.bench_devices --protocol opcua --tags 10000``) it serves
 the devices on free ports and prints one JSON line describing them (protocol; name, host,
