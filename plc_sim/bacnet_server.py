@@ -102,6 +102,7 @@ from bacpypes3.service.object import read_property_to_result_element
 from plc_sim import bacnet_codec
 from plc_sim.bacnet_map import ObjectPlan, engineering_units, plan_objects, state_count
 from plc_sim.device import FaultKind, PointSpec, PointValue, PointWriteError, SimDevice
+from plc_sim.domain import DeviceServerBase
 
 _log = logging.getLogger(__name__)
 
@@ -601,8 +602,10 @@ class _DeviceApplication(Application):  # type: ignore[misc]
         self.link.close()
 
 
-class BacnetDeviceServer:
+class BacnetDeviceServer(DeviceServerBase):
     """Serves one ``SimDevice`` as a BACnet/IP device on ``host:port`` (port 0: any free port)."""
+
+    protocol_label = "BACnet"
 
     def __init__(self, device: SimDevice, *, host: str = "127.0.0.1", port: int = 0) -> None:
         if device.device_instance is None:
@@ -610,36 +613,16 @@ class BacnetDeviceServer:
         if not 0 <= device.device_instance < 0x3FFFFF:
             # 4194303 is the wildcard instance (ASHRAE 135-2020, 12.11.1).
             raise ValueError(f"device instance {device.device_instance} outside 0..4194302")
-        self._device = device
-        self._host = host
-        self._requested_port = port
+        super().__init__(device, host, port)
         self._plans = plan_objects(device.points)
         self._served = {plan.tag: _ServedPoint(plan, device.spec(plan.tag)) for plan in self._plans}
         self._app: _DeviceApplication | None = None
         self._socket: socket.socket | None = None
         self._objects: dict[str, Any] = {}
-        self._bound_port: int | None = None
         self._restart_count = 0
         self._refusing = False
         self._lock = asyncio.Lock()
         device.restart_handler = self.restart
-
-    @property
-    def device(self) -> SimDevice:
-        """The device served."""
-        return self._device
-
-    @property
-    def host(self) -> str:
-        """The interface the device listens on."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The bound UDP port (the real one when port 0 was asked for); only while running."""
-        if self._bound_port is None:
-            raise RuntimeError(f"BACnet device {self._device.name} is not running")
-        return self._bound_port
 
     @property
     def running(self) -> bool:

@@ -56,3 +56,36 @@ class DeviceServer(Protocol):
     def addresses(self) -> dict[str, str]:
         """Tag → protocol address in the center's driver format; works before ``start``."""
         ...
+
+
+class DeviceServerBase:
+    """What every protocol server keeps alike: the device, its interface and its bound port."""
+
+    protocol_label = "device"
+    """Names the server in errors (``the Modbus server of water.tank1_rtu``)."""
+
+    def __init__(self, device: SimDevice, host: str, port: int) -> None:
+        self._device = device
+        self._host = host
+        self._requested_port = port
+        """The port asked for, then the one bound: a restart listens on the same port."""
+        self._bound_port: int | None = None
+
+    @property
+    def device(self) -> SimDevice:
+        """The device served."""
+        return self._device
+
+    @property
+    def host(self) -> str:
+        """The interface the device listens on."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when port 0 was asked for); RuntimeError while none is
+        bound (before start; for BACnet, whose socket closes, also after stop)."""
+        if self._bound_port is None:
+            server = f"the {self.protocol_label} server of {self._device.name}"
+            raise RuntimeError(f"{server} is not listening (not started, or stopped)")
+        return self._bound_port

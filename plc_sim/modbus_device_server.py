@@ -60,6 +60,7 @@ from pymodbus.simulator import DataType, SimData
 from pymodbus.simulator import SimDevice as ModbusSimDevice
 
 from plc_sim.device import FaultKind, PointValue, PointWriteError, SimDevice
+from plc_sim.domain import DeviceServerBase
 from plc_sim.modbus_map import (
     BITS_PER_WORD,
     MapBlock,
@@ -96,8 +97,10 @@ _FAULT_POLL_S = 0.05
 _DEFAULT_ERROR = ExcCodes.DEVICE_FAILURE
 
 
-class ModbusDeviceServer:
+class ModbusDeviceServer(DeviceServerBase):
     """Serves one ``SimDevice`` as a Modbus TCP RTU on ``host:port`` (port 0: any free port)."""
+
+    protocol_label = "Modbus"
 
     def __init__(
         self,
@@ -116,9 +119,7 @@ class ModbusDeviceServer:
             raise ValueError(f"device {device.name}: unit id {device.unit_id} outside 1..247")
         if word_order not in ("big", "little"):
             raise ValueError(f"word order must be 'big' or 'little', got {word_order!r}")
-        self._device = device
-        self._host = host
-        self._requested_port = port
+        super().__init__(device, host, port)
         self._word_order: WordOrder = word_order
         self._map = allocate_map(device.points, contiguous_bits=contiguous_bits)
         self._coils = {point.offset: point for point in self._map.points if point.table == "coil"}
@@ -155,7 +156,6 @@ class ModbusDeviceServer:
         self._bits: dict[ModbusTable, list[bool]] = {}
         self._clear_image()
         self._server: ModbusTcpServer | None = None
-        self._bound_port: int | None = None
         self._refused = False
         """Whether the listener is closed because of a ``refusing`` fault."""
         self._generation = 0
@@ -163,23 +163,6 @@ class ModbusDeviceServer:
         self._lifecycle = asyncio.Lock()
         self._reconcile_task: asyncio.Task[None] | None = None
         device.restart_handler = self.restart
-
-    @property
-    def device(self) -> SimDevice:
-        """The device served."""
-        return self._device
-
-    @property
-    def host(self) -> str:
-        """The interface the server listens on."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port, kept across restarts and refusals; RuntimeError before start."""
-        if self._bound_port is None:
-            raise RuntimeError(f"the Modbus server of {self._device.name} has not started")
-        return self._bound_port
 
     @property
     def running(self) -> bool:

@@ -49,6 +49,7 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes
 
 from plc_sim.device import FaultKind, PointValue, PointWriteError, SimDevice
+from plc_sim.domain import DeviceServerBase
 from plc_sim.opcua_internal import DeviceInternalServer
 from plc_sim.opcua_nodes import (
     NAMESPACE_INDEX,
@@ -87,8 +88,10 @@ def _wall_clock_utc() -> datetime:
     return datetime.now(UTC)
 
 
-class OpcUaDeviceServer:
+class OpcUaDeviceServer(DeviceServerBase):
     """Serves one ``SimDevice`` over OPC UA on ``host:port`` (port 0: any free port)."""
+
+    protocol_label = "OPC UA"
 
     def __init__(
         self,
@@ -100,15 +103,12 @@ class OpcUaDeviceServer:
         source_time: Callable[[], datetime] | None = None,
     ) -> None:
         """Serve ``device``; ``source_time`` (e.g. ``SimClock.now``) stamps published values."""
-        self._device = device
-        self._host = host
-        self._requested_port = port
+        super().__init__(device, host, port)
         self._security = security
         self._source_time = source_time or _wall_clock_utc
         self._points = served_points(device.points)
         self._server: Server | None = None
         self._iserver: DeviceInternalServer | None = None
-        self._bound_port: int | None = None
         self._published: dict[str, PointValue] = {}
         self._error_shown: int | None = None
         self._refusing = False
@@ -118,23 +118,6 @@ class OpcUaDeviceServer:
         self._lifecycle = asyncio.Lock()
         self._publishing = asyncio.Lock()
         device.restart_handler = self.restart
-
-    @property
-    def device(self) -> SimDevice:
-        """The device served."""
-        return self._device
-
-    @property
-    def host(self) -> str:
-        """The interface the server listens on."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (the real one when port 0 was asked for), kept across faults."""
-        if self._bound_port is None:
-            raise RuntimeError(f"the OPC UA server of {self._device.name} is not running")
-        return self._bound_port
 
     @property
     def url(self) -> str:
