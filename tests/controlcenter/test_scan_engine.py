@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
 
 from controlcenter.app import build_driver
 from controlcenter.clock import WallClock
 from controlcenter.demo import load_demo_site
-from controlcenter.model import Sample, Severity, Substatus
+from controlcenter.model import Severity, Substatus
 from controlcenter.ports import Clock
 from controlcenter.scan import DeviceScan, ScanEngine
 from plc_sim.city import SimulatedCity
-
-
-class Collector:
-    """A publisher that keeps every sample and wakes waiters on each batch."""
-
-    def __init__(self) -> None:
-        self.samples: list[Sample] = []
-        self._changed = asyncio.Event()
-
-    def publish(self, samples: Sequence[Sample]) -> None:
-        self.samples.extend(samples)
-        self._changed.set()
-
-    async def wait_for(
-        self, condition: Callable[[list[Sample]], bool], deadline_s: float = 10
-    ) -> None:
-        async def wait() -> None:
-            while not condition(self.samples):
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(wait(), deadline_s)
+from tests.controlcenter.scan_support import Collector
 
 
 def tank_scan(endpoint: str, clock: Clock, interval_s: float, device_name: str = "") -> DeviceScan:

@@ -12,7 +12,7 @@ from controlcenter.clock import WallClock
 from controlcenter.model import DataType, Sample, Substatus, TagDef
 from controlcenter.scan import DeviceScan, ScanEngine
 from drivers.modbus import ModbusDeviceConfig, ModbusDriver
-from tests.controlcenter.test_scan_quality import Collector
+from tests.controlcenter.scan_support import Collector
 from tests.drivers.modbus.modbus_test_devices import FeatureDevice, SilentEndpoint
 
 INTERVAL_S = 0.05

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from controlcenter.clock import WallClock
 from controlcenter.model import DataType, Quality, Sample, Severity, Substatus, TagDef, Value
@@ -14,30 +14,9 @@ from drivers.base import (
     SampleCallback,
     SubscriptionUnsupportedError,
 )
+from tests.controlcenter.scan_support import Collector
 
 POINTS = tuple(TagDef(f"fake.p{i}", "fake", f"p{i}", DataType.FLOAT) for i in range(3))
-
-
-class Collector:
-    """A publisher that keeps every sample and wakes waiters on each batch."""
-
-    def __init__(self) -> None:
-        self.samples: list[Sample] = []
-        self._changed = asyncio.Event()
-
-    def publish(self, samples: Sequence[Sample]) -> None:
-        self.samples.extend(samples)
-        self._changed.set()
-
-    async def wait_for(
-        self, condition: Callable[[list[Sample]], bool], deadline_s: float = 5
-    ) -> None:
-        async def wait() -> None:
-            while not condition(self.samples):
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(wait(), deadline_s)
 
 
 class FakeDriver:
