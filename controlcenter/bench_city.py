@@ -16,8 +16,10 @@ values per second), ``good_pct`` (Good share of every sample published), ``laten
 ``center_cpu_cores_used`` (CPU seconds per wall second of the simulator and of this process),
 ``sim_response_p95_ms``/``sim_response_max_ms`` (round trip of a request to the simulator's
 control endpoint every half second: how long its event loop, shared by the physics and every
-server, kept a request waiting), and the same per protocol under ``protocols``.
-``physics_lag_max_s`` is null: the simulator does not report how late its physics steps run.
+server, kept a request waiting), ``physics_interval_p95_ms``/``physics_interval_max_ms``
+(wall time between the starts of two physics steps, which integrate the models and publish
+every point: the age a served value can reach; the simulator's period is 100 ms) and
+``physics_step_p95_ms`` (how long a step took), and the same per protocol under ``protocols``.
 """
 
 from __future__ import annotations
@@ -230,6 +232,7 @@ async def _poll_city(
         warm_up_s = await _warm_up(engine, options.scan_interval_s)
         before = {d.device: d for d in engine.diagnostics()}
         meter.counts.clear()
+        await _physics_timing(simulator, reset=True)
         cpu_before, sim_before = own_cpu_seconds(), simulator.cpu_seconds()
         window_start = time.monotonic()
         if simulator.control is not None:
@@ -238,6 +241,7 @@ async def _poll_city(
         elapsed = time.monotonic() - window_start
         cpu, sim_cpu = own_cpu_seconds() - cpu_before, simulator.cpu_seconds() - sim_before
         diagnostics = {d.device: _since(d, before[d.device]) for d in engine.diagnostics()}
+        physics = await _physics_timing(simulator, reset=False)
     finally:
         for task in tasks:
             task.cancel()
@@ -275,9 +279,31 @@ async def _poll_city(
         if ordered
         else None,
         "sim_response_max_ms": _round(1000 * ordered[-1]) if ordered else None,
-        "physics_lag_max_s": None,
+        "physics_interval_p95_ms": _ms(physics.get("interval_p95_s")),
+        "physics_interval_max_ms": _ms(physics.get("interval_max_s")),
+        "physics_step_p95_ms": _ms(physics.get("step_p95_s")),
         "protocols": by_protocol,
     }
+
+
+async def _physics_timing(simulator: CityProcess, *, reset: bool) -> dict[str, Any]:
+    """The simulator's physics timing (``plc_sim.city.PhysicsTiming``); ``reset`` starts anew."""
+    if simulator.control is None:
+        raise CityBenchError("the simulated city has no control endpoint to report its timing")
+    host, port = simulator.control
+    try:
+        answer = await send_control_request(host, port, {"action": "timing", "reset": reset})
+    except (OSError, ValueError) as err:
+        raise CityBenchError(f"the simulated city did not report its timing: {err}") from err
+    physics = answer.get("physics")
+    if not answer.get("ok") or not isinstance(physics, dict):
+        raise CityBenchError(f"the simulated city did not report its timing: {answer}")
+    return physics
+
+
+def _ms(seconds: object) -> float | None:
+    """Seconds as rounded milliseconds; None stays None (no step in the window)."""
+    return _round(1000 * seconds) if isinstance(seconds, int | float) else None
 
 
 async def _warm_up(engine: ScanEngine, interval_s: float) -> float:

@@ -616,6 +616,9 @@ class BacnetDeviceServer(DeviceServerBase):
         super().__init__(device, host, port)
         self._plans = plan_objects(device.points)
         self._served = {plan.tag: _ServedPoint(plan, device.spec(plan.tag)) for plan in self._plans}
+        position = {spec.tag: index for index, spec in enumerate(device.points)}
+        self._positions = tuple(position[plan.tag] for plan in self._plans)
+        """Where each served point's value is in ``SimDevice.read_all``."""
         self._app: _DeviceApplication | None = None
         self._socket: socket.socket | None = None
         self._objects: dict[str, Any] = {}
@@ -845,7 +848,7 @@ class BacnetDeviceServer(DeviceServerBase):
         obj.priorityArray = _priority_array(served.plan, slots)
         active = served.active_priority
         obj.currentCommandPriority = {"unsigned": active} if active is not None else {"null": ()}
-        self._publish_point(served, obj)
+        self._publish_point(served, obj, self._device.read(tag))
 
     async def _publish_all(self) -> None:
         for served in self._served.values():
@@ -854,13 +857,13 @@ class BacnetDeviceServer(DeviceServerBase):
 
     async def _publish_changed(self) -> None:
         objects = self._objects
-        for tag, served in self._served.items():
+        values = self._device.read_all()
+        for (tag, served), position in zip(self._served.items(), self._positions, strict=True):
             obj = objects.get(tag)
             if obj is not None:
-                self._publish_point(served, obj)
+                self._publish_point(served, obj, values[position])
 
-    def _publish_point(self, served: _ServedPoint, obj: Any) -> None:
-        value = self._device.read(served.plan.tag)
+    def _publish_point(self, served: _ServedPoint, obj: Any, value: PointValue) -> None:
         if value == served.published:
             return
         served.published = value

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +38,9 @@ from plc_sim.weather import Weather
 _log = logging.getLogger(__name__)
 
 
+PHYSICS_TIMINGS_KEPT = 36_000
+"""Physics steps whose timing is kept for ``physics_timing`` (an hour at ten a second)."""
+
 MAX_CATCH_UP_S = 3600.0
 """Longest simulated interval one step integrates; a longer stall (a suspended process) is
 skipped rather than replayed, so the loop never blocks for long."""
@@ -51,6 +56,39 @@ class SimulationClock(Protocol):
     def monotonic(self) -> float:
         """Simulated seconds from an arbitrary origin; never goes backwards."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PhysicsTiming:
+    """How the physics loop kept its period since the timings were last reset (wall seconds).
+
+    A step integrates the models and publishes every device's points; the interval between two
+    steps' starts is the age the served values can reach, so it says whether the simulator
+    keeps up: it stays near ``physics_period_s`` plus ``step`` while it does.
+    """
+
+    period_s: float
+    steps: int
+    interval_p95_s: float | None
+    interval_max_s: float | None
+    step_p95_s: float | None
+    step_max_s: float | None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """The figures as plain JSON-ready values."""
+        return {
+            "period_s": self.period_s,
+            "steps": self.steps,
+            "interval_p95_s": self.interval_p95_s,
+            "interval_max_s": self.interval_max_s,
+            "step_p95_s": self.step_p95_s,
+            "step_max_s": self.step_max_s,
+        }
+
+
+def _p95(values: Iterable[float]) -> float | None:
+    ordered = sorted(values)
+    return ordered[int(0.95 * (len(ordered) - 1))] if ordered else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +160,8 @@ class SimulatedCity:
             device.before_write = self._integrate
         self._physics_task: asyncio.Task[None] | None = None
         self._last_step_at = 0.0
+        self._step_intervals: deque[float] = deque(maxlen=PHYSICS_TIMINGS_KEPT)
+        self._step_durations: deque[float] = deque(maxlen=PHYSICS_TIMINGS_KEPT)
 
     def _server_for(self, device: SimDevice, port: int) -> DeviceServer:
         host = self.options.host
@@ -265,6 +305,22 @@ class SimulatedCity:
         self._integrate()
         await self._publish_all()
 
+    def physics_timing(self, *, reset: bool = False) -> PhysicsTiming:
+        """How regularly the physics loop has run since the last reset; ``reset`` starts anew."""
+        intervals, durations = self._step_intervals, self._step_durations
+        timing = PhysicsTiming(
+            period_s=self.options.physics_period_s,
+            steps=len(durations),
+            interval_p95_s=_p95(intervals),
+            interval_max_s=max(intervals, default=None),
+            step_p95_s=_p95(durations),
+            step_max_s=max(durations, default=None),
+        )
+        if reset:
+            intervals.clear()
+            durations.clear()
+        return timing
+
     def _integrate(self) -> None:
         now_s = self._clock.monotonic()
         elapsed_s = now_s - self._last_step_at
@@ -287,7 +343,12 @@ class SimulatedCity:
     async def _run_physics(self) -> None:
         failing = False
         period = self.options.physics_period_s
+        previous_start: float | None = None
         while True:
+            started = time.monotonic()
+            if previous_start is not None:
+                self._step_intervals.append(started - previous_start)
+            previous_start = started
             try:
                 await self.step_now()
             except Exception as err:
@@ -299,6 +360,7 @@ class SimulatedCity:
                 if failing:
                     _log.info("physics steps recovered")
                 failing = False
+            self._step_durations.append(time.monotonic() - started)
             await asyncio.sleep(period)
 
 

@@ -9,6 +9,7 @@ plant network). Requests::
     {"action": "restart", "device": "lights.d1_ctrl"}
     {"action": "leak", "area": 1, "flow_m3h": 25}              (0 repairs it)
     {"action": "list"}                                         (devices and their active faults)
+    {"action": "timing", "reset": true}                        (the physics loop's regularity)
 
 Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "<reason>"}``.
 """
@@ -103,6 +104,11 @@ class ControlEndpoint:
                     for device in city.devices()
                 },
             }
+        if action == "timing":
+            reset = request.get("reset", False)
+            if not isinstance(reset, bool):
+                raise ControlRequestError("'reset' must be true or false")
+            return {"ok": True, "physics": city.physics_timing(reset=reset).as_dict()}
         if action == "leak":
             if city.water is None:
                 raise ControlRequestError("this city has no water network")
@@ -128,7 +134,7 @@ class ControlEndpoint:
             await city.restart_device(device)
             return {"ok": True}
         raise ControlRequestError(
-            f"unknown action {action!r}; use set, clear, restart, leak or list"
+            f"unknown action {action!r}; use set, clear, restart, leak, list or timing"
         )
 
 

@@ -150,6 +150,10 @@ class ModbusDeviceServer(DeviceServerBase):
             for point in block.points:
                 self._block_of[point.index] = index
         self._block_codecs = tuple(self._block_codec(block) for block in self._map.blocks)
+        self._block_positions = tuple(
+            tuple(point.index for point in block.points) for block in self._map.blocks
+        )
+        """Per block, where its points' values are in ``SimDevice.read_all``."""
         self._published: list[bytes | list[bool] | None] = [None] * len(self._map.blocks)
         """What the image holds per block: its values packed in wire order, or its bits."""
         self._registers: dict[ModbusTable, list[int]] = {}
@@ -217,17 +221,19 @@ class ModbusDeviceServer(DeviceServerBase):
             await self._reconcile_listener()
             if self._server is None:
                 return
-            read = self._device.read
+            values = self._device.read_all()
             published = self._published
             for index, block in enumerate(self._map.blocks):
                 codec = self._block_codecs[index]
+                positions = self._block_positions[index]
                 if codec is None:
-                    bits = [bool(read(point.tag)) for point in block.points]
+                    bits = [bool(values[position]) for position in positions]
                     if bits != published[index]:
                         self._bits[block.table][block.start : block.end] = bits
                         published[index] = bits
                     continue
-                packed = self._pack_block(block, codec, [read(point.tag) for point in block.points])
+                block_values = [values[position] for position in positions]
+                packed = self._pack_block(block, codec, block_values)
                 if packed != published[index]:
                     self._registers[block.table][block.start : block.end] = codec[1].unpack(packed)
                     published[index] = packed

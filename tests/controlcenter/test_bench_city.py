@@ -29,7 +29,9 @@ EXPECTED_KEYS = PER_PROTOCOL_KEYS | {
     "center_cpu_cores_used",
     "sim_response_p95_ms",
     "sim_response_max_ms",
-    "physics_lag_max_s",
+    "physics_interval_p95_ms",
+    "physics_interval_max_ms",
+    "physics_step_p95_ms",
     "protocols",
 }
 
@@ -53,3 +55,7 @@ def test_bench_city_polls_every_device_of_the_city_and_prints_one_json_object() 
     assert 0 <= figures["scans_on_time_pct"] <= 100
     assert figures["sim_cpu_cores_used"] > 0 and figures["center_cpu_cores_used"] > 0
     assert figures["sim_response_max_ms"] is not None
+    # The simulator's physics stepped in the window, each step after its 100 ms period.
+    assert figures["physics_interval_p95_ms"] >= 90
+    assert figures["physics_interval_max_ms"] >= figures["physics_interval_p95_ms"]
+    assert figures["physics_step_p95_ms"] > 0

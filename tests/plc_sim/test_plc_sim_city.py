@@ -137,6 +137,39 @@ async def test_control_endpoint_sets_lists_and_clears_faults() -> None:
             await endpoint.stop()
 
 
+async def test_physics_timing_counts_steps_and_resets() -> None:
+    period = 0.02
+    city = SimulatedCity(SimClock(), CityOptions(domains=WATER_ONLY, physics_period_s=period))
+    async with city:
+        endpoint = ControlEndpoint(city)
+        await endpoint.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            while city.physics_timing().steps < 5:  # polled with a deadline
+                assert asyncio.get_running_loop().time() < deadline, "physics loop not stepping"
+                await asyncio.sleep(period)
+            answer = await send_control_request(
+                "127.0.0.1", endpoint.port, {"action": "timing", "reset": True}
+            )
+            refused = await send_control_request(
+                "127.0.0.1", endpoint.port, {"action": "timing", "reset": "yes"}
+            )
+        finally:
+            await endpoint.stop()
+        after_reset = city.physics_timing()
+    physics = answer["physics"]
+    assert answer["ok"] is True
+    assert physics["period_s"] == period
+    assert physics["steps"] >= 5
+    # A step starts a period after the last one ended: intervals are at least the period.
+    assert physics["interval_p95_s"] >= period * 0.9
+    assert physics["interval_max_s"] >= physics["interval_p95_s"]
+    assert 0 < physics["step_p95_s"] <= physics["step_max_s"]
+    assert refused["ok"] is False
+    assert "reset" in refused["error"]
+    assert after_reset.steps < physics["steps"]
+
+
 def test_unknown_device_names_the_device() -> None:
     city = SimulatedCity(SimClock(), CityOptions(domains=WATER_ONLY))
     with pytest.raises(UnknownDeviceError, match=r"water\.nowhere"):
