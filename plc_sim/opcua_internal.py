@@ -345,7 +345,8 @@ class DeviceInternalServer(InternalServer):
         self.attribute_service = self.point_service
         self._client_sessions: dict[ua.NodeId, InternalSession] = {}
         self.connection_listener: ConnectionListener | None = None
-        """Told of each new connection (an offline device silences it before it is served)."""
+        """Told of each new connection before it is served (the device server puts its Read
+        fast path on it and, while offline, silences it)."""
         self.asyncio_transports = _Connections(lambda: self.connection_listener)
 
     def register_external_session(self, session: InternalSession) -> None:

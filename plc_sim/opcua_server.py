@@ -6,6 +6,10 @@ one folder per dotted tag segment under Objects, one variable per point with Nod
 tag → ``ns=2;s=<tag>``; the browse path form ``/Objects/2:<seg>/…/2:<last>`` reaches the same
 variable (``plc_sim.opcua_nodes.browse_path``).
 
+A Read of the points' values (what the center polls) is answered from the request's bytes by
+``plc_sim.opcua_read_path``, byte for byte as asyncua would answer it and several times cheaper;
+any other Read, and every other service, is served by asyncua (``read_path`` counts both).
+
 Client writes to a writable point go to ``SimDevice.write``; the model's refusal becomes the
 write's status (Bad_OutOfRange, Bad_TypeMismatch; Bad_NotWritable for a read-only point) and the
 served value is left as it was. ``publish()`` copies the values that changed since the last
@@ -63,6 +67,7 @@ from plc_sim.opcua_nodes import (
     served_points,
     status,
 )
+from plc_sim.opcua_read_path import ReadFastPath
 from plc_sim.opcua_security import (
     OpcUaServerSecurity,
     PasswordUserManager,
@@ -107,9 +112,12 @@ class OpcUaDeviceServer(DeviceServerBase):
         self._security = security
         self._source_time = source_time or _wall_clock_utc
         self._points = served_points(device.points)
+        self._reads = ReadFastPath(self._points, self._apply_request_faults)
         self._server: Server | None = None
         self._iserver: DeviceInternalServer | None = None
         self._published: dict[str, PointValue] = {}
+        self._last_read: list[PointValue] | None = None
+        """The model values the last publish took (None: publish every point next time)."""
         self._error_shown: int | None = None
         self._refusing = False
         self._silencer: asyncio.Task[None] | None = None
@@ -138,6 +146,11 @@ class OpcUaDeviceServer(DeviceServerBase):
     def running(self) -> bool:
         """Whether the server is listening (False while refusing connections)."""
         return self._server is not None
+
+    @property
+    def read_path(self) -> ReadFastPath:
+        """What serves the plain Reads of the points (``enabled``, ``served``, ``declined``)."""
+        return self._reads
 
     def addresses(self) -> dict[str, str]:
         """Tag → ``ns=2;s=<tag>``, the center's OPC UA driver address; works before start."""
@@ -228,6 +241,7 @@ class OpcUaDeviceServer(DeviceServerBase):
         self._published = {
             point.spec.tag: value for point, value in zip(self._points, initial, strict=True)
         }
+        self._last_read = None
         iserver.point_service.points = {point.node_id: point for point in self._points}
         iserver.point_service.point_writer = self._write_point
         iserver.connection_listener = self._on_connection
@@ -291,10 +305,19 @@ class OpcUaDeviceServer(DeviceServerBase):
             self._error_shown = None
             force = True
         published = self._published
-        device = self._device
-        for point in self._points:
+        values = self._device.read_all()
+        # Most model values do not change between two publishes ten times a second: compare
+        # them as the model gives them, and convert only those that changed.
+        last = None if force else self._last_read
+        self._last_read = values
+        if last is not None and last == values:
+            return
+        for index, point in enumerate(self._points):
+            raw = values[index]
+            if last is not None and last[index] == raw:
+                continue
             tag = point.spec.tag
-            value = python_value(point.spec, device.read(tag))
+            value = python_value(point.spec, raw)
             if not force and published.get(tag) == value:
                 continue
             published[tag] = value
@@ -333,9 +356,12 @@ class OpcUaDeviceServer(DeviceServerBase):
         return await iserver.aspace.write_attribute_value(point.node_id, _VALUE, readback)
 
     async def _before_request(self, event: ServerItemCallback, _dispatcher: Any) -> None:
-        """Carry out the device's faults before a client's Read or Write is served."""
-        if not event.is_external:
-            return
+        """Carry out the device's faults before asyncua serves a client's Read or Write."""
+        if event.is_external:
+            await self._apply_request_faults()
+
+    async def _apply_request_faults(self) -> None:
+        """Carry out the device's faults before a client's request is served."""
         faults = self._device.faults
         if faults.has(FaultKind.REFUSING):
             # Stopping the server from inside one of its own requests would cancel this very
@@ -386,8 +412,10 @@ class OpcUaDeviceServer(DeviceServerBase):
             )
 
     def _on_connection(self, transport: asyncio.Transport) -> None:
-        """Silence a connection made while OFFLINE at once: a client's handshake takes a few
-        milliseconds, less than the silencer's polling period."""
+        """Serve the new connection's Reads by the fast path, and silence a connection made
+        while OFFLINE at once: a client's handshake takes a few milliseconds, less than the
+        silencer's polling period."""
+        self._reads.attach(transport)
         self._watch_offline()
         if self._silencer is not None and not self._silencer.done():
             self._silence(transport)
