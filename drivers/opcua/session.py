@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -20,6 +21,8 @@ from typing import cast
 
 from asyncua import ua
 from asyncua.client.client import Client
+from asyncua.client.ua_client import UaClient, UASocketProtocol, UASocketState
+from asyncua.common.utils import Buffer, wait_for
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
@@ -38,6 +41,7 @@ from drivers.opcua.address import (
     parse_address,
 )
 from drivers.opcua.config import OpcUaDeviceConfig
+from drivers.opcua.read_codec import PreparedRead, decode_read_response, prepare_read
 from drivers.opcua.security import (
     MESSAGE_MODES,
     ClientCertificate,
@@ -53,12 +57,16 @@ from drivers.opcua.security import (
 from drivers.opcua.values import status_name, variant_type_for
 
 _ASYNCUA_LOGGER = "asyncua"
+_log = logging.getLogger(__name__)
 
 DEFAULT_OPERATION_LIMIT = 1000
 """Nodes per service call when the server states no limit (0 means none, Part 5, 6.3.11)."""
 DEFAULT_MONITORED_ITEMS_PER_CALL = 500
 """Monitored items per CreateMonitoredItems call when the server states no limit: creating an
 item costs a server far more than reading one, and each call must answer within the timeout."""
+PREPARED_READS_KEPT = 64
+"""Node lists whose encoded Read request a session keeps: a scan reads the same lists each
+cycle; the least recently read list is dropped first."""
 
 _FULLY_RESOLVED = 0xFFFFFFFF  # RemainingPathIndex of a complete match (Part 4, 7.27)
 
@@ -206,6 +214,7 @@ class OpcUaSession:
         self._count_request = count_request
         self._node_ids: dict[str, ua.NodeId | str] = {}
         self._variant_types: dict[ua.NodeId, ua.VariantType] = {}
+        self._prepared_reads: dict[tuple[int, ...], PreparedRead] = {}
         self._next_handle = 1
 
     @property
@@ -323,17 +332,25 @@ class OpcUaSession:
         values: list[ua.DataValue] = []
         limit = self._limits.read
         for start in range(0, len(node_ids), limit):
-            parameters = ua.ReadParameters(
-                MaxAge=0,
-                TimestampsToReturn=ua.TimestampsToReturn.Both,
-                NodesToRead=[
-                    ua.ReadValueId(NodeId=node_id, AttributeId=AttributeIds.Value)
-                    for node_id in node_ids[start : start + limit]
-                ],
-            )
+            prepared = self._prepared_read(node_ids[start : start + limit])
             self._count_request()
-            values.extend(await self._client.uaclient.read(parameters))
+            values.extend(await send_read(self._client.uaclient, prepared))
         return values
+
+    def _prepared_read(self, node_ids: Sequence[ua.NodeId]) -> PreparedRead:
+        """The encoded Read request of a node list, prepared once per session.
+
+        Keyed by the node ids' identities, which hash far faster than NodeIds: the session
+        hands out one object per address, and the prepared request keeps those objects alive,
+        so no other node id can reuse an identity while it is a key."""
+        key = tuple(map(id, node_ids))
+        prepared = self._prepared_reads.pop(key, None)
+        if prepared is None:
+            prepared = prepare_read(node_ids)
+            if len(self._prepared_reads) >= PREPARED_READS_KEPT:
+                del self._prepared_reads[next(iter(self._prepared_reads))]
+        self._prepared_reads[key] = prepared  # most recently read last
+        return prepared
 
     async def variant_type(self, node_id: ua.NodeId) -> ua.VariantType:
         """The built-in type to write ``node_id`` with; its DataType is read once per session."""
@@ -482,6 +499,100 @@ async def open_session(
         await OpcUaSession(client, [], _default_limits(config), where, count_request).close(1.0)
         raise driver_error(err, f"{where}: reading the namespace array") from err
     return OpcUaSession(client, namespaces, limits, where, count_request)
+
+
+_READ_SEAM_CLIENT = ("_request_semaphore", "observer")
+_READ_SEAM_PROTOCOL = (
+    "_setup_request_header",
+    "_request_id",
+    "_request_handle",
+    "_callbackmap",
+    "_connection",
+    "revolve_security_token",
+    "check_answer",
+    "pre_request_hook",
+    "transport",
+    "timeout",
+    "state",
+)
+
+
+async def send_read(uaclient: UaClient, prepared: PreparedRead) -> list[ua.DataValue]:
+    """One Read call of a prepared request over asyncua's secure channel; its DataValues.
+
+    The steps of asyncua's own Read (``UaClient._send_request``, ``UASocketProtocol
+    .send_request``): its limit on concurrent requests, request observer, pre-request hook,
+    fresh RequestHeader, request ids, chunking, signing and encryption (``message_to_binary``),
+    response matching, timeout and ServiceFault check, with the body encoded and decoded by
+    ``drivers.opcua.read_codec``. Errors are the ones asyncua's Read raises. An asyncua
+    without those parts reads the ordinary way.
+    """
+    protocol = uaclient.protocol
+    if protocol is not None and not _has_read_seam(uaclient, protocol):
+        return await uaclient.read(prepared.parameters)
+    request = ua.ReadRequest(RequestHeader=ua.RequestHeader(), Parameters=prepared.parameters)
+    with uaclient.observer.observe_request(request):
+        async with uaclient._request_semaphore:
+            protocol = uaclient.protocol
+            if protocol is None:
+                raise ConnectionError("Connection is not open")
+            timeout = protocol.timeout
+            if protocol.pre_request_hook:
+                await protocol.pre_request_hook()
+            try:
+                data: Buffer = await wait_for(
+                    _post_read(protocol, request, prepared, timeout), timeout or None
+                )
+            except (UaError, TimeoutError):
+                raise
+            except Exception as err:
+                if protocol.state is not UASocketState.OPEN:
+                    raise ConnectionError("Connection is closed") from err
+                raise
+            # A ServiceFault raises UaStatusCodeError here (Part 4, 7.34 in 1.05).
+            protocol.check_answer(data, " in response to ReadRequest")
+    return decode_read_response(bytes(data))
+
+
+def _post_read(
+    protocol: UASocketProtocol, request: ua.ReadRequest, prepared: PreparedRead, timeout: float
+) -> asyncio.Future[Buffer]:
+    """Send one ReadRequest; the future resolves with the response body."""
+    transport = protocol.transport
+    if transport is None:
+        raise ConnectionError("Connection is not open")
+    # Authentication token, request handle and timeout hint, as for every asyncua request.
+    protocol._setup_request_header(request.RequestHeader, timeout)
+    request_id = protocol._request_id + 1
+    try:
+        body = prepared.encode(request.RequestHeader)
+        protocol.revolve_security_token()
+        # A SecureMessage (the default), chunked, signed and encrypted as the channel asks.
+        message = protocol._connection.message_to_binary(body, request_id=request_id)
+    except Exception:
+        protocol._request_handle -= 1  # nothing was sent: the handle is free again
+        raise
+    protocol._request_id = request_id
+    future: asyncio.Future[Buffer] = asyncio.get_running_loop().create_future()
+    protocol._callbackmap[request_id] = future
+    transport.write(message)
+    return future
+
+
+def _has_read_seam(uaclient: UaClient, protocol: UASocketProtocol) -> bool:
+    """Whether asyncua has the parts ``send_read`` uses."""
+    missing = tuple(name for name in _READ_SEAM_CLIENT if not hasattr(uaclient, name)) + tuple(
+        name for name in _READ_SEAM_PROTOCOL if not hasattr(protocol, name)
+    )
+    if missing:
+        _report_missing_read_seam(missing)
+    return not missing
+
+
+@functools.cache
+def _report_missing_read_seam(missing: tuple[str, ...]) -> None:
+    """Say once per process that reads take asyncua's own, slower Read."""
+    _log.warning("this asyncua has no %s: OPC UA reads use asyncua's Read", ", ".join(missing))
 
 
 class _LostOnce:
