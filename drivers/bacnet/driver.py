@@ -17,20 +17,32 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from bacpypes3.apdu import (
     AbortPDU,
+    ComplexAckPDU,
+    ConfirmedRequestPDU,
+    Error,
     ErrorPDU,
     ErrorRejectAbortNack,
+    ReadPropertyMultipleRequest,
     RejectPDU,
     SimpleAckPDU,
     SubscribeCOVRequest,
 )
 from bacpypes3.app import Application
 from bacpypes3.appservice import ApplicationServiceAccessPoint
-from bacpypes3.basetypes import BinaryPV, PropertyIdentifier, Segmentation, StatusFlags
-from bacpypes3.comm import bind
+from bacpypes3.basetypes import (
+    BinaryPV,
+    PropertyIdentifier,
+    PropertyReference,
+    ReadAccessSpecification,
+    Segmentation,
+    StatusFlags,
+)
+from bacpypes3.comm import ServiceAccessPoint, bind
 from bacpypes3.ipv4.link import NormalLinkLayer
 from bacpypes3.local.device import DeviceObject
 from bacpypes3.netservice import NetworkServiceAccessPoint, NetworkServiceElement
@@ -49,6 +61,13 @@ from drivers.bacnet.codec import (
 )
 from drivers.bacnet.config import BacnetDeviceConfig
 from drivers.bacnet.planner import ObjectRead, plan_batches
+from drivers.bacnet.rpm_codec import (
+    READ_PROPERTY_MULTIPLE,
+    AckDecodingError,
+    PropertyAccessError,
+    PropertyResult,
+    decode_ack,
+)
 from drivers.base import (
     AddressError,
     CommunicationTimeoutError,
@@ -73,6 +92,12 @@ COV_RENEW_FRACTION = 0.8
 
 SUBSCRIBE_CONCURRENCY = 16
 """SubscribeCOV requests in flight at once (a device's transaction table is small)."""
+
+REQUEST_CACHE_SIZE = 1024
+"""Encoded ReadPropertyMultiple requests kept (a poll repeats the same batches)."""
+
+ADDRESS_CACHE_SIZE = 65536
+"""Parsed point addresses kept (BacnetAddress is immutable)."""
 
 VENDOR_IDENTIFIER = 999
 """Vendor identifier of the driver's client device object (no registered vendor)."""
@@ -165,6 +190,30 @@ class _Watch:
         return [p for obj in self.cov_objects for p in obj.points] + list(self.polled)
 
 
+class _UndecodedAckAccessPoint(ApplicationServiceAccessPoint):  # type: ignore[misc]
+    """The application service access point, handing some ComplexACKs up undecoded.
+
+    bacpypes3 decodes every ComplexACK into its generic sequence before the application sees
+    it. The ACKs of the requests listed in ``undecoded`` (device address, invoke id) go up as
+    they arrived, service data and all, for the driver to decode; their transactions (invoke
+    ids, retries, timeouts, segmentation, errors, rejects and aborts) stay bacpypes3's.
+    """
+
+    def __init__(self, device_object: Any, device_info_cache: Any) -> None:
+        ApplicationServiceAccessPoint.__init__(self, device_object, device_info_cache)
+        self.undecoded: set[tuple[Any, int]] = set()
+
+    async def sap_response(self, apdu: Any) -> None:
+        """Hand a finished transaction's answer to the application (decoded unless listed)."""
+        if (
+            isinstance(apdu, ComplexAckPDU)
+            and (apdu.pduSource, apdu.apduInvokeID) in self.undecoded
+        ):
+            await ServiceAccessPoint.sap_response(self, apdu)
+            return
+        await ApplicationServiceAccessPoint.sap_response(self, apdu)
+
+
 class _ClientApplication(Application):  # type: ignore[misc]
     """The driver's BACnet application: its own UDP socket and COV notification intake."""
 
@@ -176,7 +225,7 @@ class _ClientApplication(Application):  # type: ignore[misc]
         on_notification: Callable[[Any], None],
     ) -> None:
         Application.__init__(self)
-        self.asap = ApplicationServiceAccessPoint(device_object, self.device_info_cache)
+        self.asap = _UndecodedAckAccessPoint(device_object, self.device_info_cache)
         self.nsap = NetworkServiceAccessPoint()
         self.nse = NetworkServiceElement()
         bind(self.nse, self.nsap)
@@ -194,6 +243,34 @@ class _ClientApplication(Application):  # type: ignore[misc]
         """Hand a confirmed COV notification (13.6) to the driver and acknowledge it."""
         self._on_notification(apdu)
         await self.response(SimpleAckPDU(context=apdu))
+
+    async def read_multiple(self, address: Any, service_data: bytes) -> list[PropertyResult]:
+        """Send a ReadPropertyMultiple request (15.7) and decode its ACK with ``rpm_codec``.
+
+        The request goes through bacpypes3's own request machinery; only the ACK's decoding
+        is the driver's. Errors, rejects and aborts raise as bacpypes3 raises them.
+        """
+        # The device's vendor information picks the object classes that type the values,
+        # as in bacpypes3's read_property_multiple.
+        vendor_info = await self.get_vendor_info(device_address=address)
+        request = ConfirmedRequestPDU(service_choice=READ_PROPERTY_MULTIPLE, destination=address)
+        request.put_data(service_data)
+        answer = self.request(request)  # assigns the invoke id; the request is sent later
+        key = (request.pduDestination, request.apduInvokeID)
+        self.asap.undecoded.add(key)
+        answer.add_done_callback(lambda _: self.asap.undecoded.discard(key))
+        ack = await answer
+        try:
+            return decode_ack(ack, vendor_info)
+        except AckDecodingError as err:
+            # The error bacpypes3's sap_response makes of an ACK it cannot decode (it loses
+            # it: without the invoke id no request matches it, and the request never ends).
+            raise Error(
+                source=ack.pduSource,
+                service_choice=ack.apduService,
+                errorClass="communication",
+                errorCode="invalid-tag",
+            ) from err
 
     def close(self) -> None:
         """Close the UDP endpoint."""
@@ -296,7 +373,7 @@ class BacnetDriver:
         readable: list[tuple[int, _Point]] = []
         for slot, tag in enumerate(points):
             try:
-                address = parse_address(tag.address)
+                address = _parsed_address(tag.address)
                 check_compatible(address, tag.data_type)
             except AddressError as err:
                 samples[slot] = _bad(tag, Substatus.CONFIG_ERROR, str(err), now)
@@ -531,14 +608,13 @@ class BacnetDriver:
     async def _read_multiple(
         self, reads: list[ObjectRead], results: dict[tuple[str, str], object]
     ) -> None:
-        request: list[Any] = []
-        for read in reads:
-            request.append(ObjectIdentifier(read.object_key))
-            request.append([PropertyIdentifier(name) for name in read.properties])
+        service_data = _read_multiple_request(tuple(reads))
         address = self._device_address
         what = f"read {len(reads)} objects from {reads[0].object_key}"
         try:
-            rows = await self._call(what, lambda app: app.read_property_multiple(address, request))
+            rows: list[PropertyResult] = await self._call(
+                what, lambda app: app.read_multiple(address, service_data)
+            )
         except BacnetErrorResponse as err:
             if err.service_unsupported:
                 _log.info("%s: no ReadPropertyMultiple (%s), reading singly", self._where, err)
@@ -555,9 +631,9 @@ class BacnetDriver:
                 for name in read.properties:
                     results[(read.object_key, name)] = failure
             return
-        for object_id, property_id, _index, value in rows:
-            key = (f"{object_id[0]}:{object_id[1]}", str(property_id))
-            results[key] = _access_result(key, value)
+        for row in rows:
+            key = (row.object_key, row.property_name)
+            results[key] = _access_result(key, row.value)
 
     async def _read_singly(
         self, reads: list[ObjectRead], results: dict[tuple[str, str], object]
@@ -717,6 +793,28 @@ class BacnetDriver:
     # -- bookkeeping -----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def _parsed_address(text: str) -> BacnetAddress:
+    """``parse_address``, remembered: every poll reads the same addresses again."""
+    return parse_address(text)
+
+
+@lru_cache(maxsize=REQUEST_CACHE_SIZE)
+def _read_multiple_request(reads: tuple[ObjectRead, ...]) -> bytes:
+    """The service data of a ReadPropertyMultiple request (15.7.1.1), by bacpypes3's encoder."""
+    specs = [
+        ReadAccessSpecification(
+            objectIdentifier=ObjectIdentifier(read.object_key),
+            listOfPropertyReferences=[
+                PropertyReference(propertyIdentifier=PropertyIdentifier(name))
+                for name in read.properties
+            ],
+        )
+        for read in reads
+    ]
+    return bytes(ReadPropertyMultipleRequest(listOfReadAccessSpecs=specs).encode().pduData)
+
+
 def _property_reader(address: Any, object_id: Any, property_id: Any) -> Callable[[Any], Any]:
     """A ReadProperty call for ``_call`` (bound now, not to a loop variable)."""
     return lambda app: app.read_property(address, object_id, property_id)
@@ -747,13 +845,21 @@ def _failure_of(error: BacnetErrorResponse) -> _Failure:
 
 def _access_result(key: tuple[str, str], value: object) -> object:
     """A ReadPropertyMultiple result element: the value, or the property access error."""
+    if isinstance(value, PropertyAccessError):
+        return _access_failure(key, value.error_class, value.error_code)
     error_class = getattr(value, "errorClass", None)
     if error_class is None:
         return value
-    reason = f"{key[0]}/{key[1]}: BACnet error {error_class}/{value.errorCode}"  # type: ignore[attr-defined]
-    unknown = str(error_class) in ("object", "property") and str(
-        value.errorCode  # type: ignore[attr-defined]
-    ) in ("unknown-object", "unknown-property")
+    return _access_failure(key, str(error_class), str(value.errorCode))  # type: ignore[attr-defined]
+
+
+def _access_failure(key: tuple[str, str], error_class: str, error_code: str) -> _Failure:
+    """The failure of a property the device could not read (an unknown one: configuration)."""
+    reason = f"{key[0]}/{key[1]}: BACnet error {error_class}/{error_code}"
+    unknown = error_class in ("object", "property") and error_code in (
+        "unknown-object",
+        "unknown-property",
+    )
     return _Failure(Substatus.CONFIG_ERROR if unknown else Substatus.DEVICE_FAILURE, reason)
 
 
