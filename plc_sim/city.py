@@ -41,6 +41,9 @@ _log = logging.getLogger(__name__)
 PHYSICS_TIMINGS_KEPT = 36_000
 """Physics steps whose timing is kept for ``physics_timing`` (an hour at ten a second)."""
 
+PUBLISH_SLICE_S = 0.005
+"""Longest stretch of publishing before waiting requests get a turn of the event loop."""
+
 MAX_CATCH_UP_S = 3600.0
 """Longest simulated interval one step integrates; a longer stall (a suspended process) is
 skipped rather than replayed, so the loop never blocks for long."""
@@ -337,8 +340,14 @@ class SimulatedCity:
             model.step(dt_s, now, weather)
 
     async def _publish_all(self) -> None:
+        # Publishing a large city takes tens of milliseconds; requests waiting meanwhile get a
+        # turn every few milliseconds, as a PLC serves its communication between scan cycles.
+        turn_ends = time.monotonic() + PUBLISH_SLICE_S
         for server in self._servers.values():
             await server.publish()
+            if time.monotonic() >= turn_ends:
+                await asyncio.sleep(0)
+                turn_ends = time.monotonic() + PUBLISH_SLICE_S
 
     async def _run_physics(self) -> None:
         failing = False
