@@ -63,6 +63,7 @@ from historian.values import (
     decode_sample_value,
     encode_json_value,
     encode_sample_value,
+    storable_text,
 )
 
 _NAME_CHUNK = 500
@@ -330,7 +331,9 @@ class SqlHistorian:
             if quality is not last_quality:
                 columns = quality_columns.get(id(quality))
                 if columns is None:
-                    columns = (quality.status_code, quality.reason or None)
+                    # A diagnostic text is kept readable rather than losing the sample.
+                    stored_reason = storable_text(quality.reason) if quality.reason else None
+                    columns = (quality.status_code, stored_reason)
                     quality_columns[id(quality)] = columns
                 code, reason = columns
                 last_quality = quality

@@ -27,6 +27,7 @@ def encode_sample_value(
     if data_type is DataType.STRING:
         if not isinstance(value, str):
             raise ValueMismatchError(f"{type(value).__name__} value for a string tag")
+        check_storable_text(value)
         return None, value
     if isinstance(value, str):
         raise ValueMismatchError(f"string value {value!r} for a {data_type.value} tag")
@@ -51,6 +52,35 @@ def encode_sample_value(
             raise ValueMismatchError(f"{value!r} exceeds the 2**53 range stored exactly")
         return number, None
     return number, None
+
+
+def check_storable_text(text: str) -> None:
+    """Raise ValueMismatchError for text a database would refuse, on every backend alike.
+
+    PostgreSQL's text type cannot hold a NUL character, and a lone surrogate (half of a UTF-16
+    pair, which a device's raw string can decode to) has no UTF-8 form for either backend.
+    Refused here, the sample is rejected alone instead of failing its whole batch for ever.
+    """
+    if "\x00" in text:
+        raise ValueMismatchError(f"text {text!r} holds a NUL character, which is not storable")
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueMismatchError(
+            f"text {text!r} is not valid Unicode (a lone surrogate at {err.start})"
+        ) from err
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL characters and lone surrogates replaced by U+FFFD (diagnostics)."""
+    try:
+        check_storable_text(text)
+    except ValueMismatchError:
+        cleaned = text.replace("\x00", "\ufffd")
+        return cleaned.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 def decode_sample_value(

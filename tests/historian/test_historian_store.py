@@ -163,6 +163,8 @@ def test_unknown_tag_on_write_refuses_the_whole_batch(store: SqlHistorian) -> No
         (STARTS, 2**60),
         (RUNNING, 2),
         (MODE, 1.0),
+        (MODE, "auto\x00"),  # PostgreSQL text holds no NUL
+        (MODE, "\ud800auto"),  # a lone surrogate has no UTF-8 form
     ],
 )
 def test_values_that_do_not_fit_the_tag_are_refused(
@@ -173,6 +175,19 @@ def test_values_that_do_not_fit_the_tag_are_refused(
 
     assert len(caught.value.rejected) == 1
     assert store.read_raw(tag) == []
+
+
+def test_a_diagnostic_text_no_database_holds_is_stored_readable(store: SqlHistorian) -> None:
+    # A device's raw error text can carry a NUL or half a UTF-16 pair; the sample stays.
+    quality = Quality.bad(Substatus.DEVICE_FAILURE, "fault\x00code \udc80 7")
+    store.write_samples([sample(LEVEL, None, at(0), quality)])
+
+    [read] = store.read_raw(LEVEL)
+    assert read.quality.status_code == quality.status_code
+    assert read.quality.reason is not None
+    assert read.quality.reason.startswith("fault\ufffdcode ")
+    assert read.quality.reason.endswith(" 7")
+    read.quality.reason.encode("utf-8")  # storable and readable text
 
 
 def test_naive_times_are_refused(store: SqlHistorian) -> None:

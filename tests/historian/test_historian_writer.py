@@ -16,6 +16,7 @@ from historian import HistorianWriter, HistorianWriterError, SqlHistorian
 from historian.compression import CompressionSettings, Compressor
 from tests.historian.historian_support import (
     LEVEL,
+    MODE,
     STARTS,
     T0,
     TAGS,
@@ -364,3 +365,23 @@ async def test_metrics_report_depth_latency_and_acknowledgement(
     assert (after.rows_acknowledged, after.queue_depth, after.batches_written) == (120, 0, 3)
     assert 0 < after.last_batch_latency_s <= after.max_batch_latency_s
     assert written == [50, 50, 20]  # the rollup hook saw each committed batch
+
+
+@pytest.mark.parametrize("text", ["auto\x00", "\ud800auto"])
+async def test_text_no_database_stores_is_rejected_alone_and_the_rest_written(
+    store: SqlHistorian, running_writers: list[asyncio.Task[None]], text: str
+) -> None:
+    # On PostgreSQL a NUL used to fail the whole batch, retried for ever behind it.
+    writer = HistorianWriter(store, max_batch=100, max_delay_s=60)
+    start(writer, running_writers)
+    good = level_samples(3)
+    poison = sample(MODE, text, T0)
+
+    writer.enqueue([good[0], poison, *good[1:]])
+    await asyncio.wait_for(writer.flush(), timeout=10)
+
+    assert len(store.read_raw(LEVEL)) == 3
+    assert store.read_raw(MODE) == []
+    metrics = writer.metrics()
+    assert metrics.rows_rejected == 1
+    assert metrics.write_failures == 0
