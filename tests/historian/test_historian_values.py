@@ -61,10 +61,23 @@ def test_bools_round_trip(value: bool) -> None:
     assert decode_sample_value(DataType.BOOL, *encode_sample_value(DataType.BOOL, value)) is value
 
 
-@given(st.text())
+@given(st.text(st.characters(exclude_characters="\x00")))
 def test_strings_round_trip(value: str) -> None:
     columns = encode_sample_value(DataType.STRING, value)
     assert decode_sample_value(DataType.STRING, *columns) == value
+
+
+@given(
+    st.text(),
+    st.sampled_from(["\x00", "\ud800", "\udfff"]),
+    st.text(),
+)
+def test_text_with_a_nul_or_a_lone_surrogate_is_refused(
+    before: str, unstorable: str, after: str
+) -> None:
+    # PostgreSQL text holds no NUL; a lone surrogate has no UTF-8 form on either backend.
+    with pytest.raises(ValueMismatchError):
+        encode_sample_value(DataType.STRING, before + unstorable + after)
 
 
 @pytest.mark.parametrize("data_type", list(DataType))
