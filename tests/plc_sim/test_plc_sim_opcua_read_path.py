@@ -12,9 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +35,7 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plc_sim.device import FaultKind, PointBinding, PointSpec, PointValue, SimDevice
+from plc_sim.device import FaultKind, PointSpec
 from plc_sim.opcua_nodes import SharedDataValue, bad_value, good_value, numeric_node, status
 from plc_sim.opcua_read_path import (
     MalformedReadRequest,
@@ -45,8 +43,16 @@ from plc_sim.opcua_read_path import (
     encode_data_value,
     parse_read_parameters,
 )
-from plc_sim.opcua_security import OpcUaServerSecurity, make_self_signed_certificate
 from plc_sim.opcua_server import OpcUaDeviceServer
+from tests.plc_sim.opcua_support import (
+    CLIENT_TIMEOUT_S,
+    SIM_START,
+    Certificates,
+    DictModel,
+    Served,
+    make_certificates,
+    serving,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -69,16 +75,12 @@ SPECS = (
 """Double, Boolean, UInt16 and Int32 variables: every type a point is served as."""
 
 TAGS = tuple(spec.tag for spec in SPECS)
-SIM_START = datetime(2025, 3, 1, 20, 0, tzinfo=UTC)
-CLIENT_TIMEOUT_S = 2.0
 
 
-@dataclass
-class Values:
-    """A dict of values standing in for a physics model."""
-
-    values: dict[str, PointValue] = field(
-        default_factory=lambda: {
+def cabinet_values() -> DictModel:
+    """The cabinet's values, one of each served type."""
+    return DictModel(
+        {
             SETPOINT: 100.0,
             POWER: 3.5,
             MODE: 2,
@@ -88,51 +90,11 @@ class Values:
         }
     )
 
-    def binding(self, spec: PointSpec) -> PointBinding:
-        def read() -> PointValue:
-            return self.values[spec.tag]
-
-        def write(value: PointValue) -> None:
-            self.values[spec.tag] = value
-
-        return PointBinding(spec, read, write if spec.writable else None)
-
-
-@dataclass
-class SimTime:
-    now: datetime = SIM_START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Served:
-    model: Values
-    device: SimDevice
-    server: OpcUaDeviceServer
-    clock: SimTime
-
-    @property
-    def reads(self) -> ReadFastPath:
-        return self.server.read_path
-
-
-def make_device(model: Values) -> SimDevice:
-    return SimDevice("lights.d1_ctrl", "opcua", [model.binding(spec) for spec in SPECS])
-
 
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
-    model = Values()
-    device = make_device(model)
-    clock = SimTime()
-    server = OpcUaDeviceServer(device, source_time=clock)
-    await server.start()
-    try:
-        yield Served(model, device, server, clock)
-    finally:
-        await server.stop()
+    async with serving(cabinet_values(), SPECS) as running:
+        yield running
 
 
 @pytest.fixture
@@ -467,38 +429,16 @@ async def test_refusing_fault_drops_a_reading_client(
 # --- a secured channel -------------------------------------------------------------------------
 
 
-@dataclass
-class Certificates:
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    client_uri: str
-
-
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    directory = tmp_path_factory.mktemp("opcua_read_pki")
-    server_cert, server_key = make_self_signed_certificate(
-        directory, "urn:smartcity:plc_sim:server:lights.d1_ctrl"
-    )
-    client_uri = "urn:smartcity:controlcenter:test"
-    client_cert, client_key = make_self_signed_certificate(
-        directory, client_uri, name="client", client=True
-    )
-    return Certificates(server_cert, server_key, client_cert, client_key, client_uri)
+    return make_certificates(tmp_path_factory.mktemp("opcua_read_pki"))
 
 
 async def test_a_sign_and_encrypt_session_reads_through_the_fast_path(
     certificates: Certificates,
 ) -> None:
-    model = Values()
-    security = OpcUaServerSecurity(
-        certificate=certificates.server_cert,
-        private_key=certificates.server_key,
-        users={"operator": "correct horse"},
-    )
-    server = OpcUaDeviceServer(make_device(model), security=security)
+    model = cabinet_values()
+    server = OpcUaDeviceServer(model.device(SPECS), security=certificates.server_security())
     await server.start()
     try:
         client = Client(server.url, timeout=CLIENT_TIMEOUT_S)
@@ -595,8 +535,7 @@ def test_any_bytes_parse_or_are_refused_cleanly(body: bytes) -> None:
 
 
 def test_what_the_fast_path_plans_and_what_it_leaves_to_asyncua() -> None:
-    model = Values()
-    reads = OpcUaDeviceServer(make_device(model)).read_path
+    reads = OpcUaDeviceServer(cabinet_values().device(SPECS)).read_path
     body = struct_to_binary(value_reads())
     planned = reads.plan(Buffer(body))
     assert planned is not None and len(planned) == len(TAGS)

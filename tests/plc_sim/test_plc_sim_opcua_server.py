@@ -6,8 +6,8 @@ import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -41,10 +41,18 @@ from plc_sim.opcua_nodes import (
 from plc_sim.opcua_security import (
     OpcUaServerSecurity,
     PasswordUserManager,
-    make_self_signed_certificate,
 )
 from plc_sim.opcua_server import WRITES_PER_YIELD, OpcUaDeviceServer
 from plc_sim.opcua_units import unit_id
+from tests.plc_sim.opcua_support import (
+    CLIENT_TIMEOUT_S,
+    SIM_START,
+    Certificates,
+    DictModel,
+    Served,
+    make_certificates,
+    serving,
+)
 
 CABINET = "lights.d1.c1"
 SETPOINT = f"{CABINET}.dim_setpoint"
@@ -63,16 +71,11 @@ SPECS = (
     PointSpec(LAMP_ON, "bool", writable=True, role="output"),
 )
 
-SIM_START = datetime(2025, 3, 1, 20, 0, tzinfo=UTC)
-CLIENT_TIMEOUT_S = 2.0
 
-
-@dataclass
-class PlainModel:
-    """A dict of values standing in for a physics model (the server logic is what is tested)."""
-
-    values: dict[str, PointValue] = field(
-        default_factory=lambda: {
+def plain_model() -> DictModel:
+    """The cabinet's values."""
+    return DictModel(
+        {
             SETPOINT: 100.0,
             POWER: 3.5,
             MODE: 0,
@@ -82,45 +85,11 @@ class PlainModel:
         }
     )
 
-    def binding(self, spec: PointSpec) -> PointBinding:
-        def read() -> PointValue:
-            return self.values[spec.tag]
-
-        def write(value: PointValue) -> None:
-            self.values[spec.tag] = value
-
-        return PointBinding(spec, read, write if spec.writable else None)
-
-
-@dataclass
-class SimTime:
-    """A hand-driven simulated clock for source timestamps."""
-
-    now: datetime = SIM_START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Served:
-    model: PlainModel
-    device: SimDevice
-    server: OpcUaDeviceServer
-    clock: SimTime
-
 
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
-    model = PlainModel()
-    device = SimDevice("lights.d1_ctrl", "opcua", [model.binding(spec) for spec in SPECS])
-    clock = SimTime()
-    server = OpcUaDeviceServer(device, source_time=clock)
-    await server.start()
-    try:
-        yield Served(model, device, server, clock)
-    finally:
-        await server.stop()
+    async with serving(plain_model(), SPECS) as running:
+        yield running
 
 
 @pytest.fixture
@@ -148,9 +117,7 @@ async def wait_until(predicate: object, timeout_s: float = 5.0) -> None:
 
 
 async def test_addresses_are_known_before_start() -> None:
-    model = PlainModel()
-    device = SimDevice("lights.d1_ctrl", "opcua", [model.binding(spec) for spec in SPECS])
-    server = OpcUaDeviceServer(device)
+    server = OpcUaDeviceServer(plain_model().device(SPECS))
     assert server.addresses()[SETPOINT] == "ns=2;s=lights.d1.c1.dim_setpoint"
     assert set(server.addresses()) == {spec.tag for spec in SPECS}
     assert browse_path(LAMP_ON) == "/Objects/2:lights/2:d1/2:c1/2:l01/2:on"
@@ -557,37 +524,15 @@ def test_an_unusable_standard_nodes_cache_is_rebuilt(tmp_path: Path) -> None:
     assert StandardNodes(None, lambda: sample).get() is sample
 
 
-@dataclass
-class Certificates:
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    client_uri: str
-
-
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    tmp_path = tmp_path_factory.mktemp("opcua_pki")
-    device_uri = "urn:smartcity:plc_sim:server:lights.d1_ctrl"
-    server_cert, server_key = make_self_signed_certificate(tmp_path, device_uri)
-    client_uri = "urn:smartcity:controlcenter:test"
-    client_cert, client_key = make_self_signed_certificate(
-        tmp_path, client_uri, name="client", client=True
-    )
-    return Certificates(server_cert, server_key, client_cert, client_key, client_uri)
+    return make_certificates(tmp_path_factory.mktemp("opcua_pki"))
 
 
 @pytest.fixture
 async def secure_server(certificates: Certificates) -> AsyncIterator[OpcUaDeviceServer]:
-    model = PlainModel()
-    device = SimDevice("lights.d1_ctrl", "opcua", [model.binding(spec) for spec in SPECS])
-    security = OpcUaServerSecurity(
-        certificate=certificates.server_cert,
-        private_key=certificates.server_key,
-        users={"operator": "correct horse"},
-    )
-    server = OpcUaDeviceServer(device, security=security)
+    device = plain_model().device(SPECS)
+    server = OpcUaDeviceServer(device, security=certificates.server_security())
     await server.start()
     try:
         yield server
