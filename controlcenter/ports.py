@@ -1,7 +1,8 @@
 """The small interfaces through which the parts of the center reach each other.
 
-Implementations live in their own packages; the composition root (``controlcenter.app``) wires
-them together. Everything here is typed against ``controlcenter.model`` only.
+Implementations live in their own packages; the composition root
+(``controlcenter.runtime.app``) wires them together. Everything here is typed against
+``controlcenter.model`` only.
 """
 
 from __future__ import annotations

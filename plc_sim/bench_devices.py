@@ -3,8 +3,9 @@
 A Modbus RTU has ``points_per_device`` points in assets of 80: 62 analog values (float32 in the
 input registers: 124 registers, one full read request) and 18 binary states (discrete inputs),
 as a substation or pump-station RTU lays out a bay's measurements in one table. The map comes
-from ``plc_sim.modbus_map`` like any simulated RTU's: one block of input registers per asset,
-with holes between blocks that answer exception 2. The discrete inputs, though, are one
+from ``plc_sim.servers.modbus.register_map`` like any simulated RTU's: one block of input
+registers per asset, with holes between blocks that answer exception 2. The discrete inputs,
+though, are one
 contiguous block (``contiguous_bits``): an RTU numbers its binary inputs as its input cards'
 channels, one after the other, and answers for all of them. OPC UA servers and BACnet
 controllers hold the same points (variables ``ns=2;s=<tag>``; analog-input and binary-input
@@ -41,11 +42,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plc_sim.bacnet_server import BacnetDeviceServer
 from plc_sim.device import PointBinding, PointSpec, PointValue, ProtocolName, SimDevice
 from plc_sim.domain import DeviceServer
-from plc_sim.modbus_device_server import ModbusDeviceServer
-from plc_sim.opcua_server import OpcUaDeviceServer
+from plc_sim.servers.bacnet.server import BacnetDeviceServer
+from plc_sim.servers.modbus.server import ModbusDeviceServer
+from plc_sim.servers.opcua.server import OpcUaDeviceServer
 
 POINTS_PER_ASSET = 80
 ANALOG_PER_ASSET = 62

@@ -22,17 +22,17 @@ from types import TracebackType
 from typing import Protocol, Self
 from zoneinfo import ZoneInfo
 
-from plc_sim.bacnet_server import BacnetDeviceServer
-from plc_sim.buildings import BuildingStock
+from plc_sim.buildings.stock import BuildingStock
 from plc_sim.device import FaultKind, SimDevice, UnknownDeviceError
 from plc_sim.domain import DOMAINS, DeviceServer, DomainModel
-from plc_sim.heating import HeatingNetwork
-from plc_sim.lighting import LightingNetwork
-from plc_sim.modbus_device_server import ModbusDeviceServer
-from plc_sim.opcua_security import OpcUaServerSecurity
-from plc_sim.opcua_server import OpcUaDeviceServer
+from plc_sim.heating.network import HeatingNetwork
+from plc_sim.lighting.network import LightingNetwork
 from plc_sim.points import SimPoint, sim_point
-from plc_sim.water import WaterNetwork
+from plc_sim.servers.bacnet.server import BacnetDeviceServer
+from plc_sim.servers.modbus.server import ModbusDeviceServer
+from plc_sim.servers.opcua.security import OpcUaServerSecurity
+from plc_sim.servers.opcua.server import OpcUaDeviceServer
+from plc_sim.water.network import WaterNetwork
 from plc_sim.weather import Weather
 
 _log = logging.getLogger(__name__)

@@ -3,8 +3,9 @@
 This is the seam between the physics (plain Python, no protocol imports) and the protocol
 servers. A domain model (water network, lighting district, building…) exposes its state through
 ``PointBinding`` objects; a ``SimDevice`` groups the points one PLC/RTU/controller serves; a
-protocol server (``plc_sim.modbus_server``, ``plc_sim.opcua_server``, ``plc_sim.bacnet_server``)
-maps those points to protocol addresses and reads and writes them only through the device.
+protocol server (``plc_sim.servers.modbus.server``, ``plc_sim.servers.opcua.server``,
+``plc_sim.servers.bacnet.server``) maps those points to protocol addresses and reads and writes
+them only through the device.
 
 Faults are injected per device at run time. Protocol-level faults (offline, refusing, slow,
 error responses, restart) are carried out by the protocol server, which reads ``device.faults``;

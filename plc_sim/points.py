@@ -1,10 +1,11 @@
 """The point list of the simulated city: every point of every device, where and how it is served.
 
-The center's demo site file is generated from this list (``controlcenter.sitegen``), so the
-center and the simulator never disagree. Addresses are in the center's driver formats:
+The center's demo site file is generated from this list (``controlcenter.runtime.demo_site``),
+so the center and the simulator never disagree. Addresses are in the center's driver formats:
 
 - Modbus: ``<table>:<offset>[:<type>]`` (tables ``coil``, ``di``, ``ir``, ``hr``; zero-based
-  protocol offsets; types ``uint16``, ``float32``, ``float64``…), see ``plc_sim.modbus_map``;
+  protocol offsets; types ``uint16``, ``float32``, ``float64``…), see
+  ``plc_sim.servers.modbus.register_map``;
 - OPC UA: ``ns=2;s=<tag>`` (the device's own namespace is registered first, index 2);
 - BACnet: ``<object-type>:<instance>`` (present-value), e.g. ``analog-input:3``.
 """

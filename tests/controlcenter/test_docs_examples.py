@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from controlcenter.config import load_site
+from controlcenter.site.config import load_site
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -32,11 +32,11 @@ from drivers.modbus.config import ModbusDeviceConfig
 from drivers.modbus.driver import ModbusDriver
 from drivers.opcua.config import OpcUaDeviceConfig
 from drivers.opcua.driver import OpcUaDriver
-from plc_sim.bacnet_server import BacnetDeviceServer
 from plc_sim.device import PointBinding, PointSpec, PointValue, SimDevice
 from plc_sim.domain import DeviceServer
-from plc_sim.modbus_device_server import ModbusDeviceServer
-from plc_sim.opcua_server import OpcUaDeviceServer
+from plc_sim.servers.bacnet.server import BacnetDeviceServer
+from plc_sim.servers.modbus.server import ModbusDeviceServer
+from plc_sim.servers.opcua.server import OpcUaDeviceServer
 
 PROTOCOLS = ("modbus", "opcua", "bacnet")
 DEVICE_INSTANCE = 4711

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from controlcenter.app import build_driver
-from controlcenter.config import SiteConfig, load_site
 from controlcenter.model import TagDef, Value
-from controlcenter.sim_cli import render_demo_site
+from controlcenter.runtime.app import build_driver
+from controlcenter.runtime.demo_site import render_demo_site
+from controlcenter.site.config import SiteConfig, load_site
 from drivers.base import Driver
 from plc_sim.city import CityOptions, SimulatedCity
 from plc_sim.clock import SimClock

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from controlcenter.demo import demo_site_path
 from controlcenter.model import (
     Command,
     CommandOrigin,
@@ -28,6 +27,7 @@ from controlcenter.model import (
     Sample,
     TagDef,
 )
+from controlcenter.runtime.demo import demo_site_path
 from historian import SqlHistorian
 
 CLI = str(Path(sys.executable).with_name("controlcenter"))

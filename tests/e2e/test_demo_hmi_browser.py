@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import BrowserContext
 
 from controlcenter.model import EventKind, Role
-from controlcenter.users import UserStore
+from controlcenter.security.users import UserStore
 from historian.store import SqlHistorian
 
 LEVEL_TILE = "#value-water-tank1-level"

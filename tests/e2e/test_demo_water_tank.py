@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from controlcenter.demo import Demo, DemoOptions
 from controlcenter.model import CommandOrigin, CommandStatus, EventKind
+from controlcenter.runtime.demo import Demo, DemoOptions
 from historian.store import SqlHistorian
 
 SIMULATED = timedelta(hours=3)

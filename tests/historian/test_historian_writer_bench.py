@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from controlcenter.cli import app
+from controlcenter.cli.main import app
 from tests.historian.conftest import POSTGRES_URL_ENV, PostgresServer
 
 KEYS = {

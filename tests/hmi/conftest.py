@@ -29,7 +29,7 @@ from controlcenter.model import (
     TagDef,
 )
 from controlcenter.ports import EventJournal, HistoryReader, LiveView
-from controlcenter.users import UserStore
+from controlcenter.security.users import UserStore
 from hmi.app import create_hmi
 from hmi.server import HmiServer
 

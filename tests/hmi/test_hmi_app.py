@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from controlcenter.ports import EventJournal, HistoryReader, LiveView
-from controlcenter.users import UserStore
+from controlcenter.security.users import UserStore
 from hmi.app import create_hmi
 
 

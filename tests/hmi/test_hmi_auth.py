@@ -6,7 +6,7 @@ import dash
 from flask.testing import FlaskClient
 
 from controlcenter.model import Event, EventKind
-from controlcenter.users import UserStore
+from controlcenter.security.users import UserStore
 
 ORIGIN = "http://localhost"
 

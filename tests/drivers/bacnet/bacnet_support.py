@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controlcenter.model import DataType, TagDef
-from plc_sim.bacnet_server import BacnetDeviceServer
 from plc_sim.device import PointBinding, PointSpec, PointValue, SimDevice
+from plc_sim.servers.bacnet.server import BacnetDeviceServer
 
 DEVICE = "test.bms"
 DEVICE_INSTANCE = 2001

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from controlcenter.model import TagDef
-from plc_sim.bacnet_server import BacnetDeviceServer
+from plc_sim.servers.bacnet.server import BacnetDeviceServer
 from tests.drivers.bacnet.bacnet_support import Model, build_device, tags_of
 
 

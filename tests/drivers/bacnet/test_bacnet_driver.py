@@ -15,8 +15,8 @@ from drivers.base import (
     Driver,
     NotConnectedError,
 )
-from plc_sim.bacnet_server import BacnetDeviceServer
 from plc_sim.device import FaultKind
+from plc_sim.servers.bacnet.server import BacnetDeviceServer
 from tests.drivers.bacnet.bacnet_support import (
     AUTOMATIC_SETPOINT,
     DEVICE,

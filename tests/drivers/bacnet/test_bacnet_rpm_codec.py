@@ -68,8 +68,8 @@ from drivers.bacnet.rpm_codec import (
     decode_ack,
 )
 from drivers.base import CommunicationTimeoutError
-from plc_sim.bacnet_server import BacnetDeviceServer
 from plc_sim.device import FaultKind
+from plc_sim.servers.bacnet.server import BacnetDeviceServer
 from tests.drivers.bacnet.bacnet_support import DEVICE, DEVICE_INSTANCE
 
 pytestmark = pytest.mark.timeout(120)

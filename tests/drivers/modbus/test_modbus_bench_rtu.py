@@ -11,7 +11,7 @@ from drivers.modbus import ModbusDeviceConfig, ModbusDriver
 from drivers.modbus.codec import shortest_float32
 from plc_sim.bench_devices import Ticker, bench_device
 from plc_sim.clock import SimClock
-from plc_sim.modbus_device_server import ModbusDeviceServer
+from plc_sim.servers.modbus.server import ModbusDeviceServer
 
 
 @pytest.mark.parametrize(

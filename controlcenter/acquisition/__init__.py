@@ -1,0 +1,1 @@
+"""Acquisition: the scan engine that polls and subscribes to field devices through the drivers."""

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints one JSON object of figures; run through `controlcenter bench`."""

@@ -1,0 +1,1 @@
+"""The `controlcenter` command line: one module per command group."""

@@ -1,0 +1,101 @@
+"""``controlcenter bench``: benchmarks that print one JSON object each."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+bench_app = typer.Typer(help="Benchmarks that print one JSON object.", no_args_is_help=True)
+
+
+@bench_app.command("poll")
+def bench_poll(
+    protocol: Annotated[str, typer.Option(help="Protocol: modbus, opcua or bacnet.")],
+    tags: Annotated[int, typer.Option(min=1, help="Points in all, over realistic RTUs.")],
+    scan: Annotated[float, typer.Option(min=0.01, help="Scan interval, seconds.")] = 1.0,
+    duration: Annotated[float, typer.Option(min=0.5, help="Scan phase, seconds.")] = 10.0,
+    per_device: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Points per device (default: Modbus 400, OPC UA 2500, BACnet 160)."
+        ),
+    ] = None,
+    capacity: Annotated[
+        float, typer.Option(min=0.5, help="Capacity and naive phases, seconds each.")
+    ] = 3.0,
+) -> None:
+    """Poll simulated devices with the real drivers and scan engine; print one JSON object."""
+    from controlcenter.bench.poll import BenchError, PollBenchOptions, run_poll_bench
+
+    options = PollBenchOptions(protocol, tags, scan, duration, per_device, capacity)
+    try:
+        figures = asyncio.run(run_poll_bench(options))
+    except BenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
+
+
+@bench_app.command("city")
+def bench_city(
+    scale: Annotated[int, typer.Option(min=1, help="Scale of the simulated city.")] = 1,
+    duration: Annotated[float, typer.Option(min=0.5, help="Polling window, seconds.")] = 10.0,
+    scan: Annotated[float, typer.Option(min=0.1, help="Scan interval of every device.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
+) -> None:
+    """Run the simulated city in a child process, poll every point; print one JSON object."""
+    from controlcenter.bench.city import CityBenchError, CityBenchOptions, run_city_bench
+
+    options = CityBenchOptions(scale=scale, duration_s=duration, scan_interval_s=scan, seed=seed)
+    try:
+        figures = asyncio.run(run_city_bench(options))
+    except CityBenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
+
+
+class HistorianBackend(StrEnum):
+    """Databases the historian bench runs on."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+class HistorianBenchSize(StrEnum):
+    """How much data the historian bench uses."""
+
+    FULL = "full"
+    TINY = "tiny"
+
+
+@bench_app.command("historian")
+def bench_historian(
+    backend: Annotated[
+        HistorianBackend, typer.Option(help="Database to measure.")
+    ] = HistorianBackend.SQLITE,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL (PostgreSQL default: the local server's database 'test', in a "
+            "fresh schema dropped afterwards; SQLite default: a temporary file)."
+        ),
+    ] = None,
+    size: Annotated[
+        HistorianBenchSize, typer.Option(help="full: the published figures; tiny: a smoke run.")
+    ] = HistorianBenchSize.FULL,
+) -> None:
+    """Measure the historian's ingest, compression, queries and spool replay; print one JSON."""
+    from controlcenter.bench import historian as historian_bench
+
+    chosen = historian_bench.TINY if size is HistorianBenchSize.TINY else None
+    try:
+        result = historian_bench.run_historian_bench(backend.value, db, chosen)
+    except historian_bench.BenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(historian_bench.result_json(result))

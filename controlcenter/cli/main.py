@@ -1,0 +1,195 @@
+"""The ``controlcenter`` command line: its top-level commands (demo, run, check) and its groups."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from controlcenter.cli.bench import bench_app
+from controlcenter.cli.history import history
+from controlcenter.cli.sim import sim_app
+from controlcenter.cli.user import user_app
+from controlcenter.runtime.defaults import (
+    CENTER_DB_URL,
+    DEFAULT_BASE_PORT,
+    DEFAULT_CONTROL,
+    DEMO_DB_URL,
+    DEMO_USERS_PATH,
+)
+from controlcenter.runtime.runner import configure_logging, run_until_stopped
+
+if TYPE_CHECKING:
+    from controlcenter.runtime.demo import Demo
+    from controlcenter.site.config import SiteConfig
+
+# Each command imports what it needs when it runs: `--help`, `check`, `history` and `user`
+# then start without importing every protocol library, the HMI and the benchmarks.
+
+app = typer.Typer(
+    help="City operations control center: acquisition, historian, rules and HMI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(user_app, name="user")
+app.add_typer(bench_app, name="bench")
+app.add_typer(sim_app, name="sim")
+
+log = logging.getLogger("controlcenter")
+
+
+_configure_logging = configure_logging
+_run_until_stopped = run_until_stopped
+
+
+Duration = Annotated[
+    float | None,
+    typer.Option(help="Stop after this many seconds of wall-clock time.", min=0),
+]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
+
+
+@app.command()
+def demo(
+    duration: Duration = None,
+    no_hmi: Annotated[bool, typer.Option("--no-hmi", help="Run without the web HMI.")] = False,
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per wall-clock second.", min=0.1, max=3600)
+    ] = 1.0,
+    db: Annotated[str, typer.Option(help="Historian database URL.")] = DEMO_DB_URL,
+    port: Annotated[int, typer.Option(help="HMI port (0 picks a free one).")] = 8050,
+    host: Annotated[str, typer.Option(help="HMI address to listen on.")] = "127.0.0.1",
+    users: Annotated[Path, typer.Option(help="HMI users file.")] = DEMO_USERS_PATH,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation's randomness.")] = 1,
+    base_port: Annotated[
+        int, typer.Option(help="Port of the city's first device (0: any free ports).")
+    ] = DEFAULT_BASE_PORT,
+    control: Annotated[
+        str, typer.Option(help="host:port of the city's fault-injection endpoint (port 0: any).")
+    ] = DEFAULT_CONTROL,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Simulated time to start at, ISO 8601 with offset (e.g. a morning peak: "
+            "2026-11-21T07:00:00+01:00). Default: now."
+        ),
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run the simulated city, the control center and the HMI on SQLite under ./var/."""
+    from controlcenter.runtime.app import HmiOptions
+    from controlcenter.runtime.demo import Demo, DemoOptions, ensure_demo_login
+
+    if start is not None and start.utcoffset() is None:
+        raise typer.BadParameter("--start needs a UTC offset, e.g. 2026-11-21T07:00:00+01:00")
+    _configure_logging(verbose)
+    hmi = None
+    if not no_hmi:
+        password = ensure_demo_login(users)
+        if password is not None:
+            typer.echo(f"HMI login created: admin / {password} (stored hashed in {users})")
+        else:
+            typer.echo(f"HMI logins: {users} (add one with `controlcenter user add NAME`)")
+        hmi = HmiOptions(users_path=users, host=host, port=port)
+    runner = Demo(
+        DemoOptions(
+            speed=speed,
+            db_url=db,
+            hmi=hmi,
+            seed=seed,
+            start=start,
+            base_port=base_port,
+            control=control,
+        )
+    )
+
+    async def body(stop: asyncio.Event) -> None:
+        announce = asyncio.create_task(_announce(runner))
+        try:
+            await runner.run(stop)
+        finally:
+            announce.cancel()
+
+    raise typer.Exit(_run_until_stopped(body, duration))
+
+
+async def _announce(runner: Demo) -> None:
+    await runner.ready.wait()
+    center = runner.center
+    if runner.city_control is not None:
+        host, port = runner.city_control
+        typer.echo(f"Fault injection: controlcenter sim fault --control {host}:{port} …")
+    if center is not None and center.hmi_server is not None:
+        typer.echo(f"HMI: {center.hmi_url}  (Ctrl-C stops the demo)")
+    else:
+        typer.echo("Demo running without HMI (Ctrl-C stops it)")
+
+
+@app.command()
+def run(
+    site: Annotated[Path, typer.Option(help="Site file (YAML).")],
+    db: Annotated[str, typer.Option(help="Historian database URL.")] = CENTER_DB_URL,
+    duration: Duration = None,
+    no_hmi: Annotated[bool, typer.Option("--no-hmi", help="Run without the web HMI.")] = False,
+    port: Annotated[int, typer.Option(help="HMI port (0 picks a free one).")] = 8050,
+    host: Annotated[str, typer.Option(help="HMI address to listen on.")] = "127.0.0.1",
+    users: Annotated[Path, typer.Option(help="HMI users file.")] = Path("var/users.json"),
+    verbose: Verbose = False,
+) -> None:
+    """Run the control center for a site file against its field devices, in real time."""
+    from controlcenter.clock import WallClock
+    from controlcenter.runtime.app import ControlCenter, HmiOptions
+    from historian.store import SqlHistorian
+
+    _configure_logging(verbose)
+    config = _load_site_or_exit(site)
+    hmi = None if no_hmi else HmiOptions(users_path=users, host=host, port=port)
+
+    async def body(stop: asyncio.Event) -> None:
+        store = await asyncio.to_thread(SqlHistorian, db)
+        try:
+            await ControlCenter(config, store, WallClock(), hmi=hmi).run(stop)
+        finally:
+            await asyncio.to_thread(store.close)
+
+    raise typer.Exit(_run_until_stopped(body, duration))
+
+
+@app.command()
+def check(site: Annotated[Path, typer.Option(help="Site file (YAML).")]) -> None:
+    """Validate a site file: exit 0 when valid, 1 with file, line and reason otherwise."""
+    config = _load_site_or_exit(site)
+    typer.echo(
+        f"{site}: valid ({len(config.devices)} devices, {len(config.tags)} tags, "
+        f"{len(config.rules)} rules)"
+    )
+
+
+def _load_site_or_exit(path: Path) -> SiteConfig:
+    from controlcenter.site.config import load_site
+    from controlcenter.site.yamlsource import SourceFileError
+
+    try:
+        return load_site(path)
+    except SourceFileError as err:
+        for problem in err.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from err
+
+
+# After demo, run and check, so that `--help` lists the commands in the order of a first day.
+app.command()(history)
+
+
+def main() -> None:
+    """Entry point of the ``controlcenter`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""The composition root: builds the center from a site file and runs it until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from controlcenter.acquisition.scan import DeviceScan, ScanEngine
+from controlcenter.bus import SampleBus
+from controlcenter.commands.pipeline import CommandPipeline
+from controlcenter.live import LiveSnapshot
+from controlcenter.model import Event, EventKind, Sample, TagDef
+from controlcenter.ports import Clock
+from controlcenter.runtime.runner import ServiceFailedError, freeze_startup_objects
+from controlcenter.security.users import UserStore
+from controlcenter.site.config import (
+    BacnetDeviceConfig,
+    DeviceConfig,
+    ModbusDeviceConfig,
+    OpcUaDeviceConfig,
+    SiteConfig,
+)
+from drivers.bacnet.config import BacnetDeviceConfig as BacnetDriverConfig
+from drivers.bacnet.driver import BacnetDriver
+from drivers.base import Driver
+from drivers.modbus.config import ModbusDeviceConfig as ModbusDriverConfig
+from drivers.modbus.connection import ModbusGateways
+from drivers.modbus.driver import ModbusDriver
+from drivers.opcua.config import OpcUaDeviceConfig as OpcUaDriverConfig
+from drivers.opcua.config import SecurityMode, SecurityPolicy
+from drivers.opcua.driver import OpcUaDriver
+from historian.compression import CompressionSettings, Compressor
+from historian.errors import StorageError
+from historian.retention import RetentionPolicy, apply_retention
+from historian.rollups import RollupMaintainer
+from historian.spool import DiskSpool
+from historian.store import SqlHistorian
+from historian.writer import HistorianWriter
+from hmi.app import create_hmi
+from hmi.server import HmiServer
+from rules.engine import RulesEngine
+from rules.hysteresis import HysteresisRule
+
+log = logging.getLogger(__name__)
+
+
+class CenterFailedError(ServiceFailedError):
+    """A part of the center stopped unexpectedly; the center shut down."""
+
+
+@dataclass(frozen=True, slots=True)
+class HmiOptions:
+    """Where the HMI listens and whose logins it accepts."""
+
+    users_path: Path
+    host: str = "127.0.0.1"
+    port: int = 8050
+
+
+class StoreJournal:
+    """Records events in the historian's event journal (a ``ports.EventJournal``)."""
+
+    def __init__(self, store: SqlHistorian) -> None:
+        self._store = store
+
+    def record(self, event: Event) -> None:
+        """Record an event in the journal."""
+        self._store.journal_event(event)
+
+
+def build_driver(
+    device: DeviceConfig, clock: Clock, gateways: ModbusGateways | None = None
+) -> Driver:
+    """The driver for one configured device; Modbus devices of one endpoint share
+    ``gateways``' connection to it (one connection per Modbus TCP gateway)."""
+    if isinstance(device, OpcUaDeviceConfig):
+        return build_opcua_driver(device, clock)
+    if isinstance(device, BacnetDeviceConfig):
+        return build_bacnet_driver(device, clock)
+    return build_modbus_driver(device, clock, gateways)
+
+
+def build_opcua_driver(device: OpcUaDeviceConfig, clock: Clock) -> OpcUaDriver:
+    """The OPC UA driver of one configured server."""
+    config = OpcUaDriverConfig(
+        endpoint=device.endpoint,
+        security_policy=SecurityPolicy(device.security_policy),
+        security_mode=SecurityMode(device.security_mode),
+        certificate_file=device.certificate,
+        private_key_file=device.private_key,
+        certificate_dir=device.certificate_dir,
+        trusted_server_certificates=tuple(device.trusted_server_certificates),
+        username=device.username,
+        password_env=device.password_env,
+        timeout_s=device.timeout,
+        deadband=device.deadband,
+        max_items_per_subscription=device.max_items_per_subscription,
+    )
+    return OpcUaDriver(device.name, config, clock)
+
+
+def build_bacnet_driver(device: BacnetDeviceConfig, clock: Clock) -> BacnetDriver:
+    """The BACnet/IP driver of one configured device."""
+    local_host, _, local_port = device.local_endpoint.rpartition(":")
+    config = BacnetDriverConfig(
+        host=device.host,
+        port=device.port,
+        device_instance=device.device_instance,
+        local_host=local_host,
+        local_port=int(local_port),
+        apdu_timeout_s=device.timeout,
+        retries=device.retries,
+        cov=device.cov,
+        cov_lifetime_s=device.cov_lifetime,
+    )
+    return BacnetDriver(device.name, config, clock)
+
+
+def build_modbus_driver(
+    device: ModbusDeviceConfig, clock: Clock, gateways: ModbusGateways | None = None
+) -> ModbusDriver:
+    """The Modbus TCP driver of one configured device."""
+    config = ModbusDriverConfig(
+        host=device.host,
+        port=device.port,
+        unit_id=device.unit_id,
+        timeout_s=device.timeout,
+        retries=device.retries,
+        word_order=device.word_order,
+        byte_order=device.byte_order,
+        max_gap=device.max_gap,
+        max_registers=device.max_registers_per_read,
+        max_bits=device.max_bits_per_read,
+        min_request_gap_s=device.min_request_gap,
+        reconnect_delay_max_s=device.reconnect_delay_max,
+        multiple_writes_only=device.multiple_writes_only,
+    )
+    connection = gateways.connection(config) if gateways is not None else None
+    return ModbusDriver(device.name, config, clock, connection=connection)
+
+
+def pushes_changes(device: DeviceConfig) -> bool:
+    """Whether the site wants the device's changes pushed (OPC UA subscriptions, BACnet COV)."""
+    if isinstance(device, OpcUaDeviceConfig):
+        return device.subscribe
+    if isinstance(device, BacnetDeviceConfig):
+        return device.cov
+    return False
+
+
+def scan_timeout(device: DeviceConfig) -> float:
+    """How long one scan's read may take before the scan engine abandons it (wall seconds).
+
+    Longer than one request's own timeout (all retries), so that a silent device fails with
+    the driver's precise reason; a read of many slow requests is abandoned at this bound."""
+    retries = 0 if isinstance(device, OpcUaDeviceConfig) else device.retries
+    return device.timeout * (retries + 1) + 0.5
+
+
+def build_rules(site: SiteConfig) -> list[HysteresisRule]:
+    """The site's rules as rule definitions."""
+    return [
+        HysteresisRule(
+            name=rule.name,
+            input_tag=rule.input,
+            output_tag=rule.output,
+            on_below=rule.on_below,
+            off_above=rule.off_above,
+            min_command_interval_s=rule.min_command_interval,
+            description=rule.description,
+            enabled=rule.enabled,
+        )
+        for rule in site.rules
+    ]
+
+
+def build_writer(
+    site: SiteConfig,
+    store: SqlHistorian,
+    tags: Sequence[TagDef],
+    compression: Mapping[str, CompressionSettings],
+    on_written: Callable[[Sequence[Sample]], None] | None = None,
+) -> HistorianWriter:
+    """The historian writer of a site: its tags' compression, and its spool when configured."""
+    config = site.historian
+    spool = None
+    if config.spool_path is not None:
+        spool = DiskSpool(
+            config.spool_path.resolve(),
+            max_bytes=int(config.spool_max_mb * 1024 * 1024),
+            warn_fraction=config.spool_warn_percent / 100.0,
+        )
+    return HistorianWriter(
+        store,
+        spool=spool,
+        memory_limit=config.memory_limit,
+        compressor=Compressor.for_tags(compression, tags),
+        on_written=on_written,
+    )
+
+
+ROLLUP_REFRESH_S = 10.0
+"""Wall seconds between rollup refreshes: a trend's newest minutes come from raw data anyway."""
+RETENTION_EVERY_S = 3600.0
+"""Wall seconds between retention runs."""
+FOREVER = timedelta(days=36_525)
+"""What "kept for ever" means to retention: a century."""
+
+
+def retention_policy(site: SiteConfig) -> RetentionPolicy | None:
+    """The site's retention, or None when it keeps everything for ever."""
+    config = site.historian.retention
+    days = (config.raw_days, config.minute_rollup_days, config.hour_rollup_days)
+    if all(value is None for value in days):
+        return None
+    raw, minute, hour = (FOREVER if value is None else timedelta(days=value) for value in days)
+    return RetentionPolicy(raw=raw, rollup_1m=minute, rollup_1h=hour)
+
+
+class ControlCenter:
+    """One running center: scan engine, bus, historian writer, rules, command pipeline and HMI."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        store: SqlHistorian,
+        clock: Clock,
+        *,
+        hmi: HmiOptions | None = None,
+    ) -> None:
+        self.site = site
+        self.store = store
+        self.clock = clock
+        self.tags: Sequence[TagDef] = site.tag_defs()
+        gateways = ModbusGateways()
+        self.drivers: dict[str, Driver] = {
+            device.name: build_driver(device, clock, gateways) for device in site.devices
+        }
+        self.bus = SampleBus()
+        self.live = LiveSnapshot(self.tags, clock.now())
+        self.compression = site.compression_settings()
+        self.rollups = RollupMaintainer(store)
+        self.retention = retention_policy(site)
+        self.writer = build_writer(
+            site, store, self.tags, self.compression, on_written=self.rollups.note_written
+        )
+        self.commands = CommandPipeline(self.tags, self.drivers, store, clock)
+        self.rules = RulesEngine(build_rules(site), self.commands, clock)
+        self.scan_engine = ScanEngine(
+            [
+                DeviceScan(
+                    driver=self.drivers[device.name],
+                    points=tuple(tag for tag in self.tags if tag.device == device.name),
+                    interval_s=device.scan_interval,
+                    timeout_s=scan_timeout(device),
+                    poll=not pushes_changes(device),
+                )
+                for device in site.devices
+            ],
+            self.bus,
+            clock,
+        )
+        self.bus.subscribe("live", self.live.update)
+        self.bus.subscribe("historian", self.writer.enqueue)
+        self.bus.subscribe("rules", self.rules.on_samples)
+        self.journal = StoreJournal(store)
+        self._hmi_options = hmi
+        self.hmi_server: HmiServer | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def hmi_url(self) -> str:
+        """Where the HMI answers; raises RuntimeError when it is not running."""
+        if self.hmi_server is None:
+            raise RuntimeError("the HMI is not running")
+        return self.hmi_server.url
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down cleanly, flushing the historian."""
+        await asyncio.to_thread(self.store.ensure_tags, self.tags, self.compression)
+        self._record(EventKind.SYSTEM, f"center started for site {self.site.site.name}")
+        tasks = [
+            asyncio.create_task(self.writer.run(), name="historian writer"),
+            asyncio.create_task(self.rules.run(), name="rules engine"),
+            asyncio.create_task(self.scan_engine.run(), name="scan engine"),
+            asyncio.create_task(self._historian_upkeep(), name="historian upkeep"),
+        ]
+        failure: BaseException | None = None
+        try:
+            if self._hmi_options is not None:
+                self.hmi_server = self._start_hmi(self._hmi_options)
+            freeze_startup_objects()
+            self.ready.set()
+            stopper = asyncio.create_task(stop.wait(), name="stop signal")
+            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            for task in done:
+                if task is not stopper and not task.cancelled() and task.exception() is not None:
+                    failure = task.exception()
+                    log.error("%s stopped unexpectedly: %r", task.get_name(), failure)
+        finally:
+            await self._shutdown(tasks)
+        if failure is not None:
+            raise CenterFailedError(str(failure)) from failure
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        writer_task, *others = tasks
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        # Acquisition ends before the historian does: a closed driver pushes no more samples
+        # (subscriptions, COV), so nothing reaches a writer that is already stopping.
+        for driver in self.drivers.values():
+            await driver.close()
+        if self.hmi_server is not None:
+            await asyncio.to_thread(self.hmi_server.stop)
+        await self.writer.stop()
+        await asyncio.gather(writer_task, return_exceptions=True)
+        self._record(EventKind.SYSTEM, "center stopped")
+
+    async def _historian_upkeep(self) -> None:
+        """Keep the rollups current and apply retention, off the event loop."""
+        failing = False
+        last_retention = -RETENTION_EVERY_S
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(ROLLUP_REFRESH_S)
+            try:
+                await asyncio.to_thread(self.rollups.refresh)
+                if self.retention is not None and loop.time() - last_retention >= RETENTION_EVERY_S:
+                    last_retention = loop.time()
+                    await asyncio.to_thread(
+                        apply_retention, self.store, self.retention, self.clock.now()
+                    )
+            except StorageError as err:
+                if not failing:
+                    log.warning("historian upkeep failed (rollups, retention): %s", err)
+                failing = True
+            else:
+                if failing:
+                    log.info("historian upkeep recovered")
+                failing = False
+
+    def _start_hmi(self, options: HmiOptions) -> HmiServer:
+        users = UserStore(options.users_path)
+        app = create_hmi(
+            self.live,
+            self.store,
+            users,
+            self.journal,
+            site_name=self.site.site.name,
+            featured_tags=self.site.hmi.featured,
+            # Sessions last as long as the process: a restart asks operators to log in again.
+            secret_key=secrets.token_bytes(32),
+        )
+        server = HmiServer(app, host=options.host, port=options.port)
+        server.start()
+        log.info("HMI at %s", server.url)
+        return server
+
+    def _record(self, kind: EventKind, message: str) -> None:
+        self.journal.record(Event(self.clock.now(), kind, "controlcenter", message))

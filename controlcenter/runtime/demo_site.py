@@ -1,0 +1,166 @@
+"""Generate a site file from the simulated city's point list.
+
+The demo city's devices and tags are never written by hand: they come from the same source the
+simulator serves them from, so the two cannot disagree. The site's name, location, rules and
+displays come from a hand-written overlay (``sites/demo-city.yaml``); this module adds the
+``devices`` and ``tags`` sections. Tags are written one per line (YAML flow mappings), so a site
+of twenty thousand points stays readable and every problem still has its own line number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+
+import yaml
+
+from controlcenter.runtime.defaults import DEFAULT_BASE_PORT
+from controlcenter.site.config import SiteInfo
+from plc_sim.city import CityOptions, SimulatedCity
+from plc_sim.domain import DOMAINS
+from plc_sim.points import SimPoint
+
+SCAN_INTERVALS_S: Mapping[str, float] = {"water": 1.0, "lights": 1.0, "heat": 5.0, "bldg": 5.0}
+"""Scan class per domain: water and lighting every second, slow thermal plant every 5 s."""
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedDevice:
+    """One device entry of a generated site file."""
+
+    name: str
+    protocol: str
+    endpoint: str
+    scan_interval_s: float
+    unit_id: int | None = None
+    device_instance: int | None = None
+
+
+def city_devices(
+    city: SimulatedCity, host: str | None = None, scan_interval_s: float | None = None
+) -> list[GeneratedDevice]:
+    """The device entries for a city, at the ports it listens on (planned ones if not running);
+    ``scan_interval_s`` replaces every domain's scan class (e.g. for a fast simulated clock)."""
+    result = []
+    for name, (device_host, port) in city.endpoints().items():
+        if port == 0:
+            raise ValueError(
+                f"device {name} has no port yet: start the city or give it a base port"
+            )
+        device = city.device(name)
+        where = f"{host or device_host}:{port}"
+        result.append(
+            GeneratedDevice(
+                name=name,
+                protocol=device.protocol,
+                endpoint=f"opc.tcp://{where}" if device.protocol == "opcua" else where,
+                scan_interval_s=scan_interval_s or SCAN_INTERVALS_S.get(name.split(".", 1)[0], 1.0),
+                unit_id=device.unit_id if device.protocol == "modbus" else None,
+                device_instance=device.device_instance if device.protocol == "bacnet" else None,
+            )
+        )
+    return result
+
+
+def render_site(
+    overlay_text: str, devices: Iterable[GeneratedDevice], points: Iterable[SimPoint]
+) -> str:
+    """A complete site file: the overlay's sections followed by generated devices and tags."""
+    overlay = yaml.safe_load(overlay_text)
+    if not isinstance(overlay, dict):
+        raise ValueError("the site overlay must be a mapping")
+    clashing = sorted({"devices", "tags"} & set(overlay))
+    if clashing:
+        raise ValueError(
+            f"the site overlay must not define {', '.join(clashing)}: they are generated"
+        )
+    lines = [
+        overlay_text.rstrip(),
+        "",
+        "# Generated from the simulated city's point list.",
+        "devices:",
+    ]
+    for device in devices:
+        lines.append(f"  - {_flow(_device_fields(device))}")
+    lines.append("")
+    lines.append("tags:")
+    for point in points:
+        lines.append(f"  - {_flow(_tag_fields(point))}")
+    return "\n".join(lines) + "\n"
+
+
+def _device_fields(device: GeneratedDevice) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "name": device.name,
+        "protocol": device.protocol,
+        "endpoint": device.endpoint,
+        "scan_interval": device.scan_interval_s,
+    }
+    if device.unit_id is not None:
+        fields["unit_id"] = device.unit_id
+    if device.device_instance is not None:
+        fields["device_instance"] = device.device_instance
+    return fields
+
+
+def _tag_fields(point: SimPoint) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "name": point.tag,
+        "device": point.device,
+        "address": point.address,
+        "data_type": point.data_type,
+    }
+    if point.unit:
+        fields["unit"] = point.unit
+    if point.low is not None and point.high is not None and point.low < point.high:
+        fields["range"] = [point.low, point.high]
+    if point.writable:
+        fields["writable"] = True
+    if point.description:
+        fields["description"] = point.description
+    return fields
+
+
+def _flow(fields: Mapping[str, object]) -> str:
+    """One YAML flow mapping; JSON scalars are valid YAML and quote whatever needs it."""
+    return "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in fields.items()) + "}"
+
+
+def demo_overlay_text() -> str:
+    """The hand-written part of the demo site: site, rules and displays."""
+    return (resources.files("controlcenter") / "sites" / "demo-overlay.yaml").read_text("utf-8")
+
+
+def load_demo_overlay() -> SiteInfo:
+    """Where the demo city is (name, location, time zone), from its hand-written overlay."""
+    document = yaml.safe_load(demo_overlay_text())
+    return SiteInfo.model_validate(document["site"])
+
+
+def demo_city_options(
+    scale: int = 1,
+    seed: int = 1,
+    host: str = "127.0.0.1",
+    base_port: int = DEFAULT_BASE_PORT,
+    domains: frozenset[str] = frozenset(DOMAINS),
+) -> CityOptions:
+    """The demo city at the overlay's location (sun, weather and time zone follow it)."""
+    site = load_demo_overlay()
+    return CityOptions(
+        scale=scale,
+        seed=seed,
+        host=host,
+        base_port=base_port,
+        latitude=site.latitude,
+        longitude=site.longitude,
+        timezone=site.timezone,
+        domains=domains,
+    )
+
+
+def render_demo_site(city: SimulatedCity, scan_interval_s: float | None = None) -> str:
+    """The demo site file for ``city`` at the ports it listens on (planned ones if stopped)."""
+    devices = city_devices(city, scan_interval_s=scan_interval_s)
+    return render_site(demo_overlay_text(), devices, city.points())

@@ -1,0 +1,1 @@
+"""Users, roles and the checks of who may do what."""

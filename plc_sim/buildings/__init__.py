@@ -1,0 +1,1 @@
+"""Simulated buildings: zones, HVAC and their schedules, served over BACnet/IP."""

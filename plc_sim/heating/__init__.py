@@ -1,0 +1,1 @@
+"""Simulated district heating: the heat plant, the network and its substations."""

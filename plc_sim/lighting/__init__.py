@@ -1,0 +1,1 @@
+"""Simulated street lighting: districts, cabinets and their lamps."""

@@ -1,0 +1,1 @@
+"""The simulated city's protocol servers: one package per protocol, as in `drivers/`."""

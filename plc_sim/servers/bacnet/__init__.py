@@ -1,0 +1,1 @@
+"""BACnet/IP device server of the simulated city (bacpypes3)."""

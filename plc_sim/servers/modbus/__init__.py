@@ -1,0 +1,1 @@
+"""Modbus TCP device server of the simulated city (pymodbus)."""

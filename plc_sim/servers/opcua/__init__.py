@@ -1,0 +1,1 @@
+"""OPC UA device server of the simulated city (asyncua)."""

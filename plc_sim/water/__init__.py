@@ -1,0 +1,1 @@
+"""Simulated water network: plant, reservoirs, booster stations and metering areas."""
