@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
+import shutil
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -94,7 +97,7 @@ def demo(
         if password is not None:
             typer.echo(f"HMI login created: admin / {password} (stored hashed in {users})")
         else:
-            typer.echo(f"HMI logins: {users} (add one with `controlcenter user add NAME`)")
+            typer.echo(f"HMI logins: {users} (add one with `{typed_command()} user add NAME`)")
         hmi = HmiOptions(users_path=users, host=host, port=port)
     runner = Demo(
         DemoOptions(
@@ -118,12 +121,22 @@ def demo(
     raise typer.Exit(_run_until_stopped(body, duration))
 
 
+def typed_command() -> str:
+    """How to type this command again: its name when the shell finds it, else the path it ran by."""
+    invoked = Path(sys.argv[0])
+    on_path = shutil.which(invoked.name)
+    if on_path is not None and Path(on_path).resolve() == invoked.resolve():
+        return invoked.name
+    return shlex.quote(str(invoked))
+
+
 async def _announce(runner: Demo) -> None:
     await runner.ready.wait()
     center = runner.center
     if runner.city_control is not None:
         host, port = runner.city_control
-        typer.echo(f"Fault injection: controlcenter sim fault --control {host}:{port} …")
+        # Printed as a whole command that works when pasted, from the same directory.
+        typer.echo(f"Fault injection: {typed_command()} sim fault list --control {host}:{port}")
     if center is not None and center.hmi_server is not None:
         typer.echo(f"HMI: {center.hmi_url}  (Ctrl-C stops the demo)")
     else:

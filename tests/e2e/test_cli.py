@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -227,9 +228,18 @@ async def test_ctrl_c_stops_the_demo_and_its_city_cleanly(tmp_path: Path) -> Non
         printed = await asyncio.wait_for(read_until(process.stdout, b"Demo running"), 60)
         control = re.search(rb"--control (\S+:\d+)", printed)
         assert control is not None, printed
-        # The demo's city takes faults from the command line, as in operator training.
+        hint = re.search(rb"^Fault injection: (.+)$", printed, re.MULTILINE)
+        assert hint is not None, printed
+        # The demo's city takes faults from the command line, as in operator training: the
+        # command the demo prints works exactly as printed, from the directory it ran in.
         faults = await asyncio.to_thread(
-            run_cli, "sim", "fault", "list", "--control", control[1].decode()
+            subprocess.run,
+            shlex.split(hint[1].decode()),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            check=False,
         )
         assert faults.returncode == 0, faults.stderr
         assert "water.tank1_rtu" in faults.stdout
