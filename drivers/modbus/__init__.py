@@ -2,7 +2,7 @@
 
 from drivers.modbus.address import ModbusAddress, parse_address, validate_address
 from drivers.modbus.config import ModbusDeviceConfig
-from drivers.modbus.connection import ModbusConnection, ModbusGateways
+from drivers.modbus.connection import ModbusConnection, ModbusGateways, ModbusProtocolError
 from drivers.modbus.driver import ModbusDriver
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "ModbusDeviceConfig",
     "ModbusDriver",
     "ModbusGateways",
+    "ModbusProtocolError",
     "parse_address",
     "validate_address",
 ]

@@ -85,6 +85,7 @@ _COMPATIBLE: dict[DataType, frozenset[ValueType]] = {
     DataType.INT: frozenset({ValueType.INT16, ValueType.UINT16, ValueType.INT32, ValueType.UINT32}),
     DataType.FLOAT: _NUMERIC_TYPES,
     DataType.STRING: frozenset(),
+    DataType.DATETIME: frozenset(),
 }
 
 

@@ -16,6 +16,13 @@ a failed attempt the next waits a delay that doubles up to ``reconnect_delay_max
 The answers to the four read function codes are decoded by this module's own response classes,
 registered with each client: the same fields as pymodbus' classes, filled in one pass over the
 frame instead of one ``struct`` call per register or a Python loop per bit.
+
+Every reply is checked against the request as sent (``drivers.modbus.reply_check``) before
+pymodbus decodes it: a reply with another function code, unit or transaction id, a broken MBAP
+header or a byte count that does not fit the request fails that request at once with a
+``ModbusProtocolError``, and the connection is closed, as it is out of step with the device.
+pymodbus would otherwise take such a reply as Good data, wait for the request's timeout, or raise
+inside asyncio's transport callback (a logged traceback instead of a failed request).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from pymodbus.pdu.register_message import (
 
 from drivers.base import CommunicationTimeoutError, DriverError, NotConnectedError
 from drivers.modbus.config import ModbusDeviceConfig
+from drivers.modbus.reply_check import ReplyViolation, check_reply
 
 _PYMODBUS_LOGGER = "pymodbus"
 
@@ -50,6 +58,15 @@ FIRST_RECONNECT_DELAY_S = 0.1
 # Above pymodbus' own timeout x (retries + 1): only a request pymodbus itself fails to time out
 # (a stuck transport) meets this guard.
 _GUARD_MARGIN_S = 0.5
+
+
+class ModbusProtocolError(DriverError):
+    """The device answered with a reply that does not fit the request (Bad comm_failure)."""
+
+
+class _ReplyRejected(Exception):
+    """Raised into pymodbus' pending request when the reply fails ``check_reply``."""
+
 
 ModbusCall = Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]
 """One request on a connected client, e.g. ``lambda c: c.read_coils(0, count=8, device_id=1)``."""
@@ -194,6 +211,12 @@ class ModbusConnection:
         self._failed_attempts = 0
         self._next_attempt = 0.0
         self._ready_at = 0.0
+        self._sent = b""
+        """The last request as sent (its whole ADU), which the next reply must answer."""
+        self._received = 0
+        """Bytes of the reply to ``_sent`` received so far."""
+        self._out_of_step = False
+        """A reply came that fits no request: the connection must be opened anew."""
 
     @property
     def settings(self) -> ConnectionSettings:
@@ -233,6 +256,7 @@ class ModbusConnection:
                 # reconnect_delay=0 disables pymodbus' background reconnect: this class owns it.
                 reconnect_delay=0,
                 reconnect_delay_max=settings.timeout_s,
+                trace_packet=self._check_traffic,
             )
             for response_class in READ_RESPONSES:
                 client.register(response_class)
@@ -250,11 +274,14 @@ class ModbusConnection:
                     f"within {settings.timeout_s:g} s)"
                 )
             self._client = client
+            self._sent, self._received, self._out_of_step = b"", 0, False
             self._failed_attempts = 0
             self._next_attempt = 0.0
 
     async def execute(self, user: str, call: ModbusCall) -> ModbusPDU:
         """Send one request for ``user``, connecting first if needed; raise DriverError."""
+        if self._out_of_step:
+            self._drop_client()
         if not self.connected:
             await self.connect(user)
         self._users.add(user)
@@ -271,6 +298,9 @@ class ModbusConnection:
             except TimeoutError as err:
                 self._drop_client(client)
                 raise self._timeout() from err
+            except _ReplyRejected as err:
+                self._drop_client(client)
+                raise ModbusProtocolError(f"{self.where}: {err}") from err
             except asyncio.CancelledError:
                 # Abandoned mid-request: its answer may still come and be taken for the next.
                 self._drop_client(client)
@@ -300,9 +330,33 @@ class ModbusConnection:
             self._drop_client()
 
     def _timeout(self) -> CommunicationTimeoutError:
-        return CommunicationTimeoutError(
-            f"{self.where}: no response within {self._settings.request_timeout_s:g} s"
-        )
+        within = f"within {self._settings.request_timeout_s:g} s"
+        if self._received:
+            return CommunicationTimeoutError(
+                f"{self.where}: incomplete response ({self._received} bytes) {within}"
+            )
+        return CommunicationTimeoutError(f"{self.where}: no response {within}")
+
+    def _check_traffic(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus' packet hook: remember each request; check the reply before it is decoded.
+
+        Called with every request as sent, and with the whole reply received so far on every
+        arrival of bytes. A reply that fails the check is taken from pymodbus (it sees no bytes)
+        and its request fails with the reason.
+        """
+        if sending:
+            self._sent, self._received = data, 0
+            return data
+        self._received = len(data)
+        verdict = check_reply(self._sent, data)
+        if not isinstance(verdict, ReplyViolation):
+            return data
+        self._out_of_step = True
+        client = self._client
+        pending = None if client is None else client.ctx.response_future
+        if pending is not None and not pending.done():
+            pending.set_exception(_ReplyRejected(verdict.reason))
+        return b""
 
     def _schedule_next_attempt(self) -> None:
         delay = min(
@@ -318,6 +372,7 @@ class ModbusConnection:
         if client is None or (expected is not None and client is not expected):
             return
         self._client = None
+        self._out_of_step = False
         client.close()
 
 

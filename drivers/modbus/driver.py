@@ -24,11 +24,14 @@ from controlcenter.model import DataType, Quality, Sample, Substatus, TagDef, Va
 from controlcenter.ports import Clock
 from drivers.base import (
     AddressError,
+    CommunicationTimeoutError,
     DeviceRejectedError,
     DriverDiagnostics,
     DriverError,
+    NotConnectedError,
     SampleCallback,
     SubscriptionUnsupportedError,
+    confirm_write,
 )
 from drivers.health import DriverHealth
 from drivers.modbus.address import (
@@ -223,7 +226,11 @@ class ModbusDriver:
         """Read points with the fewest requests; one sample per point, in order.
 
         A point with an unusable address, or one the device answers with an exception, gets a
-        Bad sample; losing the connection or a timeout raises for the whole read.
+        Bad sample; so do the points of a request that fails (timeout, lost connection, a reply
+        that does not fit the request), each with that request's table and range in its reason.
+        Once the device stops answering, the remaining requests are not sent. When no request
+        was answered, the first failure is raised with every point's sample
+        (``DriverError.point_samples``).
         """
         prepared = self._prepare(points)
         samples: list[Sample | None] = [None] * len(points)
@@ -232,15 +239,48 @@ class ModbusDriver:
             for slot, reason in prepared.config_errors:
                 samples[slot] = _bad(points[slot], Substatus.CONFIG_ERROR, reason, now)
         readable, slots = prepared.readable, prepared.slots
+        first_failure: DriverError | None = None
+        link_down: DriverError | None = None
+        answered = False
         for planned in prepared.reads:
             request = planned.request
-            answers, _ = await self._read_request(request, readable, planned)
+            if link_down is not None:
+                # The device stopped answering: a request sent now would only wait for its
+                # own timeout. Its points say which request they were in and why it was not sent.
+                cause = link_down.__cause__ or link_down
+                reason = f"{self._block(request)}: not sent: {cause}"
+                answers = self._failed_block(planned, link_down.substatus, reason)
+            else:
+                try:
+                    answers, _ = await self._read_request(request, readable, planned)
+                    answered = True
+                except DriverError as err:
+                    # A failure belongs to the points of its own request (its text names it).
+                    first_failure = first_failure or err
+                    if isinstance(err, NotConnectedError | CommunicationTimeoutError):
+                        link_down = err
+                    answers = self._failed_block(planned, err.substatus, str(err))
             for member, sample in zip(request.members, answers, strict=True):
                 samples[slots[member]] = sample
         result = [sample for sample in samples if sample is not None]
         if len(result) != len(points):  # the plan covers every readable point once
             raise DriverError(f"{self._device}: read plan missed points")
+        if first_failure is not None and not answered:
+            # Nothing answered: the read failed as a whole, each point with its own reason.
+            first_failure.point_samples = tuple(result)
+            raise first_failure
         return result
+
+    def _block(self, request: ReadRequest) -> str:
+        """A planned request as reasons name it: ``device (host:port unit 1): read hr:0+10``."""
+        return f"{self._where}: read {request.table}:{request.start}+{request.count}"
+
+    def _failed_block(
+        self, planned: _PlannedRead, substatus: Substatus, reason: str
+    ) -> list[Sample]:
+        """Bad samples for the points of one planned request."""
+        now = self._clock.now()
+        return [_bad(point.tag, substatus, reason, now) for point in planned.points]
 
     async def subscribe(
         self, points: Sequence[TagDef], callback: SampleCallback, *, interval_s: float
@@ -277,10 +317,12 @@ class ModbusDriver:
             raise DeviceRejectedError(reason)
         request = ReadRequest(address.table, address.offset, address.register_count, (0,))
         readback_point = _Point.of(point, address)
-        (readback,), _ = await self._read_request(request, (readback_point,))
-        if not readback.quality.is_good or readback.value is None:
-            raise DeviceRejectedError(f"{where}: readback failed: {readback.quality.reason}")
-        return readback.value
+        # The device accepted the write: a failed readback leaves it unconfirmed, not refused.
+        return await confirm_write(where, self._read_back(request, readback_point))
+
+    async def _read_back(self, request: ReadRequest, point: _Point) -> Sample:
+        (readback,), _ = await self._read_request(request, (point,))
+        return readback
 
     def diagnostics(self) -> DriverDiagnostics:
         """Request and error counts, the last error and the connection state."""
@@ -351,7 +393,7 @@ class ModbusDriver:
             call = lambda c: c.read_input_registers(start, count=count, device_id=unit)  # noqa: E731
 
         def where() -> str:  # text for failures only: not formatted for every good answer
-            return f"{self._where}: read {table}:{start}+{count}"
+            return self._block(request)
 
         response = await self._execute(where, call)
         if isinstance(response, ExceptionResponse):
@@ -364,8 +406,8 @@ class ModbusDriver:
                     return await self._split(request, readable), True
                 self._rejected.add(table, start, request.end)
             now = self._clock.now()
-            reason = describe_exception(code)
-            self._health.count_error(Substatus.DEVICE_FAILURE.value, f"{where()}: {reason}")
+            reason = f"{where()}: {describe_exception(code)}"
+            self._health.count_error(Substatus.DEVICE_FAILURE.value, reason)
             members = [readable[m].tag for m in request.members]
             return [_bad(tag, Substatus.DEVICE_FAILURE, reason, now) for tag in members], (
                 code == ILLEGAL_DATA_ADDRESS
@@ -443,7 +485,11 @@ class ModbusDriver:
     def _encode_for_write(
         self, where: str, point: TagDef, address: ModbusAddress, value: Value
     ) -> list[int]:
-        if isinstance(value, bool | str) or (isinstance(value, float) and not math.isfinite(value)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
             raise AddressError(f"{where}: a register takes a finite number, not {value!r}")
         raw: float = value
         if _is_scaled(point):

@@ -16,6 +16,13 @@ thousands of values read a second made the simulator, not the center, the limit 
 
 Access rules (MAP 7 exception codes):
 
+- a request is screened before anything else (``plc_sim.servers.modbus.request_check``): an
+  unsupported function code answers 1; a quantity outside the function's limits, a byte count
+  that does not match the quantity or the bytes that follow, or an FC5 value other than 0x0000
+  or 0xFF00 answers 3; a range beyond address 65535 answers 2. Every exception reply carries the
+  request's function code + 0x80 (pymodbus answers a request it cannot decode with 0x80);
+- FC43 / MEI 14 (Read Device Identification, MAP 6.21) answers the basic objects VendorName,
+  ProductCode and MajorMinorRevision (``plc_sim.servers.modbus.identification``);
 - an access to an undefined address (a hole between blocks, or past the map) answers 2;
 - FC5/FC15 write coils, FC6/FC16 write holding registers; each written point goes to
   ``device.write``. A write that covers only part of a multi-register value (one register of a
@@ -61,6 +68,7 @@ from pymodbus.simulator import SimDevice as ModbusSimDevice
 
 from plc_sim.device import FaultKind, PointValue, PointWriteError, SimDevice
 from plc_sim.domain import DeviceServerBase
+from plc_sim.servers.modbus.identification import DeviceIdentity, identification_answer
 from plc_sim.servers.modbus.register_map import (
     BITS_PER_WORD,
     MapBlock,
@@ -72,6 +80,11 @@ from plc_sim.servers.modbus.register_map import (
     allocate_map,
     decode_registers,
     value_struct,
+)
+from plc_sim.servers.modbus.request_check import (
+    ILLEGAL_DATA_VALUE,
+    READ_DEVICE_IDENTIFICATION,
+    request_exception,
 )
 
 _log = logging.getLogger(__name__)
@@ -110,8 +123,11 @@ class ModbusDeviceServer(DeviceServerBase):
         port: int = 0,
         word_order: WordOrder = "big",
         contiguous_bits: bool = False,
+        identity: DeviceIdentity | None = None,
     ) -> None:
-        """Serve ``device`` (``contiguous_bits``: each bit table one block, see the map)."""
+        """Serve ``device`` (``contiguous_bits``: each bit table one block, see the map;
+        ``identity``: what Read Device Identification answers, by default one made from the
+        device's name)."""
         if device.protocol != "modbus":
             raise ValueError(f"device {device.name} speaks {device.protocol}, not modbus")
         if not 1 <= device.unit_id <= 247:
@@ -121,6 +137,10 @@ class ModbusDeviceServer(DeviceServerBase):
             raise ValueError(f"word order must be 'big' or 'little', got {word_order!r}")
         super().__init__(device, host, port)
         self._word_order: WordOrder = word_order
+        self._identity = identity or DeviceIdentity.of(device.name)
+        self._screened: tuple[int, int] | None = None
+        """Function code of the last request screened, and the exception it needs if pymodbus
+        cannot decode it (see ``_screen_request``)."""
         self._map = allocate_map(device.points, contiguous_bits=contiguous_bits)
         self._coils = {point.offset: point for point in self._map.points if point.table == "coil"}
         self._holding = {
@@ -329,6 +349,51 @@ class ModbusDeviceServer(DeviceServerBase):
             return ExceptionResponse(code, refused)
         return _BIT_ANSWERS[code](bits=self._bits[table][address : address + count])
 
+    async def answer_identification(self, read_code: int, object_id: int) -> ModbusPDU:
+        """Answer Read Device Identification (FC43 / MEI 14, MAP 6.21) of this RTU's unit."""
+        fault = await self._field_fault()
+        if fault is not None:
+            return ExceptionResponse(READ_DEVICE_IDENTIFICATION, fault)
+        answer = identification_answer(self._identity, read_code, object_id)
+        if isinstance(answer, int):
+            return ExceptionResponse(READ_DEVICE_IDENTIFICATION, answer)
+        return _IdentificationAnswer(answer)
+
+    def _screen_request(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus' packet hook: refuse a malformed request with the exception MAP 6 gives.
+
+        Called with the bytes received so far on a connection (and with every reply sent,
+        passed through). The first whole request frame is checked by ``request_exception``; a
+        malformed one has its function code replaced by 0, which pymodbus cannot decode: it then
+        answers exception 1 with function byte 0x80, which ``_correct_exception`` turns into the
+        request's function code + 0x80 and the exception found here. Both hooks run in the same
+        synchronous call, so no other request comes between them.
+        """
+        if sending or len(data) < 8 or data[2:4] != b"\x00\x00":
+            return data
+        end = 6 + int.from_bytes(data[4:6], "big")
+        if end <= 7 or len(data) < end:
+            return data  # incomplete: pymodbus waits for the rest
+        code = request_exception(data[7:end])
+        self._screened = (data[7], ILLEGAL_DATA_VALUE if code is None else code)
+        if code is None:
+            return data
+        return data[:7] + b"\x00" + data[8:]
+
+    def _correct_exception(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        """pymodbus' PDU hook: an exception reply must carry the request's function code + 0x80
+        (MAP 7), never 0x80 alone."""
+        screened = self._screened
+        if not (sending and screened is not None and isinstance(pdu, ExceptionResponse)):
+            return pdu
+        if pdu.function_code != _UNDECODED_EXCEPTION:
+            return pdu
+        self._screened = None
+        function, code = screened
+        return ExceptionResponse(
+            function, code, device_id=pdu.dev_id, transaction=pdu.transaction_id
+        )
+
     async def _reconcile_listener(self) -> None:
         """Stop listening while the device refuses connections; listen again once it clears."""
         refusing = self._device.faults.has(FaultKind.REFUSING)
@@ -344,9 +409,13 @@ class ModbusDeviceServer(DeviceServerBase):
     async def _listen(self) -> None:
         """Create a server with a fresh image and listen (on the port bound before, if any)."""
         port = self._bound_port if self._bound_port is not None else self._requested_port
-        reads = [type(base.__name__, (base,), {"server": self}) for base in _IMAGE_READS]
+        handled = [type(base.__name__, (base,), {"server": self}) for base in _OWN_REQUESTS]
         server = ModbusTcpServer(
-            self._sim_devices(), address=(self._host, port), custom_pdu=list(reads)
+            self._sim_devices(),
+            address=(self._host, port),
+            custom_pdu=list(handled),
+            trace_packet=self._screen_request,
+            trace_pdu=self._correct_exception,
         )
         try:
             await server.serve_forever(background=True)
@@ -628,12 +697,59 @@ class _ReadInputRegistersFromImage(ReadInputRegistersRequest):
         return await _from_image(self, self.server, context, device_id, super().datastore_update)
 
 
-_IMAGE_READS: tuple[type[ModbusPDU], ...] = (
+class _IdentificationAnswer(ModbusPDU):
+    """A Read Device Identification answer, encoded by ``identification_answer``."""
+
+    function_code = READ_DEVICE_IDENTIFICATION
+
+    def __init__(self, body: bytes = b"") -> None:
+        super().__init__()
+        self.body = body
+
+    def encode(self) -> bytes:
+        """The answer after the function code."""
+        return self.body
+
+
+class _ReadDeviceIdentification(ModbusPDU):
+    """FC43 / MEI 14, answered by ``server`` (set on a subclass per server); the request was
+    screened before (four bytes, MEI type 14)."""
+
+    function_code = READ_DEVICE_IDENTIFICATION
+    server: ClassVar[ModbusDeviceServer | None] = None
+
+    def __init__(self, dev_id: int = 0, transaction_id: int = 0) -> None:
+        super().__init__(dev_id=dev_id, transaction_id=transaction_id)
+        self.read_code = 0
+        self.object_id = 0
+
+    def encode(self) -> bytes:
+        """MEI type, read device id code and object id."""
+        return bytes([0x0E, self.read_code, self.object_id])
+
+    def decode(self, data: bytes) -> None:
+        """Take the read device id code and the object id."""
+        self.read_code, self.object_id = data[1], data[2]
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        """Answer for the server's own unit; any other answers exception 11, as reads do."""
+        server = self.server
+        if server is None or device_id != server.device.unit_id:
+            return ExceptionResponse(self.function_code, ExcCodes.GATEWAY_NO_RESPONSE)
+        return await server.answer_identification(self.read_code, self.object_id)
+
+
+_OWN_REQUESTS: tuple[type[ModbusPDU], ...] = (
     _ReadCoilsFromImage,
     _ReadDiscreteInputsFromImage,
     _ReadHoldingRegistersFromImage,
     _ReadInputRegistersFromImage,
+    _ReadDeviceIdentification,
 )
+"""Requests this module answers itself (pymodbus takes them as custom PDUs)."""
+
+_UNDECODED_EXCEPTION = 0x80
+"""The function byte pymodbus gives the exception reply to a request it cannot decode."""
 
 
 async def _shutdown(server: ModbusTcpServer) -> None:

@@ -125,7 +125,9 @@ async def test_exception_response_makes_only_that_requests_points_bad(
     samples = await driver.read([undefined, level])
     assert samples[0].quality.severity is Severity.BAD
     assert samples[0].quality.substatus is Substatus.DEVICE_FAILURE
-    assert samples[0].quality.reason == "Modbus exception 2 (illegal data address)"
+    assert samples[0].quality.reason.endswith(
+        ": read hr:0+1: Modbus exception 2 (illegal data address)"
+    )
     assert samples[0].value is None
     assert samples[1].quality.is_good
     diagnostics = driver.diagnostics()
@@ -173,7 +175,9 @@ async def test_wrong_unit_id_gives_bad_samples(
     finally:
         await wrong_unit.close()
     assert sample.quality.substatus is Substatus.DEVICE_FAILURE
-    assert sample.quality.reason == "Modbus exception 11 (gateway target device failed to respond)"
+    assert sample.quality.reason.endswith(
+        ": read ir:0+2: Modbus exception 11 (gateway target device failed to respond)"
+    )
 
 
 async def test_dead_port_raises_not_connected_and_logs_once(
