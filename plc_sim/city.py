@@ -179,7 +179,14 @@ class SimulatedCity:
                 security=self.options.opcua_security,
                 source_time=self.clock.now,
             )
-        return BacnetDeviceServer(device, host=host, port=port)
+        # A BACnet device keeps the city's local time (its local-time, utc-offset, 12.11).
+        return BacnetDeviceServer(
+            device,
+            host=host,
+            port=port,
+            time_zone=ZoneInfo(self.options.timezone),
+            now=self.clock.now,
+        )
 
     @property
     def clock(self) -> SimulationClock:

@@ -2,13 +2,14 @@
 
 from drivers.bacnet.address import BacnetAddress, ObjectType, parse_address, validate_address
 from drivers.bacnet.config import BacnetDeviceConfig
-from drivers.bacnet.driver import BacnetDriver, BacnetErrorResponse
+from drivers.bacnet.driver import BacnetDriver, BacnetErrorResponse, DeviceIdentityError
 
 __all__ = [
     "BacnetAddress",
     "BacnetDeviceConfig",
     "BacnetDriver",
     "BacnetErrorResponse",
+    "DeviceIdentityError",
     "ObjectType",
     "parse_address",
     "validate_address",

@@ -109,7 +109,7 @@ def encode_present_value(address: BacnetAddress, value: Value) -> object:
         if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
             return BinaryPV.active if value else BinaryPV.inactive
         raise CodecError(f"{address} takes true/false, not {value!r}")
-    if isinstance(value, bool | str):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise CodecError(f"{address} takes a number, not {value!r}")
     if address.object_type.is_multi_state:
         if isinstance(value, int) and value >= 0:

@@ -5,7 +5,8 @@ errors here, with the cause chained, and no bacpypes3 type leaves the driver. Ea
 one BACnet/IP port (its own UDP socket and a minimal client device object) and talks to one
 device at its direct address. UDP has no connection: the driver counts the device as
 reachable while it answers, and a request that gets no answer fails after
-``apdu_timeout_s * (retries + 1)``.
+``apdu_timeout_s * (retries + 1)``. Before the first request and after every silence the
+driver checks that the device at the address is the configured device instance.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 
@@ -77,6 +79,7 @@ from drivers.base import (
     NotConnectedError,
     SampleCallback,
     SubscriptionUnsupportedError,
+    confirm_write,
 )
 from drivers.health import DriverHealth
 
@@ -101,6 +104,13 @@ ADDRESS_CACHE_SIZE = 65536
 
 VENDOR_IDENTIFIER = 999
 """Vendor identifier of the driver's client device object (no registered vendor)."""
+
+WILDCARD_DEVICE_INSTANCE = 0x3FFFFF
+"""Device instance 4194303: "the device that receives this request" (ASHRAE 135-2020,
+12.11.1 and 15.5.2), so reading its object-identifier tells which device answers."""
+
+BACNET_IP_MAC_LENGTH = 6
+"""A BACnet/IP MAC address: 4 bytes of IPv4 address, then 2 of UDP port (Annex J.1.2)."""
 
 _STATUS_FLAGS = "status-flags"
 _PRESENT_VALUE = "present-value"
@@ -147,6 +157,27 @@ class BacnetErrorResponse(DeviceRejectedError):
         return self.reason in _TOO_LONG
 
 
+class DeviceIdentityError(DriverError):
+    """The device at the configured address is another device instance than configured.
+
+    A configuration error, not a field fault: the driver reads nothing from a device it was
+    not configured for, and every point of the device is Bad ``config_error``.
+    """
+
+    substatus = Substatus.CONFIG_ERROR
+
+
+class _Confirmation(Enum):
+    """How the driver confirms, every interval, that the device still holds its COV
+    subscriptions (a device may lose them on a restart, ASHRAE 135-2020 13.1)."""
+
+    LISTED = "listed"
+    """The device lists them in active-cov-subscriptions (12.11.39): read it every interval."""
+    POLLED = "polled"
+    """It does not: poll the subscribed present-values every interval as well, and subscribe
+    again when time-of-device-restart (12.11.41) changes."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Failure:
     """A property that could not be read, and why."""
@@ -172,6 +203,8 @@ class _CovObject:
     process_id: int
     points: list[_Point]
     watch: _Watch
+    last: dict[str, Sample] = field(default_factory=dict)
+    """The last sample notified per tag, kept Uncertain when the subscription is lost."""
 
 
 @dataclass(slots=True)
@@ -183,6 +216,7 @@ class _Watch:
     cov_objects: list[_CovObject] = field(default_factory=list)
     polled: list[_Point] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    confirmation: _Confirmation = _Confirmation.POLLED
 
     @property
     def points(self) -> list[_Point]:
@@ -295,6 +329,8 @@ class BacnetDriver:
         self._watches: list[_Watch] = []
         self._cov_by_process: dict[int, _CovObject] = {}
         self._next_process_id = 1
+        self._identity_confirmed = False
+        self._identity_error: DeviceIdentityError | None = None
 
     @property
     def device(self) -> str:
@@ -326,12 +362,19 @@ class BacnetDriver:
     # -- Driver --------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open the driver's port and read the device's max-APDU-length-accepted.
+        """Open the port, check the device's identity, read its max-APDU-length-accepted.
 
-        Raise NotConnectedError when the port cannot be bound or the device does not answer.
+        Raise NotConnectedError when the port cannot be bound or the device does not answer,
+        DeviceIdentityError when the device at the address is another device instance.
         """
         async with self._connect_lock:
             await self._open()
+            try:
+                await self._verify_identity()
+            except DeviceIdentityError:
+                raise
+            except DriverError as err:
+                raise NotConnectedError(f"{self._where}: cannot connect: {err}") from err
             try:
                 accepted = await self._call(
                     "read max-apdu-length-accepted",
@@ -379,6 +422,8 @@ class BacnetDriver:
                 samples[slot] = _bad(tag, Substatus.CONFIG_ERROR, str(err), now)
                 continue
             readable.append((slot, _Point(tag, address)))
+        if readable:
+            await self._ensure_identity()
         results = await self._read_properties([point for _, point in readable])
         now = self._clock.now()
         for slot, point in readable:
@@ -390,14 +435,19 @@ class BacnetDriver:
     ) -> None:
         """Watch ``points`` by COV (present-values) and polling (the rest, and refusers).
 
-        Every COV subscription is renewed at 80 % of its lifetime and made again after the
-        device restarts (its time-of-device-restart changes) or comes back from silence.
-        While the device does not answer, every point is delivered once as Bad.
+        Every interval the subscriptions are confirmed (``_supervise``): a subscription the
+        device no longer holds makes its points Uncertain and is made again, so a value is
+        never Good and stale for longer than an interval. Subscriptions are renewed at 80 %
+        of their lifetime and made again after a silence. While the device does not answer,
+        every point is delivered once as Bad; DeviceIdentityError when another device answers.
         """
         if not self._config.cov:
             raise SubscriptionUnsupportedError(f"{self._where}: COV is disabled, poll instead")
         if interval_s <= 0:
             raise ValueError(f"subscription interval must be positive, got {interval_s}")
+        if self._app is None:
+            await self.connect()
+        await self._ensure_identity()
         watch = _Watch(callback, interval_s)
         objects: dict[str, _CovObject] = {}
         now = self._clock.now()
@@ -434,7 +484,9 @@ class BacnetDriver:
         try:
             if watch.cov_objects:
                 marker = await self._restart_marker()
-            await self._subscribe_objects(watch)
+            await self._subscribe_objects(watch, watch.cov_objects)
+            if watch.cov_objects:
+                watch.confirmation = await self._confirmation_of(watch)
             if watch.polled:
                 callback(await self.read([p.tag for p in watch.polled]))
         except DriverError as err:
@@ -453,6 +505,7 @@ class BacnetDriver:
         """
         address = parse_address(point.address)
         check_compatible(address, point.data_type)
+        await self._ensure_identity()
         if address.is_present_value:
             try:
                 encoded = encode_present_value(address, value)
@@ -469,6 +522,7 @@ class BacnetDriver:
         address = parse_address(point.address)
         if not address.is_present_value:
             raise AddressError(f"{point.name}: only a present-value can be relinquished")
+        await self._ensure_identity()
         level = _write_priority(address, priority)
         await self._write(point, address, Null(()), level)
         return await self._readback(point)
@@ -563,6 +617,8 @@ class BacnetDriver:
         except AbortPDU as err:
             reason = str(err.apduAbortRejectReason)
             if reason == "no-response":
+                # After a silence the device at the address is checked again before use.
+                self._identity_confirmed = False
                 raise self._health.failed(
                     CommunicationTimeoutError(
                         f"{where}: no response within {self._config.no_answer_after_s:g} s"
@@ -577,9 +633,67 @@ class BacnetDriver:
         except ErrorRejectAbortNack as err:  # any other negative answer
             raise self._health.failed(DriverError(f"{where}: {err!r}"), err) from err
         except OSError as err:
+            self._identity_confirmed = False
             raise self._health.failed(NotConnectedError(f"{where}: {err}"), err) from err
         self._health.mark_available(self._where)
         return result
+
+    # -- identity --------------------------------------------------------------------------
+
+    async def _ensure_identity(self) -> None:
+        """Check the device's identity unless it was confirmed since the last silence."""
+        if not self._identity_confirmed:
+            await self._verify_identity()
+
+    async def _verify_identity(self) -> None:
+        """Read the answering device's object-identifier and compare it with the configured one.
+
+        The wildcard instance 4194303 addresses whatever device answers (12.11.1, 15.5.2),
+        so its object-identifier is the device's real one. A device that does not take the
+        wildcard is asked for the configured instance instead: unknown-object there also
+        means another device. DeviceIdentityError on a mismatch, logged once until it is
+        fixed.
+        """
+        configured = self._config.device_instance
+        device = self._device_address
+        wildcard = ObjectIdentifier(("device", WILDCARD_DEVICE_INSTANCE))
+        object_identifier = PropertyIdentifier("object-identifier")
+        try:
+            found = await self._call(
+                "read the device's object-identifier",
+                lambda app: app.read_property(device, wildcard, object_identifier),
+            )
+            instance: int | None = int(found[1])
+        except BacnetErrorResponse:
+            try:
+                await self._call(
+                    f"read the object-identifier of device {configured}",
+                    lambda app: app.read_property(device, self._device_id, object_identifier),
+                )
+                instance = configured
+            except BacnetErrorResponse as err:
+                # unknown-object: not this device. Anything else (no object-identifier to
+                # read, an old device): it answers but cannot tell, so it is taken as is.
+                instance = None if err.unknown_object else configured
+        if instance != configured:
+            if instance is None:
+                found_text = f"has no device object {configured}"
+            else:
+                found_text = f"is device instance {instance}"
+            error = DeviceIdentityError(
+                f"{self._where}: configured device instance {configured}, but the device at "
+                f"{self._config.host}:{self._config.port} {found_text}; fix device_instance "
+                "or the address"
+            )
+            if self._identity_error is None or str(self._identity_error) != str(error):
+                _log.error("%s", error)
+            self._identity_error = error
+            self._identity_confirmed = False
+            raise error
+        if self._identity_error is not None:
+            _log.info("%s: device instance %d confirmed", self._where, configured)
+        self._identity_error = None
+        self._identity_confirmed = True
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -654,12 +768,11 @@ class BacnetDriver:
                 results[(read.object_key, name)] = _access_result((read.object_key, name), value)
 
     async def _readback(self, point: TagDef) -> Value:
-        sample = (await self.read([point]))[0]
-        if sample.quality.severity is not Quality.good().severity or sample.value is None:
-            raise DeviceRejectedError(
-                f"{self._where}: readback of {point.name} failed: {sample.quality.reason}"
-            )
-        return sample.value
+        # The device accepted the write: a failed readback leaves it unconfirmed, not refused.
+        return await confirm_write(f"{self._where}: write {point.name}", self._read_one(point))
+
+    async def _read_one(self, point: TagDef) -> Sample:
+        return (await self.read([point]))[0]
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -686,8 +799,8 @@ class BacnetDriver:
         self._next_process_id = process_id % 0x3FFFFF + 1
         return process_id
 
-    async def _subscribe_objects(self, watch: _Watch) -> None:
-        """(Re)subscribe every COV object of a watch; refusers move to polling."""
+    async def _subscribe_objects(self, watch: _Watch, objects: Sequence[_CovObject]) -> None:
+        """(Re)subscribe COV objects of a watch; refusers move to polling."""
         gate = asyncio.Semaphore(SUBSCRIBE_CONCURRENCY)
 
         async def subscribe_one(cov: _CovObject) -> _CovObject | None:
@@ -714,7 +827,7 @@ class BacnetDriver:
                     return cov
                 return None
 
-        refused = await asyncio.gather(*(subscribe_one(cov) for cov in watch.cov_objects))
+        refused = await asyncio.gather(*(subscribe_one(cov) for cov in list(objects)))
         for cov in refused:
             if cov is None:
                 continue
@@ -737,27 +850,128 @@ class BacnetDriver:
             return ""  # it answered, so it is alive; it just does not say when it restarted
         return _stamp_text(stamp)
 
+    async def _listed_subscriptions(self) -> set[tuple[int, str]] | None:
+        """(process id, object) of this driver's subscriptions in active-cov-subscriptions.
+
+        None when the device does not have the property (12.11.39 is optional). A recipient
+        given by address is this driver's when the address ends with its UDP port (a
+        BACnet/IP MAC is the IP address and the port, Annex J.1.2; the IP address is the
+        one the device sees, which may differ behind a router); by device, when it is this
+        driver's device instance.
+        """
+        try:
+            listed = await self._call(
+                "read active-cov-subscriptions",
+                lambda app: app.read_property(
+                    self._device_address,
+                    self._device_id,
+                    PropertyIdentifier("active-cov-subscriptions"),
+                ),
+            )
+        except BacnetErrorResponse as err:
+            _log.debug("%s: active-cov-subscriptions unreadable: %s", self._where, err)
+            return None
+        port = self.local_port.to_bytes(2, "big")
+        mine: set[tuple[int, str]] = set()
+        for entry in listed or ():
+            recipient = entry.recipient.recipient
+            if recipient.address is not None:
+                mac = bytes(recipient.address.macAddress)
+                if len(mac) != BACNET_IP_MAC_LENGTH or mac[4:] != port:
+                    continue
+            elif recipient.device is None or (
+                int(recipient.device[1]) != self._config.local_device_instance
+            ):
+                continue
+            reference = entry.monitoredPropertyReference
+            mine.add((int(entry.recipient.processIdentifier), str(reference.objectIdentifier)))
+        return mine
+
+    async def _confirmation_of(self, watch: _Watch) -> _Confirmation:
+        """LISTED when the device lists every subscription just made, else POLLED."""
+        listed = await self._listed_subscriptions()
+        if listed is not None and all(
+            (cov.process_id, str(cov.object_id)) in listed for cov in watch.cov_objects
+        ):
+            return _Confirmation.LISTED
+        _log.info(
+            "%s: the device does not list its COV subscriptions; subscribed values are "
+            "also polled every %g s",
+            self._where,
+            watch.interval_s,
+        )
+        return _Confirmation.POLLED
+
+    async def _confirm_listed(self, watch: _Watch) -> None:
+        """Subscribe again what active-cov-subscriptions no longer lists; POLLED if unreadable.
+
+        A missing subscription (a restart, a reset subscription table) makes its points
+        Uncertain with their last value until the new subscription's first notification
+        (13.1.2: sent at once) brings the current one.
+        """
+        listed = await self._listed_subscriptions()
+        if listed is None:
+            watch.confirmation = await self._confirmation_of(watch)
+            return
+        lost = [
+            cov for cov in watch.cov_objects if (cov.process_id, str(cov.object_id)) not in listed
+        ]
+        if not lost:
+            return
+        _log.info(
+            "%s: %d COV subscriptions no longer held by the device (restarted?), subscribing again",
+            self._where,
+            len(lost),
+        )
+        now = self._clock.now()
+        reason = "COV subscription lost by the device; subscribing again"
+        stale: list[Sample] = []
+        for cov in lost:
+            for point in cov.points:
+                last = cov.last.get(point.tag.name)
+                if last is None or last.value is None:
+                    stale.append(_bad(point.tag, Substatus.COMM_FAILURE, reason, now))
+                else:
+                    quality = Quality.uncertain(Substatus.LAST_USABLE, reason)
+                    stale.append(Sample(point.tag.name, last.value, quality, now, now))
+        watch.callback(stale)
+        await self._subscribe_objects(watch, lost)
+
     async def _supervise(self, watch: _Watch, up: bool, marker: str | None) -> None:
-        """Renew, restore after a restart or an outage, poll the rest, report outages."""
+        """Confirm the subscriptions every interval, renew them, poll the rest, report outages.
+
+        Every interval costs one confirmed request per device beyond the polled points: the
+        read of active-cov-subscriptions (LISTED), or of time-of-device-restart (POLLED,
+        where the subscribed present-values are polled too). So a value the device no longer
+        reports is never Good for more than one interval and its request's timeout.
+        """
         loop = asyncio.get_running_loop()
         lifetime = self._config.cov_lifetime_s
         renew_at = loop.time() + lifetime * COV_RENEW_FRACTION
         while True:
             await asyncio.sleep(watch.interval_s)
             try:
+                await self._ensure_identity()
+                polled = list(watch.polled)
                 if watch.cov_objects:
-                    current = await self._restart_marker()
-                    restarted = marker is not None and current != marker
-                    marker = current
-                    if not up or restarted or loop.time() >= renew_at:
-                        if restarted:
+                    resubscribe = not up or loop.time() >= renew_at
+                    if watch.confirmation is _Confirmation.POLLED:
+                        current = await self._restart_marker()
+                        if marker is not None and current != marker:
                             _log.info("%s: device restarted, subscribing again", self._where)
-                        await self._subscribe_objects(watch)
+                            resubscribe = True
+                        marker = current
+                    if resubscribe:
+                        await self._subscribe_objects(watch, watch.cov_objects)
                         renew_at = loop.time() + lifetime * COV_RENEW_FRACTION
-                if watch.polled:
-                    watch.callback(await self.read([p.tag for p in watch.polled]))
-                if watch.cov_objects:
-                    # The device answered and its subscriptions stand: values that sent no
+                    elif watch.confirmation is _Confirmation.LISTED:
+                        await self._confirm_listed(watch)
+                    if watch.confirmation is _Confirmation.POLLED:
+                        polled += [p for cov in watch.cov_objects for p in cov.points]
+                if polled:
+                    watch.callback(await self.read([p.tag for p in polled]))
+                if watch.cov_objects and watch.confirmation is _Confirmation.LISTED:
+                    # The device answered and lists its subscriptions: values that sent no
                     # notification are unchanged, still current (an empty batch says so).
                     watch.callback([])
                 up = True
@@ -788,7 +1002,10 @@ class BacnetDriver:
         if (key, _PRESENT_VALUE) not in results:
             return
         now = self._clock.now()
-        cov.watch.callback([_sample(point, results, now) for point in cov.points])
+        samples = [_sample(point, results, now) for point in cov.points]
+        for sample in samples:
+            cov.last[sample.tag] = sample
+        cov.watch.callback(samples)
 
     # -- bookkeeping -----------------------------------------------------------------------
 

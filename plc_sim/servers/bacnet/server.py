@@ -14,7 +14,19 @@ writing Null relinquishes it; the value of the highest-priority non-null slot is
 value. The priority array lives in the server, not in the bacpypes3 objects, so commands
 survive a restart as they survive a controller reboot. Present-value always shows what the
 device reports (``device.read``), refreshed by ``publish()`` and right after every command.
-Writes to objects that are not commandable answer ``property/write-access-denied``.
+Writes to objects that are not commandable, and to any property but present-value (the
+priority array included), answer ``property/write-access-denied``; a value of the wrong
+datatype answers ``property/invalid-datatype`` and a value outside the object's range (a binary
+enumeration other than 0/1, a state beyond number-of-states, a number beyond the point's
+limits) ``property/value-out-of-range`` (15.9.1.3.2). WritePropertyMultiple stops at the first
+failed write and answers its own error naming it (15.10.1.3.2). Every confirmed request is
+answered: a handler that fails unexpectedly answers an Abort, so no invoke id stays open.
+
+The device object takes the wildcard instance 4194303 as itself (12.11.1, 15.5.2), lists the
+services it executes and the object types it can hold (protocol-services-supported,
+protocol-object-types-supported), its real COV subscriptions (active-cov-subscriptions,
+12.11.39), and keeps local-time, local-date, utc-offset and daylight-savings-status in the
+server's time zone (the city's) from the server's clock.
 
 Faults (``device.faults``) as a client sees them:
 
@@ -50,39 +62,53 @@ import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from functools import partial
 from typing import Any
 
 from bacpypes3.apdu import (
     APCI,
     APDU,
+    AbortPDU,
     APCISequence,
     ComplexAckPDU,
     ConfirmedRequestPDU,
     Error,
     ReadPropertyMultipleRequest,
     ReadPropertyRequest,
+    SimpleAckPDU,
     SubscribeCOVRequest,
+    WritePropertyMultipleError,
+    WritePropertyMultipleRequest,
     WritePropertyRequest,
 )
 from bacpypes3.app import Application
 from bacpypes3.appservice import ApplicationServiceAccessPoint, ServerSSM
 from bacpypes3.basetypes import (
     BinaryPV,
+    COVSubscription,
+    DeviceAddress,
     EngineeringUnits,
+    ErrorType,
     EventState,
+    ListOfCOVSubscription,
+    ObjectPropertyReference,
+    ObjectTypesSupported,
     Polarity,
     PriorityArray,
     PriorityValue,
     PropertyIdentifier,
+    Recipient,
+    RecipientProcess,
     Reliability,
     Segmentation,
+    ServicesSupported,
     StatusFlags,
     TimeStamp,
 )
 from bacpypes3.comm import bind
-from bacpypes3.constructeddata import Sequence
-from bacpypes3.errors import ExecutionError, PropertyError
+from bacpypes3.constructeddata import Array, Sequence
+from bacpypes3.errors import ExecutionError, PropertyError, RejectException
 from bacpypes3.ipv4.link import NormalLinkLayer
 from bacpypes3.local.cov import COVIncrementCriteria, GenericCriteria
 from bacpypes3.local.device import DeviceObject
@@ -96,7 +122,16 @@ from bacpypes3.object import BinaryOutputObject as _BinaryOutputBase
 from bacpypes3.object import BinaryValueObject as _BinaryValueBase
 from bacpypes3.object import MultiStateValueObject as _MultiStateValueBase
 from bacpypes3.pdu import IPv4Address
-from bacpypes3.primitivedata import Null, ObjectIdentifier, ObjectType
+from bacpypes3.primitivedata import (
+    Boolean,
+    Date,
+    Integer,
+    Null,
+    ObjectIdentifier,
+    ObjectType,
+    Time,
+    Unsigned,
+)
 from bacpypes3.service.object import read_property_to_result_element
 
 from plc_sim.device import FaultKind, PointSpec, PointValue, PointWriteError, SimDevice
@@ -126,6 +161,36 @@ PRIORITY_LEVELS = 16
 DEFAULT_WRITE_PRIORITY = 16
 """Priority of a write to a commandable property that names none (19.2.1)."""
 
+WILDCARD_DEVICE_INSTANCE = 0x3FFFFF
+"""Device instance 4194303: "this device" in a request (ASHRAE 135-2020, 12.11.1 / 15.5.2)."""
+
+_DEVICE_TYPE = int(ObjectType.device)
+
+SUPPORTED_OBJECT_TYPES = (
+    "device",
+    "analog-input",
+    "analog-output",
+    "analog-value",
+    "binary-input",
+    "binary-output",
+    "binary-value",
+    "multi-state-value",
+)
+"""Object types a simulated device can contain (protocol-object-types-supported, 12.11.15)."""
+
+EXECUTED_SERVICES = (
+    "readProperty",
+    "readPropertyMultiple",
+    "writeProperty",
+    "writePropertyMultiple",
+    "subscribeCOV",
+    "whoHas",
+    "whoIs",
+)
+"""Services the device executes (protocol-services-supported, 12.11.14): the confirmed ones it
+answers with a result, Who-Has (answered by I-Have) and Who-Is (answered by I-Am). Services it
+only initiates (I-Am, I-Have, COV notifications) are not listed."""
+
 
 _SERVICES_WITH_FAULT_ERRORS = (
     ReadPropertyRequest,
@@ -146,6 +211,22 @@ def quiet_bacpypes_logging() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True, slots=True)
+class BacnetDeviceQuirks:
+    """Ways a real device's object falls short of the full standard, to test clients against.
+
+    Many field devices (bacnet-stack's demo server among them) never set
+    time-of-device-restart, and some keep active-cov-subscriptions empty; a client that
+    relies on either to notice a restart keeps stale values. The defaults are the conformant
+    device.
+    """
+
+    time_of_device_restart: bool = True
+    """Whether the device object has time-of-device-restart (12.11.41)."""
+    lists_cov_subscriptions: bool = True
+    """Whether active-cov-subscriptions lists the subscriptions (else it is always empty)."""
 
 
 @dataclass(slots=True)
@@ -335,7 +416,12 @@ def _model_value(served: _ServedPoint, value: Any) -> PointValue:
     object_type = served.plan.object_type
     try:
         if object_type.startswith("binary"):
-            return bool(int(value) == int(BinaryPV.active))
+            # BACnetBinaryPV has two values (21): any other enumeration is out of range, not
+            # "inactive" (which would switch the output off).
+            state = int(value)
+            if state not in (int(BinaryPV.inactive), int(BinaryPV.active)):
+                raise PropertyError("valueOutOfRange")
+            return state == int(BinaryPV.active)
         if object_type == "multi-state-value":
             state = int(value)
             if not 1 <= state <= state_count(served.spec):
@@ -386,6 +472,86 @@ _OBJECT_CLASSES: dict[str, type[Any]] = {
     "binary-value": _BinaryValue,
     "multi-state-value": _MultiStateValue,
 }
+
+
+class _SimDeviceObject(DeviceObject):  # type: ignore[misc]
+    """The device object: clock properties in the city's time zone, honest capability lists.
+
+    local-date, local-time, utc-offset and daylight-savings-status (ASHRAE 135-2020,
+    12.11.19-12.11.22) are read from the server's clock and time zone at every read;
+    protocol-services-supported and protocol-object-types-supported (12.11.14, 12.11.15)
+    list what the simulated device implements.
+    """
+
+    _now: Callable[[], datetime]
+    _time_zone: tzinfo
+
+    def _local_now(self) -> datetime:
+        return self._now().astimezone(self._time_zone)
+
+    @property
+    def localDate(self) -> Date:
+        """Today in the device's time zone (day of week 1 = Monday, 21)."""
+        now = self._local_now()
+        return Date((now.year - 1900, now.month, now.day, now.isoweekday()))
+
+    @localDate.setter
+    def localDate(self, value: object) -> None:
+        """The date follows the clock; writes are ignored."""
+
+    @property
+    def localTime(self) -> Time:
+        """The time of day in the device's time zone, to the hundredth."""
+        now = self._local_now()
+        return Time((now.hour, now.minute, now.second, now.microsecond // 10_000))
+
+    @localTime.setter
+    def localTime(self, value: object) -> None:
+        """The time follows the clock; writes are ignored."""
+
+    @property
+    def utcOffset(self) -> Integer:
+        """Minutes to add to local time to get UTC (12.11.20): -60 for UTC+1."""
+        offset = self._local_now().utcoffset()
+        minutes = 0 if offset is None else round(offset.total_seconds() / 60)
+        return Integer(-minutes)
+
+    @utcOffset.setter
+    def utcOffset(self, value: object) -> None:
+        """The offset follows the time zone; writes are ignored."""
+
+    @property
+    def daylightSavingsStatus(self) -> Boolean:
+        """Whether daylight saving time is in effect now (12.11.22)."""
+        return Boolean(bool(self._local_now().dst()))
+
+    @daylightSavingsStatus.setter
+    def daylightSavingsStatus(self, value: object) -> None:
+        """Daylight saving follows the time zone; writes are ignored."""
+
+    @property
+    def protocolServicesSupported(self) -> ServicesSupported:
+        """The services the device executes (EXECUTED_SERVICES)."""
+        services = ServicesSupported([])
+        for name in EXECUTED_SERVICES:
+            services[getattr(ServicesSupported, name)] = 1
+        return services
+
+    @protocolServicesSupported.setter
+    def protocolServicesSupported(self, value: object) -> None:
+        """Fixed by the implementation; writes are ignored."""
+
+    @property
+    def protocolObjectTypesSupported(self) -> ObjectTypesSupported:
+        """The object types a simulated device can contain (SUPPORTED_OBJECT_TYPES)."""
+        types = ObjectTypesSupported([])
+        for name in SUPPORTED_OBJECT_TYPES:
+            types[int(ObjectType(name))] = 1
+        return types
+
+    @protocolObjectTypesSupported.setter
+    def protocolObjectTypesSupported(self, value: object) -> None:
+        """Fixed by the implementation; writes are ignored."""
 
 
 class _FastReadRequest(ConfirmedRequestPDU):  # type: ignore[misc]
@@ -476,10 +642,16 @@ class _DeviceApplication(Application):  # type: ignore[misc]
     """The BACnet application of one simulated device: services plus the device's faults."""
 
     def __init__(
-        self, device: SimDevice, device_object: Any, address: Any, sock: socket.socket
+        self,
+        device: SimDevice,
+        device_object: Any,
+        address: Any,
+        sock: socket.socket,
+        quirks: BacnetDeviceQuirks,
     ) -> None:
         Application.__init__(self)
         self._device = device
+        self._quirks = quirks
         self.asap = _FaultyServiceAccessPoint(device, device_object, self.device_info_cache)
         # The application may take as long as a SLOW fault says before the transaction aborts.
         self.asap.applicationTimeout = 3_600_000
@@ -521,7 +693,21 @@ class _DeviceApplication(Application):  # type: ignore[misc]
                 )
             )
             return
-        await super().indication(apdu)
+        try:
+            await super().indication(apdu)
+        except Exception as err:  # an unforeseen failure must still be answered
+            # A confirmed request left unanswered keeps its server transaction open, and the
+            # client's later requests with the same invoke id are taken as its duplicates
+            # (5.4.5): answer an Abort (reason other, 5.4.5.3) rather than nothing.
+            if not isinstance(apdu, ConfirmedRequestPDU):
+                return
+            _log.warning(
+                "BACnet device %s: %s failed: %s",
+                self._device.name,
+                type(apdu).__name__,
+                type(err).__name__,
+            )
+            await self.response(AbortPDU(True, reason="other", context=apdu))
 
     async def do__FastReadRequest(self, apdu: _FastReadRequest) -> None:
         """Answer a parsed read; requests beyond the fast path get bacpypes3's answer."""
@@ -579,18 +765,161 @@ class _DeviceApplication(Application):  # type: ignore[misc]
                     read.array_index,
                 )
                 results.append(bytes(element.encode().encode().pduData))
+            # A wildcard device instance is answered with the device's own (15.5.2).
+            identifier = (
+                generic_object.objectIdentifier
+                if generic_object is not None
+                else (spec.object_type, spec.instance)
+            )
             parts.append(
-                bacnet_codec.read_access_result(spec.object_type, spec.instance, b"".join(results))
+                bacnet_codec.read_access_result(
+                    int(identifier[0]), int(identifier[1]), b"".join(results)
+                )
             )
         return b"".join(parts) if any_object else None
 
     def _other_object(self, spec: bacnet_codec.ObjectReads) -> Any:
         """A non-point object of the device (the device object itself), or None."""
         try:
-            identifier = ObjectIdentifier((spec.object_type, spec.instance))
+            identifier = self._this_device(ObjectIdentifier((spec.object_type, spec.instance)))
         except (TypeError, ValueError):
             return None
         return self.get_object_id(identifier)
+
+    def _this_device(self, identifier: Any) -> Any:
+        """The identifier, with the wildcard device instance taken as this device (15.5.2)."""
+        object_type, instance = identifier
+        if int(object_type) == _DEVICE_TYPE and int(instance) == WILDCARD_DEVICE_INSTANCE:
+            return self.device_object.objectIdentifier
+        return identifier
+
+    async def do_ReadPropertyRequest(self, apdu: Any) -> None:
+        """ReadProperty (15.5), the wildcard device instance read as this device's."""
+        apdu.objectIdentifier = self._this_device(apdu.objectIdentifier)
+        await super().do_ReadPropertyRequest(apdu)
+
+    async def do_ReadPropertyMultipleRequest(self, apdu: Any) -> None:
+        """ReadPropertyMultiple (15.7), the wildcard device instance read as this device's."""
+        for spec in apdu.listOfReadAccessSpecs:
+            spec.objectIdentifier = self._this_device(spec.objectIdentifier)
+        await super().do_ReadPropertyMultipleRequest(apdu)
+
+    async def do_WritePropertyRequest(self, apdu: WritePropertyRequest) -> None:
+        """WriteProperty (15.9): a Result(+), or an Error naming the first check that failed."""
+        await self._write_one(
+            apdu.objectIdentifier,
+            apdu.propertyIdentifier,
+            apdu.propertyArrayIndex,
+            apdu.propertyValue,
+            apdu.priority,
+        )
+        await self.response(SimpleAckPDU(context=apdu))
+
+    async def do_WritePropertyMultipleRequest(self, apdu: WritePropertyMultipleRequest) -> None:
+        """WritePropertyMultiple (15.10): writes in order, stopping at the first failure.
+
+        A failure answers the service's own error, naming the first failed write attempt
+        (15.10.1.3.2); the writes before it stay applied, as the standard says.
+        """
+        for spec in apdu.listOfWriteAccessSpecs:
+            object_id = self._this_device(spec.objectIdentifier)
+            for element in spec.listOfProperties:
+                try:
+                    await self._write_one(
+                        object_id,
+                        element.propertyIdentifier,
+                        element.propertyArrayIndex,
+                        element.value,
+                        element.priority,
+                    )
+                except ExecutionError as err:
+                    failed = ObjectPropertyReference(
+                        objectIdentifier=object_id,
+                        propertyIdentifier=element.propertyIdentifier,
+                    )
+                    if element.propertyArrayIndex is not None:
+                        failed.propertyArrayIndex = element.propertyArrayIndex
+                    error = WritePropertyMultipleError(
+                        errorType=ErrorType(errorClass=err.errorClass, errorCode=err.errorCode),
+                        firstFailedWriteAttempt=failed,
+                        context=apdu,
+                    )
+                    await self.response(error)
+                    return
+        await self.response(SimpleAckPDU(context=apdu))
+
+    async def _write_one(
+        self,
+        object_id: Any,
+        property_id: Any,
+        array_index: int | None,
+        encoded: Any,
+        priority: int | None,
+    ) -> None:
+        """Check and apply one write; ExecutionError with the standard's error otherwise.
+
+        The checks run in the order of the WriteProperty errors of 15.9.1.3.2: unknown
+        object, unknown property, write access denied (only present-value of a commandable
+        object is writable, so priority-array and every other property are refused here),
+        then a value of the wrong datatype (invalid-datatype, an Error, not a Reject: the
+        request itself is well formed), then the value's range (value-out-of-range).
+        """
+        obj = self.get_object_id(self._this_device(object_id))
+        if not obj:
+            raise ExecutionError(errorClass="object", errorCode="unknownObject")
+        property_type = obj.get_property_type(property_id)
+        if property_type is None:
+            raise PropertyError("unknownProperty")
+        served = self._served_of(obj)
+        if (
+            served is None
+            or str(PropertyIdentifier(property_id)) != "present-value"
+            or not served.plan.commandable
+        ):
+            raise PropertyError("writeAccessDenied")
+        if array_index is not None or issubclass(property_type, Array):
+            raise PropertyError("propertyIsNotAnArray")
+        try:
+            # Null relinquishes a commandable value, with or without a priority (19.2.1).
+            value = encoded.cast_out(property_type, null=True)
+        except (RejectException, TypeError, ValueError, AttributeError) as err:
+            raise PropertyError("invalidDataType") from err
+        await obj.write_property(property_id, value, array_index, priority)
+
+    def _served_of(self, obj: Any) -> _ServedPoint | None:
+        for point_obj, served in self.points.values():
+            if point_obj is obj:
+                return served
+        return None
+
+    def get_active_cov_subscriptions(self) -> Any:
+        """active-cov-subscriptions (12.11.39): every COV subscription the device holds."""
+        now = asyncio.get_running_loop().time()
+        found: list[Any] = []
+        if not self._quirks.lists_cov_subscriptions:
+            return ListOfCOVSubscription(found)
+        for detection in self._cov_detections.values():
+            for cov in detection.cov_subscriptions:
+                remaining = 0  # a lifetime of 0 is indefinite (13.14.1.1.4)
+                if cov.cancel_handle is not None:
+                    remaining = max(0, math.ceil(cov.cancel_handle.when() - now))
+                subscription = COVSubscription(
+                    recipient=RecipientProcess(
+                        recipient=Recipient(address=DeviceAddress(cov.client_addr)),
+                        processIdentifier=cov.proc_id,
+                    ),
+                    monitoredPropertyReference=ObjectPropertyReference(
+                        objectIdentifier=cov.obj_id, propertyIdentifier="present-value"
+                    ),
+                    issueConfirmedNotifications=bool(cov.confirmed),
+                    timeRemaining=Unsigned(remaining),
+                )
+                # Only objects with a COV_Increment report one (12.11.39).
+                increment = getattr(cov.obj_ref, "covIncrement", None) if cov.obj_ref else None
+                if increment is not None:
+                    subscription.covIncrement = float(increment)
+                found.append(subscription)
+        return ListOfCOVSubscription(found)
 
     def cov_notification(self, cov: Any, apdu: Any) -> None:
         """Send a COV notification unless the device is offline."""
@@ -598,21 +927,39 @@ class _DeviceApplication(Application):  # type: ignore[misc]
             return
         super().cov_notification(cov, apdu)
 
-    def close(self) -> None:
-        """Cancel every COV subscription timer and close the UDP endpoint."""
+    def drop_cov_subscriptions(self) -> None:
+        """Forget every COV subscription: its timer, its detection hooks, its listing."""
         for detection in list(self._cov_detections.values()):
             for cov in list(detection.cov_subscriptions):
-                cov.cancel_subscription()
+                self.cancel_subscription(cov)
         self._cov_detections.clear()
+
+    def close(self) -> None:
+        """Cancel every COV subscription timer and close the UDP endpoint."""
+        self.drop_cov_subscriptions()
         self.link.close()
 
 
 class BacnetDeviceServer(DeviceServerBase):
-    """Serves one ``SimDevice`` as a BACnet/IP device on ``host:port`` (port 0: any free port)."""
+    """Serves one ``SimDevice`` as a BACnet/IP device on ``host:port`` (port 0: any free port).
+
+    ``now`` is the device's clock (UTC, timezone-aware; the wall clock unless given) and
+    ``time_zone`` where the device stands: its local-time, local-date and utc-offset follow.
+    ``quirks`` make it behave as some real devices do (see ``BacnetDeviceQuirks``).
+    """
 
     protocol_label = "BACnet"
 
-    def __init__(self, device: SimDevice, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        device: SimDevice,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_zone: tzinfo = UTC,
+        now: Callable[[], datetime] | None = None,
+        quirks: BacnetDeviceQuirks | None = None,
+    ) -> None:
         if device.device_instance is None:
             raise ValueError(f"device {device.name} has no BACnet device instance")
         if not 0 <= device.device_instance < 0x3FFFFF:
@@ -630,6 +977,9 @@ class BacnetDeviceServer(DeviceServerBase):
         self._restart_count = 0
         self._refusing = False
         self._lock = asyncio.Lock()
+        self._time_zone = time_zone
+        self._quirks = quirks if quirks is not None else BacnetDeviceQuirks()
+        self._now: Callable[[], datetime] = now if now is not None else partial(datetime.now, UTC)
         device.restart_handler = self.restart
 
     @property
@@ -715,6 +1065,11 @@ class BacnetDeviceServer(DeviceServerBase):
         for monitor in list(obj._property_monitors["statusFlags"]):
             monitor(old_flags, new_flags)
 
+    def drop_cov_subscriptions(self) -> None:
+        """Lose every COV subscription without restarting (as a device whose table was reset)."""
+        if self._app is not None:
+            self._app.drop_cov_subscriptions()
+
     def priority_array(self, tag: str) -> tuple[PointValue | None, ...]:
         """The model values commanded in a point's 16 priority slots (None: relinquished)."""
         return tuple(self._served[tag].slots)
@@ -736,7 +1091,7 @@ class BacnetDeviceServer(DeviceServerBase):
         # A /32 mask: the device needs no broadcast listener (clients use direct addresses).
         address = IPv4Address(f"{self._host}/32:{bound}")
         device_object = self._device_object()
-        app = _DeviceApplication(self._device, device_object, address, sock)
+        app = _DeviceApplication(self._device, device_object, address, sock, self._quirks)
         objects: dict[str, Any] = {}
         for plan in self._plans:
             served = self._served[plan.tag]
@@ -777,7 +1132,7 @@ class BacnetDeviceServer(DeviceServerBase):
 
     def _device_object(self) -> Any:
         device = self._device
-        return DeviceObject(
+        device_object = _SimDeviceObject(
             objectIdentifier=("device", device.device_instance),
             objectName=device.name,
             description=device.description or device.name,
@@ -786,9 +1141,13 @@ class BacnetDeviceServer(DeviceServerBase):
             modelName="Simulated controller",
             maxApduLengthAccepted=MAX_APDU_LENGTH,
             segmentationSupported=Segmentation.segmentedBoth,
-            # A sequence number, not a clock time: the simulator never reads the wall clock.
-            timeOfDeviceRestart=TimeStamp(sequenceNumber=self._restart_count),
         )
+        if self._quirks.time_of_device_restart:
+            # A sequence number, not a clock time: restarts count whatever the clock says.
+            device_object.timeOfDeviceRestart = TimeStamp(sequenceNumber=self._restart_count)
+        device_object._now = self._now
+        device_object._time_zone = self._time_zone
+        return device_object
 
     def _make_object(self, served: _ServedPoint) -> Any:
         plan, spec = served.plan, served.spec

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
 
+from controlcenter.acquisition.scan import DeviceScan, ScanEngine
+from controlcenter.clock import WallClock
 from controlcenter.model import DataType, Sample, Severity, Substatus, TagDef
-from drivers.bacnet import BacnetDeviceConfig, BacnetDriver
+from drivers.bacnet import BacnetDeviceConfig, BacnetDriver, DeviceIdentityError
 from drivers.base import (
     CommunicationTimeoutError,
     DeviceRejectedError,
@@ -16,7 +19,7 @@ from drivers.base import (
     NotConnectedError,
 )
 from plc_sim.device import FaultKind
-from plc_sim.servers.bacnet.server import BacnetDeviceServer
+from plc_sim.servers.bacnet.server import BacnetDeviceQuirks, BacnetDeviceServer
 from tests.drivers.bacnet.bacnet_support import (
     AUTOMATIC_SETPOINT,
     DEVICE,
@@ -87,8 +90,9 @@ async def test_reads_a_batch_of_mixed_objects(
     }
     assert all(sample.quality.is_good for sample in samples)
     assert driver.max_apdu == 1476
-    # One ReadPropertyMultiple for everything, after the connect's one ReadProperty.
-    assert driver.diagnostics().requests == 2
+    # One ReadPropertyMultiple for everything, after the connect's two ReadProperty (the
+    # device's identity and its max APDU).
+    assert driver.diagnostics().requests == 3
 
 
 async def test_other_properties_and_bad_addresses(
@@ -268,3 +272,205 @@ async def test_outage_is_reported_once_and_recovers(
     await server.publish()
     await wait_for(lambda: received[-1].value == 31.0, 3, "recovery")
     assert sum(1 for s in received if not s.quality.is_good) == 1
+
+
+# -- the device's identity ---------------------------------------------------------------------
+
+
+async def test_a_wrong_device_instance_is_a_configuration_error(
+    server: BacnetDeviceServer, tags: dict[str, TagDef]
+) -> None:
+    driver = make_driver(server.port, device_instance=9999)
+    try:
+        with pytest.raises(DeviceIdentityError) as connecting:
+            await driver.connect()
+        assert "9999" in str(connecting.value)
+        assert f"device instance {DEVICE_INSTANCE}" in str(connecting.value)
+        assert connecting.value.substatus is Substatus.CONFIG_ERROR
+        before = driver.diagnostics().requests
+        with pytest.raises(DeviceIdentityError):
+            await driver.read(list(tags.values()))
+        with pytest.raises(DeviceIdentityError):
+            await driver.subscribe([tags["bldg.z1.temp"]], lambda _: None, interval_s=0.2)
+        with pytest.raises(DeviceIdentityError):
+            await driver.write(tags["bldg.setpoint"], 23.0)
+        # Only the identity was asked for: nothing of the other device was read or written.
+        assert driver.diagnostics().requests - before == 3
+        assert server.priority_array("bldg.setpoint").count(None) == 16
+    finally:
+        await driver.close()
+
+
+async def test_the_identity_is_checked_again_after_a_silence(
+    server: BacnetDeviceServer, tags: dict[str, TagDef]
+) -> None:
+    # Another device answering at the same address after an outage is caught too.
+    driver = make_driver(server.port)
+    replacement = build_device(Model())
+    replacement.device_instance = DEVICE_INSTANCE + 1
+    other: BacnetDeviceServer | None = None
+    try:
+        await driver.connect()
+        assert (await driver.read([tags["bldg.z1.temp"]]))[0].quality.is_good
+        server.device.set_fault(FaultKind.OFFLINE)
+        await server.publish()
+        with pytest.raises(CommunicationTimeoutError):
+            await driver.read([tags["bldg.z1.temp"]])
+        port = server.port
+        await server.stop()
+        other = BacnetDeviceServer(replacement, port=port)
+        await other.start()
+        with pytest.raises(DeviceIdentityError, match=f"device instance {DEVICE_INSTANCE + 1}"):
+            await driver.read([tags["bldg.z1.temp"]])
+    finally:
+        await driver.close()
+        if other is not None:
+            await other.stop()
+        server.device.clear_fault()
+
+
+# -- COV values never stay Good when the device no longer reports them --------------------------
+
+SUPERVISION_INTERVAL_S = 0.4
+
+
+async def _changed_value_arrives(
+    server: BacnetDeviceServer,
+    model: Model,
+    received: list[Sample],
+    lose_subscriptions: Callable[[], Awaitable[None]],
+) -> float:
+    """Lose the subscriptions, change the value; seconds until the driver stops calling the
+    old value Good (a Good new value, or a non-Good sample)."""
+    tag = "bldg.z1.temp"
+    await wait_for(lambda: any(s.tag == tag for s in received), 1, "first notification")
+    await lose_subscriptions()
+    received.clear()
+    model.values[tag] = 27.5
+    await server.publish()
+    changed_at = time.monotonic()
+    await wait_for(
+        lambda: any(s.tag == tag and (s.value == 27.5 or not s.quality.is_good) for s in received),
+        10 * SUPERVISION_INTERVAL_S + 2,
+        "the change or a non-Good sample",
+    )
+    noticed_after = time.monotonic() - changed_at
+    await wait_for(
+        lambda: bool(received) and received[-1].value == 27.5 and received[-1].quality.is_good,
+        10 * SUPERVISION_INTERVAL_S + 2,
+        "the new value, Good",
+    )
+    return noticed_after
+
+
+async def _subscribed_driver(
+    server: BacnetDeviceServer, tags: dict[str, TagDef], received: list[Sample]
+) -> BacnetDriver:
+    driver = make_driver(server.port)
+    await driver.subscribe(
+        [tags["bldg.z1.temp"]], received.extend, interval_s=SUPERVISION_INTERVAL_S
+    )
+    return driver
+
+
+@pytest.mark.parametrize("lists_cov_subscriptions", [True, False])
+async def test_a_quick_restart_without_time_of_device_restart_is_noticed(
+    model: Model, lists_cov_subscriptions: bool
+) -> None:
+    # Like bacnet-stack's demo server: no time-of-device-restart, subscriptions lost on restart.
+    quirks = BacnetDeviceQuirks(
+        time_of_device_restart=False, lists_cov_subscriptions=lists_cov_subscriptions
+    )
+    server = BacnetDeviceServer(build_device(model), quirks=quirks)
+    await server.start()
+    received: list[Sample] = []
+    driver = await _subscribed_driver(server, tags_of(server), received)
+    try:
+        noticed_after = await _changed_value_arrives(server, model, received, server.restart)
+    finally:
+        await driver.close()
+        await server.stop()
+    assert noticed_after < 3 * SUPERVISION_INTERVAL_S
+
+
+async def test_subscriptions_lost_without_a_restart_are_made_again(
+    driver: BacnetDriver, tags: dict[str, TagDef], model: Model, server: BacnetDeviceServer
+) -> None:
+    received: list[Sample] = []
+    await driver.subscribe(
+        [tags["bldg.z1.temp"]], received.extend, interval_s=SUPERVISION_INTERVAL_S
+    )
+
+    async def drop() -> None:
+        server.drop_cov_subscriptions()
+
+    noticed_after = await _changed_value_arrives(server, model, received, drop)
+    assert noticed_after < 3 * SUPERVISION_INTERVAL_S
+    # Between the loss and the new subscription, the last value was Uncertain, not Good.
+    kept = [s for s in received if s.value == 20.1]
+    assert kept
+    assert all(s.quality.severity is Severity.UNCERTAIN for s in kept)
+    assert {s.quality.substatus for s in kept} == {Substatus.LAST_USABLE}
+
+
+async def test_supervision_costs_one_request_per_interval(
+    driver: BacnetDriver, tags: dict[str, TagDef]
+) -> None:
+    batches: list[list[Sample]] = []
+    points = [tags[f"bldg.z{n}.temp"] for n in (1, 2, 3)] + [tags["bldg.fan"]]
+    await driver.subscribe(points, batches.append, interval_s=SUPERVISION_INTERVAL_S)
+    # An empty batch is the keep-alive of one confirmed supervision round.
+    await wait_for(lambda: [] in batches, 10 * SUPERVISION_INTERVAL_S, "a supervision round")
+    rounds, requests = batches.count([]), driver.diagnostics().requests
+    await wait_for(
+        lambda: batches.count([]) >= rounds + 4, 20 * SUPERVISION_INTERVAL_S, "4 more rounds"
+    )
+    assert driver.diagnostics().requests - requests == batches.count([]) - rounds
+
+
+class _Collected:
+    """A sample publisher that keeps everything."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+
+    def publish(self, samples: Sequence[Sample]) -> None:
+        self.samples.extend(samples)
+
+
+@pytest.mark.parametrize("poll", [True, False])
+async def test_a_wrong_device_instance_makes_every_point_bad_in_the_scan(
+    server: BacnetDeviceServer, tags: dict[str, TagDef], poll: bool
+) -> None:
+    driver = BacnetDriver(
+        DEVICE,
+        BacnetDeviceConfig(
+            host="127.0.0.1",
+            port=server.port,
+            device_instance=9999,
+            local_host="127.0.0.1",
+            apdu_timeout_s=APDU_TIMEOUT_S,
+        ),
+        WallClock(),
+    )
+    points = tuple(tags.values())
+    collected = _Collected()
+    scan = DeviceScan(driver, points, interval_s=0.2, timeout_s=2.0, poll=poll)
+    engine = ScanEngine([scan], collected, WallClock())
+    task = asyncio.create_task(engine.run())
+    try:
+        await wait_for(
+            lambda: {s.tag for s in collected.samples} == {p.name for p in points},
+            5,
+            "a sample of every point",
+        )
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await driver.close()
+    for sample in collected.samples:
+        assert sample.value is None
+        assert sample.quality.substatus is Substatus.CONFIG_ERROR
+        assert "9999" in sample.quality.reason
+        assert f"device instance {DEVICE_INSTANCE}" in sample.quality.reason

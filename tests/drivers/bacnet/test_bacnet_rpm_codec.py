@@ -754,5 +754,6 @@ async def test_an_undecodable_answer_gives_bad_samples() -> None:
             "read 2 objects from analog-input:1: BACnet error communication/invalid-tag"
         )
     diagnostics = driver.diagnostics()
-    assert diagnostics.errors_by_kind == {"device_failure": 2}
-    assert diagnostics.requests == 2
+    # Refused at connect: the identity (wildcard, then configured instance) and the max APDU.
+    assert diagnostics.errors_by_kind == {"device_failure": 4}
+    assert diagnostics.requests == 4

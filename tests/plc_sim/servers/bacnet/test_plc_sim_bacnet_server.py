@@ -8,7 +8,9 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from bacpypes3.apdu import (
@@ -18,22 +20,30 @@ from bacpypes3.apdu import (
     ErrorRejectAbortNack,
     ReadPropertyMultipleRequest,
     ReadPropertyRequest,
+    SimpleAckPDU,
+    WritePropertyMultipleError,
+    WritePropertyMultipleRequest,
+    WritePropertyRequest,
 )
 from bacpypes3.app import Application
 from bacpypes3.appservice import ApplicationServiceAccessPoint
 from bacpypes3.basetypes import (
+    DeviceAddress,
     EngineeringUnits,
     PropertyReference,
+    PropertyValue,
     ReadAccessSpecification,
     StatusFlags,
+    WriteAccessSpecification,
 )
 from bacpypes3.comm import bind
+from bacpypes3.constructeddata import Any as AnyValue
 from bacpypes3.constructeddata import Sequence
 from bacpypes3.ipv4.link import NormalLinkLayer
 from bacpypes3.local.device import DeviceObject
 from bacpypes3.netservice import NetworkServiceAccessPoint, NetworkServiceElement
 from bacpypes3.pdu import Address, IPv4Address
-from bacpypes3.primitivedata import Null, ObjectIdentifier
+from bacpypes3.primitivedata import CharacterString, Enumerated, Null, ObjectIdentifier, Real
 
 from plc_sim.device import FaultKind, PointBinding, PointSpec, PointValue, SimDevice
 from plc_sim.servers.bacnet import codec as bacnet_codec
@@ -134,6 +144,7 @@ class Client(Application):  # type: ignore[misc]
         self.link = NormalLinkLayer(address, bind_socket=sock)
         self.nsap.bind(self.link, address=address)
         self.add_object(device_object)
+        self.link_port = int(sock.getsockname()[1])
 
     def close(self) -> None:
         self.link.close()
@@ -644,3 +655,253 @@ def test_codec_leaves_unusual_requests_to_the_generic_decoder() -> None:
     assert bacnet_codec.parse_read_property_multiple(b"") is None
     with pytest.raises(bacnet_codec.CodecError):
         bacnet_codec.encode_real(1e39)
+
+
+# -- conformance: every confirmed request answered, the standard's errors, the device object ---
+
+WILDCARD_DEVICE = "device:4194303"
+
+
+def _write_multiple(*writes: tuple[str, str, Any, int | None]) -> Any:
+    """A WritePropertyMultiple request (15.10.1.1), one access specification per write."""
+    return WritePropertyMultipleRequest(
+        listOfWriteAccessSpecs=[
+            WriteAccessSpecification(
+                objectIdentifier=ObjectIdentifier(objid),
+                listOfProperties=[
+                    PropertyValue(propertyIdentifier=prop, value=AnyValue(value), priority=priority)
+                ],
+            )
+            for objid, prop, value, priority in writes
+        ]
+    )
+
+
+async def _confirmed(client: Client, server: BacnetDeviceServer, request: Any) -> Any:
+    """Send a confirmed request and return its answer; no answer fails the test."""
+    request.pduDestination = at(server)
+    return await asyncio.wait_for(client.request(request), 5)
+
+
+async def test_failed_write_property_multiple_is_answered_and_no_invoke_id_sticks(
+    client: Client, server: BacnetDeviceServer, plant: Plant
+) -> None:
+    request = _write_multiple(
+        ("analog-value:1", "present-value", Real(30.0), 8),
+        ("analog-value:1", "present-value", Real(99.0), 8),  # above the 50 degC limit
+    )
+    error = await failure_of(_confirmed(client, server, request))
+    # 15.10.1.3.2: the service's own error, naming the first write that failed.
+    assert isinstance(error, WritePropertyMultipleError)
+    assert (str(error.errorType.errorClass), str(error.errorType.errorCode)) == (
+        "property",
+        "value-out-of-range",
+    )
+    assert error.firstFailedWriteAttempt.objectIdentifier == ObjectIdentifier("analog-value:1")
+    assert plant.values["t.setpoint"] == 30.0  # the writes before the failure stand
+    denied = await failure_of(
+        _confirmed(client, server, _write_multiple(("analog-input:1", "present-value", Real(1), 8)))
+    )
+    assert str(denied.errorType.errorCode) == "write-access-denied"
+    # More requests than there are invoke ids (0..255): none is taken for a duplicate of a
+    # transaction left open.
+    for _ in range(300):
+        assert await read(client, server, "analog-value:1", "present-value") == 30.0
+    ok = await _confirmed(
+        client, server, _write_multiple(("analog-value:1", "present-value", Real(31.0), 8))
+    )
+    assert isinstance(ok, SimpleAckPDU)
+    assert plant.values["t.setpoint"] == 31.0
+
+
+async def test_a_request_that_fails_unexpectedly_is_aborted_not_left_unanswered(
+    client: Client, server: BacnetDeviceServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever escapes bacpypes3's service dispatch (its own last-resort handler can fail
+    # while it logs an exception) still gets an answer, so the invoke id is released.
+    async def failing_dispatch(self: Any, apdu: Any) -> None:
+        raise RuntimeError("dispatch failed")
+
+    monkeypatch.setattr(Application, "indication", failing_dispatch)
+    aborted = await failure_of(read(client, server, "analog-input:1", "units"))
+    assert isinstance(aborted, AbortPDU)
+    assert str(aborted.apduAbortRejectReason) == "other"
+    monkeypatch.undo()
+    assert await read(client, server, "analog-input:1", "units") == EngineeringUnits.meters
+
+
+async def test_binary_objects_refuse_enumerations_other_than_0_and_1(
+    client: Client, server: BacnetDeviceServer, plant: Plant
+) -> None:
+    address = at(server)
+    await client.write_property(address, "binary-output:1", "present-value", "active", priority=8)
+    assert plant.values["t.pump"] is True
+    for value in (Enumerated(5), Enumerated(2)):
+        refused = await failure_of(
+            client.write_property(address, "binary-output:1", "present-value", value, priority=8)
+        )
+        assert (str(refused.errorClass), str(refused.errorCode)) == (
+            "property",
+            "value-out-of-range",
+        )
+    assert plant.values["t.pump"] is True  # the fan was not switched off
+    assert server.priority_array("t.pump")[7] is True
+
+
+async def test_wrong_datatype_and_priority_array_writes_answer_the_standard_errors(
+    client: Client, server: BacnetDeviceServer, plant: Plant
+) -> None:
+    cases = [
+        ("analog-value:1", "present-value", CharacterString("warm"), 8, "invalid-data-type"),
+        ("binary-output:1", "present-value", Real(1.0), 8, "invalid-data-type"),
+        ("multi-state-value:1", "present-value", Real(2.0), 8, "invalid-data-type"),
+        ("analog-value:1", "priority-array", Real(1.0), None, "write-access-denied"),
+        ("analog-value:1", "object-name", CharacterString("x"), None, "write-access-denied"),
+    ]
+    for objid, prop, value, priority, code in cases:
+        request = WritePropertyRequest(
+            objectIdentifier=ObjectIdentifier(objid),
+            propertyIdentifier=prop,
+            propertyValue=AnyValue(value),
+            priority=priority,
+        )
+        error = await failure_of(_confirmed(client, server, request))
+        assert isinstance(error, ErrorPDU), (objid, prop, error)
+        assert (str(error.errorClass), str(error.errorCode)) == ("property", code), (objid, prop)
+    assert plant.values["t.setpoint"] == AUTOMATIC_SETPOINT
+
+
+async def test_capability_bitstrings_name_what_the_device_implements(
+    client: Client, server: BacnetDeviceServer
+) -> None:
+    types = await read(client, server, "device:1001", "protocol-object-types-supported")
+    set_types = {name for name in str(types).split(";")}
+    assert set_types == {
+        "device",
+        "analog-input",
+        "analog-output",
+        "analog-value",
+        "binary-input",
+        "binary-output",
+        "binary-value",
+        "multi-state-value",
+    }
+    services = await read(client, server, "device:1001", "protocol-services-supported")
+    claimed = set(str(services).split(";"))
+    assert claimed == {
+        "read-property",
+        "read-property-multiple",
+        "write-property",
+        "write-property-multiple",
+        "subscribe-cov",
+        "who-has",
+        "who-is",
+    }
+    # Every claimed confirmed service is answered by a result or an error, never a Reject.
+    address = at(server)
+    assert await read(client, server, "analog-input:1", "present-value") == 2.5
+    await client.read_property_multiple(address, ["analog-input:1", ["present-value"]])
+    await client.write_property(address, "analog-value:1", "present-value", 22.0, priority=8)
+    await _confirmed(
+        client, server, _write_multiple(("analog-value:1", "present-value", Real(23.0), 8))
+    )
+    monitored = ObjectIdentifier("analog-input:1")
+    async with client.change_of_value(address, monitored, None, False, 60) as subscription:
+        await notification(subscription)
+    # Who-Is, directed at the device, is answered by an I-Am.
+    i_ams = await client.who_is(1001, 1001, address)
+    assert [i_am.iAmDeviceIdentifier for i_am in i_ams] == [ObjectIdentifier("device:1001")]
+    # Who-Has, by object name, is answered by an I-Have.
+    i_haves = await client.who_has(None, None, None, "t.level", address, 1.0)
+    assert [i_have.objectIdentifier for i_have in i_haves] == [ObjectIdentifier("analog-input:1")]
+
+
+async def test_active_cov_subscriptions_list_every_subscription(
+    client: Client, server: BacnetDeviceServer
+) -> None:
+    address = at(server)
+    assert list(await read(client, server, "device:1001", "active-cov-subscriptions")) == []
+    async with (
+        client.change_of_value(address, ObjectIdentifier("analog-input:1"), 77, False, 60) as level,
+        client.change_of_value(address, ObjectIdentifier("binary-output:1"), 78, True, 0) as pump,
+    ):
+        await notification(level)
+        await asyncio.wait_for(pump.get_value(), 2)
+        listed = await read(client, server, "device:1001", "active-cov-subscriptions")
+        by_process = {int(item.recipient.processIdentifier): item for item in listed}
+        assert set(by_process) == {77, 78}
+        analog = by_process[77]
+        client_address = DeviceAddress(Address(f"127.0.0.1:{client.link_port}"))
+        assert analog.recipient.recipient.address.macAddress == client_address.macAddress
+        reference = analog.monitoredPropertyReference
+        assert reference.objectIdentifier == ObjectIdentifier("analog-input:1")
+        assert str(reference.propertyIdentifier) == "present-value"
+        assert not analog.issueConfirmedNotifications
+        assert 55 <= int(analog.timeRemaining) <= 60
+        assert analog.covIncrement == pytest.approx(0.1)
+        binary = by_process[78]
+        assert binary.issueConfirmedNotifications
+        assert int(binary.timeRemaining) == 0  # lifetime 0: indefinite (13.14.1.1.4)
+        assert binary.covIncrement is None  # binary objects have no COV_Increment
+    await wait_until_empty(client, server)
+
+
+async def wait_until_empty(client: Client, server: BacnetDeviceServer) -> None:
+    """Poll active-cov-subscriptions until the cancelled subscriptions are gone."""
+    deadline = time.monotonic() + 3
+    while list(await read(client, server, "device:1001", "active-cov-subscriptions")):
+        assert time.monotonic() < deadline, "subscriptions still listed after cancellation"
+        await asyncio.sleep(0.05)
+
+
+async def test_wildcard_device_instance_is_this_device(
+    client: Client, server: BacnetDeviceServer
+) -> None:
+    # ASHRAE 135 12.11.1 / 15.5.2: instance 4194303 in a request means "this device".
+    assert await read(client, server, WILDCARD_DEVICE, "object-name") == "t.plant_ctrl"
+    assert await read(client, server, WILDCARD_DEVICE, "object-identifier") == ObjectIdentifier(
+        "device:1001"
+    )
+    results = await client.read_property_multiple(
+        at(server),
+        [WILDCARD_DEVICE, ["object-name", "vendor-identifier"], "analog-input:1", ["units"]],
+    )
+    values = {(str(objid), str(prop)): value for objid, prop, _, value in results}
+    assert values[("device,1001", "object-name")] == "t.plant_ctrl"
+    assert values[("device,1001", "vendor-identifier")] == 999
+    alone = await client.read_property_multiple(at(server), [WILDCARD_DEVICE, ["object-name"]])
+    assert [(str(objid), value) for objid, _, _, value in alone] == [
+        ("device,1001", "t.plant_ctrl")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("utc_now", "local_time", "local_date", "utc_offset", "daylight_saving"),
+    [
+        (datetime(2025, 7, 1, 22, 30, tzinfo=UTC), (0, 30, 0, 0), (125, 7, 2, 3), -120, True),
+        (datetime(2025, 1, 15, 6, 5, 7, tzinfo=UTC), (7, 5, 7, 0), (125, 1, 15, 3), -60, False),
+    ],
+)
+async def test_local_time_and_utc_offset_follow_the_city_time_zone(
+    client: Client,
+    plant: Plant,
+    utc_now: datetime,
+    local_time: tuple[int, ...],
+    local_date: tuple[int, ...],
+    utc_offset: int,
+    daylight_saving: bool,
+) -> None:
+    server = BacnetDeviceServer(
+        make_device(plant), time_zone=ZoneInfo("Europe/Amsterdam"), now=lambda: utc_now
+    )
+    await server.start()
+    try:
+        assert tuple(await read(client, server, WILDCARD_DEVICE, "local-time")) == local_time
+        assert tuple(await read(client, server, WILDCARD_DEVICE, "local-date")) == local_date
+        # 12.11.20: minutes to add to local time to get UTC, so negative east of Greenwich.
+        assert await read(client, server, WILDCARD_DEVICE, "utc-offset") == utc_offset
+        assert bool(await read(client, server, WILDCARD_DEVICE, "daylight-savings-status")) is (
+            daylight_saving
+        )
+    finally:
+        await server.stop()
