@@ -1,9 +1,15 @@
-"""How tag values are stored: per data type in sample columns, as JSON scalars in the journals."""
+"""How tag values are stored: per data type in sample columns, as JSON scalars in the journals.
+
+A datetime value is stored in the text column as ISO 8601 in UTC with microseconds
+(``2025-12-24T18:30:15.125000+00:00``): the same text on SQLite and PostgreSQL, sorting as time
+sorts, and read back as the same instant to the microsecond (Python's resolution).
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 
 from controlcenter.model import DataType, Value
 
@@ -24,6 +30,10 @@ def encode_sample_value(
     """
     if value is None:
         return None, None
+    if data_type is DataType.DATETIME:
+        return None, encode_datetime(value)
+    if isinstance(value, datetime):
+        raise ValueMismatchError(f"date and time {value.isoformat()} for a {data_type.value} tag")
     if data_type is DataType.STRING:
         if not isinstance(value, str):
             raise ValueMismatchError(f"{type(value).__name__} value for a string tag")
@@ -52,6 +62,16 @@ def encode_sample_value(
             raise ValueMismatchError(f"{value!r} exceeds the 2**53 range stored exactly")
         return number, None
     return number, None
+
+
+def encode_datetime(value: Value) -> str:
+    """A time-zone-aware datetime as stored: ISO 8601 in UTC, always with microseconds."""
+    if not isinstance(value, datetime):
+        raise ValueMismatchError(f"{type(value).__name__} value for a datetime tag")
+    if value.tzinfo is None or value.utcoffset() is None:
+        # A naive time names no instant: storing it as UTC could shift it by hours.
+        raise ValueMismatchError(f"{value.isoformat()} has no time zone")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def check_storable_text(text: str) -> None:
@@ -89,6 +109,8 @@ def decode_sample_value(
     """Rebuild a value of a tag of ``data_type`` from its stored columns."""
     if data_type is DataType.STRING:
         return text_value
+    if data_type is DataType.DATETIME:
+        return None if text_value is None else datetime.fromisoformat(text_value)
     if value is None:
         return None
     if data_type is DataType.BOOL:
@@ -99,7 +121,11 @@ def decode_sample_value(
 
 
 def encode_json_value(value: Value) -> str:
-    """A journaled value as a JSON scalar, so its Python type survives the round trip."""
+    """A journaled value as a JSON scalar, so its Python type survives the round trip.
+
+    A datetime is journaled as its stored ISO 8601 text (JSON has no time type)."""
+    if isinstance(value, datetime):
+        return json.dumps(encode_datetime(value))
     return json.dumps(value)
 
 

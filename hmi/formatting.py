@@ -16,7 +16,8 @@ def element_id(tag: str) -> str:
 
 
 def format_value(value: Value | None) -> str:
-    """Format a value for display: floats with 2 decimals, booleans as ON/OFF."""
+    """Format a value for display: floats with 2 decimals, booleans as ON/OFF, dates and times
+    in UTC to the second (as every time in the HMI)."""
     # bool before int/float: bool is a subclass of int in Python.
     if value is None:
         return NO_VALUE
@@ -24,6 +25,8 @@ def format_value(value: Value | None) -> str:
         return "ON" if value else "OFF"
     if isinstance(value, float):
         return f"{value:.2f}"
+    if isinstance(value, datetime):
+        return format_time(value)
     return str(value)
 
 

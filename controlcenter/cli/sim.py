@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import sys
+from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +27,7 @@ from plc_sim.domain import DOMAINS
 
 if TYPE_CHECKING:
     from plc_sim.city import SimulatedCity
+    from plc_sim.servers.opcua.security import OpcUaServerSecurity
 
 # The city, its servers and the site model are imported where they are used: `sim fault` and
 # `--help` then start in a fraction of the time the protocol libraries take to import.
@@ -107,6 +109,29 @@ def sim(
     exit_with_parent: Annotated[
         bool, typer.Option(help="Stop when the process that started this one ends.", hidden=True)
     ] = False,
+    opcua_security: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Secure every OPC UA device with this policy (repeatable), e.g. "
+            "Basic256Sha256_SignAndEncrypt; no None endpoint is offered then."
+        ),
+    ] = None,
+    opcua_pki: Annotated[
+        Path,
+        typer.Option(help="Where the OPC UA devices' certificate is kept (made if missing)."),
+    ] = Path("var/sim-opcua-pki"),
+    opcua_trust_dir: Annotated[
+        Path | None,
+        typer.Option(help="Directory of the client certificates the OPC UA devices trust."),
+    ] = None,
+    opcua_user: Annotated[
+        str | None,
+        typer.Option(help="User name the OPC UA devices accept (anonymous if none is given)."),
+    ] = None,
+    opcua_password_file: Annotated[
+        Path | None,
+        typer.Option(help="File whose first line is --opcua-user's password."),
+    ] = None,
 ) -> None:
     """Run the simulated city (or print its point list, or write its site file)."""
     if ctx.invoked_subcommand is not None:
@@ -124,6 +149,13 @@ def sim(
         raise typer.BadParameter("--start needs a UTC offset, e.g. 2026-11-21T05:00:00+01:00")
     domains = frozenset(domain) if domain else frozenset(DOMAINS)
     options = demo_city_options(scale, seed, host, base_port, domains)
+    if opcua_security:
+        options = replace(
+            options,
+            opcua_security=_opcua_security(
+                opcua_security, opcua_pki, opcua_trust_dir, opcua_user, opcua_password_file, host
+            ),
+        )
     city = SimulatedCity(SimClock(speed, start, clock_origin), options)
     if points:
         print_points(city, output_format)
@@ -162,6 +194,36 @@ def sim(
             await city.stop()
 
     raise typer.Exit(run_until_stopped(body, duration))
+
+
+def _opcua_security(
+    policies: list[str],
+    pki_dir: Path,
+    trust_dir: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    host: str,
+) -> OpcUaServerSecurity:
+    """The OPC UA devices' security from the command line; BadParameter for what is missing."""
+    from plc_sim.servers.opcua.security import city_server_security
+
+    if trust_dir is None:
+        raise typer.BadParameter("--opcua-security needs --opcua-trust-dir (trusted clients)")
+    users: dict[str, str] = {}
+    if user is not None:
+        if password_file is None:
+            raise typer.BadParameter("--opcua-user needs --opcua-password-file")
+        try:
+            password = password_file.read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, UnicodeError, IndexError) as err:
+            raise typer.BadParameter(f"cannot read a password from {password_file}") from err
+        users[user] = password
+    try:
+        return city_server_security(
+            pki_dir, policies=tuple(policies), trust_dir=trust_dir, users=users, host=host
+        )
+    except (OSError, ValueError) as err:
+        raise typer.BadParameter(f"OPC UA security: {err}") from err
 
 
 async def _until_parent_exits(stop: asyncio.Event, parent: int) -> None:

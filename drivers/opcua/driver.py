@@ -29,6 +29,7 @@ from drivers.base import (
     DriverError,
     NotConnectedError,
     SampleCallback,
+    confirm_write,
 )
 from drivers.health import DriverHealth
 from drivers.opcua.config import OpcUaDeviceConfig
@@ -230,10 +231,12 @@ class OpcUaDriver:
             reason = f"{where}: refused with {status_name(code)} (0x{code:08X})"
             self._health.count_error(Substatus.DEVICE_FAILURE.value, reason)
             raise DeviceRejectedError(reason)
+        # The device accepted the write: a failed readback leaves it unconfirmed, not refused.
+        return await confirm_write(where, self._read_one(point))
+
+    async def _read_one(self, point: TagDef) -> Sample:
         (readback,) = await self.read([point])
-        if not readback.quality.is_good or readback.value is None:
-            raise DeviceRejectedError(f"{where}: readback failed: {readback.quality.reason}")
-        return readback.value
+        return readback
 
     def diagnostics(self) -> DriverDiagnostics:
         """Request and error counts, the last error and the connection state."""

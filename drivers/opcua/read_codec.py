@@ -2,10 +2,10 @@
 
 A scan reads the same nodes every cycle, so ``prepare_read`` encodes a node list's parameters
 (MaxAge, TimestampsToReturn and the NodesToRead array) once; each request then only adds its
-own, fresh RequestHeader. ``decode_read_response`` decodes the common ReadResponse (scalar
-values of the built-in types points use, status codes, timestamps) straight into asyncua's
-value objects. Every other shape is decoded by asyncua itself from the same bytes, value by
-value or the whole response, so the results are always the ones asyncua gives.
+own, fresh RequestHeader. ``decode_read_response`` decodes
+the ReadResponse straight into asyncua's value objects, every DataValue in the field order of
+Part 6, 5.2.2.17 (``decode_data_values``, also used for publish responses): scalar values of
+the built-in types points use are decoded here, any other Variant by asyncua's Variant decoder.
 """
 
 from __future__ import annotations
@@ -21,15 +21,19 @@ from asyncua import ua
 from asyncua.common.utils import Buffer
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
-from asyncua.ua.ua_binary import get_string_encoding, struct_from_binary, struct_to_binary
-from asyncua.ua.uaerrors import UaError
+from asyncua.ua.ua_binary import (
+    get_string_encoding,
+    struct_from_binary,
+    struct_to_binary,
+    variant_from_binary,
+)
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 _BYTE_AND_UINT16 = struct.Struct("<BH")
 _INT32 = struct.Struct("<i")
 _UINT16 = struct.Struct("<H")
 _UINT32 = struct.Struct("<I")
 _INT64 = struct.Struct("<q")
-_STATUS_AND_TIMES = struct.Struct("<Iqq")  # StatusCode, SourceTimestamp, ServerTimestamp
 
 _NULL_STRING = b"\xff\xff\xff\xff"  # a null String or ByteString: length -1 (Part 6, 5.2.2.4)
 _NULL_EXTENSION_OBJECT = b"\x00\x00\x00"  # TypeId ns=0;i=0 (two-byte form), no body (5.2.2.15)
@@ -80,6 +84,12 @@ def prepare_read(node_ids: Sequence[ua.NodeId]) -> PreparedRead:
     return PreparedRead(nodes, parameters, b"".join(parts))
 
 
+def prepare_parameters(parameters: ua.ReadParameters) -> PreparedRead:
+    """Any Read request's parameters (other attributes, other timestamps) in binary form."""
+    nodes = tuple(item.NodeId for item in parameters.NodesToRead)
+    return PreparedRead(nodes, parameters, struct_to_binary(parameters))
+
+
 def encode_node_id(node_id: ua.NodeId) -> bytes:
     """A NodeId in the binary form its NodeIdType names (Part 6, 5.2.2.9)."""
     kind = node_id.NodeIdType
@@ -114,56 +124,74 @@ def encode_node_id(node_id: ua.NodeId) -> bytes:
 
 
 def decode_read_response(body: bytes) -> list[ua.DataValue]:
-    """The DataValues of a ReadResponse body, equal to what asyncua decodes from it.
+    """The DataValues of a ReadResponse body, decoded per OPC UA Part 6, 5.2.2.17.
 
-    A ServiceResult that is not Good raises asyncua's UaStatusCodeError, as asyncua's Read does.
+    A ServiceResult that is not Good raises asyncua's UaStatusCodeError, as asyncua's Read does;
+    bytes that do not decode raise ResponseDecodingError.
     """
     try:
-        return _decode_common(body)
-    except (_NotCommon, struct.error, IndexError, UaError):
-        # A shape this decoder leaves to asyncua, or bytes that do not decode: asyncua decodes
-        # the whole response and reports its own errors, exactly as without this decoder.
-        pass
-    response = struct_from_binary(ua.ReadResponse, Buffer(body))
-    response.ResponseHeader.ServiceResult.check()
-    results: list[ua.DataValue] = response.Results
+        if not body.startswith(_READ_RESPONSE_ID):
+            # Not a ReadResponse (a ServiceFault is checked before): asyncua says what it is.
+            response = struct_from_binary(ua.ReadResponse, Buffer(body))
+            response.ResponseHeader.ServiceResult.check()
+            return list(response.Results)
+        pos = _skip_response_header(body, len(_READ_RESPONSE_ID))
+        (count,) = _INT32.unpack_from(body, pos)
+        results, pos = decode_data_values(body, pos + 4, max(count, 0))
+        _skip_diagnostic_infos(body, pos)
+    except (struct.error, IndexError, ValueError, UaError) as err:
+        if isinstance(err, UaStatusCodeError | ResponseDecodingError):
+            raise
+        raise ResponseDecodingError(f"ReadResponse does not decode: {err}") from err
     return results
 
 
-class _NotCommon(Exception):
-    """The response has a shape the fast decoder leaves to asyncua."""
+class ResponseDecodingError(UaError):
+    """A response body that does not decode as OPC UA Binary (Part 6, 5.2)."""
 
 
-def _decode_common(body: bytes) -> list[ua.DataValue]:
-    """Decode a ReadResponse whose header carries no diagnostics, strings or extension."""
-    if not body.startswith(_READ_RESPONSE_ID):
-        raise _NotCommon
-    # ResponseHeader (Part 4, 7.33 in 1.05): Timestamp, RequestHandle, ServiceResult,
-    # ServiceDiagnostics, StringTable, AdditionalHeader.
-    pos = len(_READ_RESPONSE_ID) + 8 + 4
-    (service_result,) = _UINT32.unpack_from(body, pos)
-    if service_result & _NOT_GOOD:
-        raise _NotCommon  # asyncua raises for it; its decoder gives the exact error
+def _skip_response_header(body: bytes, pos: int) -> int:
+    """Check a ResponseHeader's ServiceResult (Part 4, 7.33); return where the header ends.
+
+    The common header (no diagnostics, strings or additional header) is skipped by hand; any
+    other is decoded by asyncua. A ServiceResult that is not Good raises UaStatusCodeError.
+    """
+    # Timestamp, RequestHandle, ServiceResult, ServiceDiagnostics, StringTable, AdditionalHeader.
+    (service_result,) = _UINT32.unpack_from(body, pos + 12)
+    common = (
+        not service_result & _NOT_GOOD
+        and body[pos + 16] == 0  # a DiagnosticInfo with no field set (Part 6, 5.2.2.12)
+        and _INT32.unpack_from(body, pos + 17)[0] <= 0
+        and body[pos + 21 : pos + 24] == _NULL_EXTENSION_OBJECT
+    )
+    if common:
+        return pos + 24
+    buffer = Buffer(body, pos)
+    header = struct_from_binary(ua.ResponseHeader, buffer)
+    header.ServiceResult.check()
+    return int(buffer.cur_pos)
+
+
+def _skip_diagnostic_infos(body: bytes, pos: int) -> int:
+    """Decode (and drop) a DiagnosticInfo array; return where it ends."""
+    (count,) = _INT32.unpack_from(body, pos)
     pos += 4
-    if body[pos] != 0:  # a DiagnosticInfo with any field set (Part 6, 5.2.2.12)
-        raise _NotCommon
-    (strings,) = _INT32.unpack_from(body, pos + 1)
-    pos += 5
-    if strings > 0 or body[pos : pos + 3] != _NULL_EXTENSION_OBJECT:
-        raise _NotCommon
-    (count,) = _INT32.unpack_from(body, pos + 3)
-    if count < 0:
-        raise _NotCommon
-    results, pos = _decode_data_values(body, pos + 7, count)
-    (diagnostics,) = _INT32.unpack_from(body, pos)
-    if diagnostics > 0:
-        raise _NotCommon
-    return results
+    if count <= 0:
+        return pos
+    buffer = Buffer(body, pos)
+    for _ in range(count):
+        struct_from_binary(ua.DiagnosticInfo, buffer)
+    return int(buffer.cur_pos)
 
 
-def _decode_data_values(body: bytes, pos: int, count: int) -> tuple[list[ua.DataValue], int]:
+def decode_data_values(body: bytes, pos: int, count: int) -> tuple[list[ua.DataValue], int]:
     """Decode ``count`` DataValues (Part 6, 5.2.2.17) from ``pos``; return them and the end.
 
+    The fields follow the clause's order: Value, StatusCode, SourceTimestamp,
+    SourcePicoseconds, ServerTimestamp, ServerPicoseconds, each present when its mask bit is
+    set (asyncua 2.1's own decoder reads both timestamps before the picoseconds, which shifts
+    a server timestamp that follows source picoseconds). Scalars of the common built-in types
+    are decoded here; any other Variant (arrays, structures) by asyncua's Variant decoder.
     Each value is built without asyncua's constructors, which guess and check what the wire
     has already said (the Variant's type, a scalar): they cost more than the decoding.
     """
@@ -175,87 +203,78 @@ def _decode_data_values(body: bytes, pos: int, count: int) -> tuple[list[ua.Data
     last_source = last_server = _EARLIEST
     end = len(body)
     for _ in range(count):
-        mask = body[pos]
-        if mask & _UNCOMMON_MASK or mask & _ORDER_DIFFERS == _ORDER_DIFFERS:
-            pos = _decode_by_asyncua(body, pos, append)
-            continue
-        start = pos
+        mask = body[pos]  # bits 6 and 7 are reserved (Part 6, 5.2.2.17): ignored
         pos += 1
         value: object = None
         variant_type = ua.VariantType.Null
+        variant: Any = None
         if mask & _HAS_VALUE:
             type_id = body[pos]  # array and dimension flags make it no scalar type id
-            pos += 1
             fixed = _FIXED_SIZE.get(type_id)
             if fixed is not None:
                 unpacker, variant_type = fixed
-                (value,) = unpacker.unpack_from(body, pos)
-                pos += unpacker.size
+                (value,) = unpacker.unpack_from(body, pos + 1)
+                pos += 1 + unpacker.size
             elif type_id == _BOOLEAN:
-                value = body[pos] != 0  # any non-zero byte is true (Part 6, 5.2.2.1)
+                value = body[pos + 1] != 0  # any non-zero byte is true (Part 6, 5.2.2.1)
                 variant_type = ua.VariantType.Boolean
-                pos += 1
-            elif type_id in _BYTE_SEQUENCES:
+                pos += 2
+            elif type_id in _BYTE_SEQUENCES and (
+                (length := _INT32.unpack_from(body, pos + 1)[0]) == -1
+                or 0 <= length <= end - pos - 5
+            ):
                 variant_type = _BYTE_SEQUENCES[type_id]
-                (length,) = _INT32.unpack_from(body, pos)
-                pos += 4
-                if length >= 0 and pos + length <= end:
+                pos += 5
+                if length >= 0:  # -1 is null (Part 6, 5.2.2.4)
                     raw = body[pos : pos + length]
                     pos += length
-                    if type_id == _BYTE_STRING:
-                        value = raw
-                    else:
-                        value = raw.decode(encoding, "surrogateescape")
-                elif length != -1:  # -1 is null; anything else is left to asyncua's checks
-                    pos = _decode_by_asyncua(body, start, append)
-                    continue
+                    value = (
+                        raw if type_id == _BYTE_STRING else raw.decode(encoding, "surrogateescape")
+                    )
             elif type_id == _DATE_TIME:
-                (ticks,) = _INT64.unpack_from(body, pos)
-                pos += 8
+                (ticks,) = _INT64.unpack_from(body, pos + 1)
+                pos += 9
                 value = to_datetime(ticks)
                 variant_type = ua.VariantType.DateTime
-            elif type_id != _NULL:
-                pos = _decode_by_asyncua(body, start, append)
-                continue
+            elif type_id == _NULL:
+                pos += 1
+            else:
+                buffer = Buffer(body, pos)
+                variant = variant_from_binary(buffer)
+                pos = int(buffer.cur_pos)
+        if variant is None:
+            variant = new(_Variant)
+            variant.Value = value
+            variant.VariantType = variant_type
+            variant.Dimensions = None
+            variant.is_array = False
         status = 0  # an absent StatusCode is Good (Part 6, 5.2.2.17)
+        if mask & _HAS_STATUS:
+            (status,) = _UINT32.unpack_from(body, pos)
+            pos += 4
         source = server = None
-        if mask & _STATUS_AND_BOTH_TIMES == _STATUS_AND_BOTH_TIMES:  # the common case: at once
-            status, source_ticks, server_ticks = _STATUS_AND_TIMES.unpack_from(body, pos)
-            pos += 20
-        else:
-            source_ticks = server_ticks = -1
-            if mask & _HAS_STATUS:
-                (status,) = _UINT32.unpack_from(body, pos)
-                pos += 4
-            if mask & _HAS_SOURCE_TIME:
-                (source_ticks,) = _INT64.unpack_from(body, pos)
-                pos += 8
-            if mask & _HAS_SERVER_TIME:
-                (server_ticks,) = _INT64.unpack_from(body, pos)
-                pos += 8
+        source_picoseconds = server_picoseconds = None
         # Servers often stamp many values alike: reuse the last conversion.
         if mask & _HAS_SOURCE_TIME:
+            (source_ticks,) = _INT64.unpack_from(body, pos)
+            pos += 8
             if source_ticks != last_source_ticks:
                 last_source_ticks, last_source = source_ticks, to_datetime(source_ticks)
             source = last_source
-        if mask & _HAS_SERVER_TIME:
-            if server_ticks != last_server_ticks:
-                last_server_ticks, last_server = server_ticks, to_datetime(server_ticks)
-            server = last_server
-        source_picoseconds = server_picoseconds = None
         if mask & _HAS_SOURCE_PICOSECONDS:
             (source_picoseconds,) = _UINT16.unpack_from(body, pos)
             pos += 2
+        if mask & _HAS_SERVER_TIME:
+            (server_ticks,) = _INT64.unpack_from(body, pos)
+            pos += 8
+            if server_ticks != last_server_ticks:
+                last_server_ticks, last_server = server_ticks, to_datetime(server_ticks)
+            server = last_server
         if mask & _HAS_SERVER_PICOSECONDS:
             (server_picoseconds,) = _UINT16.unpack_from(body, pos)
             pos += 2
         # Typed Any: asyncua annotates these fields with its marker classes (ua.UInt32,
         # ua.DateTime...), which the plain values asyncua's own decoder stores are not.
-        variant: Any = new(_Variant)
-        variant.Value = value
-        variant.VariantType = variant_type
-        variant.Dimensions = None
-        variant.is_array = False
         status_code: Any = new(_StatusCode)
         status_code.value = status
         data_value: Any = new(_DataValue)
@@ -267,14 +286,9 @@ def _decode_data_values(body: bytes, pos: int, count: int) -> tuple[list[ua.Data
         data_value.SourcePicoseconds = source_picoseconds
         data_value.ServerPicoseconds = server_picoseconds
         append(data_value)
+    if pos > end:
+        raise ResponseDecodingError(f"DataValues end at byte {pos} of a {end}-byte body")
     return results, pos
-
-
-def _decode_by_asyncua(body: bytes, pos: int, append: Any) -> int:
-    """Decode the DataValue at ``pos`` with asyncua, append it, return where the next starts."""
-    buffer = Buffer(body, pos)
-    append(struct_from_binary(ua.DataValue, buffer))
-    return int(buffer.cur_pos)
 
 
 def to_datetime(ticks: int) -> datetime:
@@ -317,12 +331,6 @@ _HAS_SOURCE_TIME = 0x04
 _HAS_SERVER_TIME = 0x08
 _HAS_SOURCE_PICOSECONDS = 0x10
 _HAS_SERVER_PICOSECONDS = 0x20
-_UNCOMMON_MASK = 0xC0  # bits the clause does not define
-_STATUS_AND_BOTH_TIMES = _HAS_STATUS | _HAS_SOURCE_TIME | _HAS_SERVER_TIME
-# Part 6 orders the fields SourceTimestamp, SourcePicoseconds, ServerTimestamp; asyncua reads
-# both timestamps first. They differ only when source picoseconds and a server timestamp come
-# together: that shape is left to asyncua, so the result stays what asyncua reads.
-_ORDER_DIFFERS = _HAS_SOURCE_PICOSECONDS | _HAS_SERVER_TIME
 
 # Scalar Variant type ids (Part 6, 5.1.2 built-in types; 5.2.2.16 Variant).
 _NULL = 0

@@ -22,6 +22,7 @@ from typing import cast
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.client.ua_client import UaClient, UASocketProtocol, UASocketState
+from asyncua.common.shortcuts import Shortcuts
 from asyncua.common.utils import Buffer, wait_for
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
@@ -41,7 +42,13 @@ from drivers.opcua.address import (
     parse_address,
 )
 from drivers.opcua.config import OpcUaDeviceConfig
-from drivers.opcua.read_codec import PreparedRead, decode_read_response, prepare_read
+from drivers.opcua.publish_codec import SpecPublishSession
+from drivers.opcua.read_codec import (
+    PreparedRead,
+    decode_read_response,
+    prepare_parameters,
+    prepare_read,
+)
 from drivers.opcua.security import (
     MESSAGE_MODES,
     ClientCertificate,
@@ -364,7 +371,7 @@ class OpcUaSession:
             ]
         )
         self._count_request()
-        data_type, current = await self._client.uaclient.read(parameters)
+        data_type, current = await send_read(self._client.uaclient, prepare_parameters(parameters))
         code = data_type.StatusCode.value if data_type.StatusCode is not None else 0
         if code & 0x80000000 or data_type.Value is None:
             raise AddressError(
@@ -460,6 +467,9 @@ async def open_session(
     client.application_uri = config.application_uri
     client.product_uri = "urn:city-controlcenter"
     client.session_timeout = int(config.session_timeout_s * 1000)
+    # Publish responses decoded per Part 6, 5.2.2.17 (see drivers.opcua.publish_codec).
+    client.uaclient.session = SpecPublishSession(client.uaclient)
+    client.nodes = Shortcuts(client.uaclient.session)
     try:
         certificate = await ensure_client_certificate(config, device) if config.secure else None
         async with deadline(config.timeout_s * 3):
@@ -525,12 +535,13 @@ async def send_read(uaclient: UaClient, prepared: PreparedRead) -> list[ua.DataV
     fresh RequestHeader, request ids, chunking, signing and encryption (``message_to_binary``),
     response matching, timeout and ServiceFault check, with the body encoded and decoded by
     ``drivers.opcua.read_codec``. Errors are the ones asyncua's Read raises. An asyncua
-    without those parts reads the ordinary way.
+    without those parts sends the request its ordinary way; the answer is still decoded by
+    ``read_codec``, in Part 6's field order.
     """
+    request = ua.ReadRequest(RequestHeader=ua.RequestHeader(), Parameters=prepared.parameters)
     protocol = uaclient.protocol
     if protocol is not None and not _has_read_seam(uaclient, protocol):
-        return await uaclient.read(prepared.parameters)
-    request = ua.ReadRequest(RequestHeader=ua.RequestHeader(), Parameters=prepared.parameters)
+        return decode_read_response(bytes(await protocol.send_request(request)))
     with uaclient.observer.observe_request(request):
         async with uaclient._request_semaphore:
             protocol = uaclient.protocol
@@ -591,8 +602,10 @@ def _has_read_seam(uaclient: UaClient, protocol: UASocketProtocol) -> bool:
 
 @functools.cache
 def _report_missing_read_seam(missing: tuple[str, ...]) -> None:
-    """Say once per process that reads take asyncua's own, slower Read."""
-    _log.warning("this asyncua has no %s: OPC UA reads use asyncua's Read", ", ".join(missing))
+    """Say once per process that reads take asyncua's own, slower request path."""
+    _log.warning(
+        "this asyncua has no %s: OPC UA reads use asyncua's request path", ", ".join(missing)
+    )
 
 
 class _LostOnce:
@@ -654,7 +667,9 @@ async def _server_facts(
         NodesToRead=[ua.ReadValueId(NodeId=node, AttributeId=AttributeIds.Value) for node in nodes]
     )
     count_request()
-    namespace_value, *limit_values = await client.uaclient.read(parameters)
+    namespace_value, *limit_values = await send_read(
+        client.uaclient, prepare_parameters(parameters)
+    )
     namespaces = namespace_value.Value.Value if namespace_value.Value is not None else None
     if not isinstance(namespaces, list):
         raise ValueError("the server has no readable namespace array")

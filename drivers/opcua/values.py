@@ -9,7 +9,7 @@ variable's DataType once and encodes the value for it here.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 from asyncua import ua
 from asyncua.ua.object_ids import ObjectIds
@@ -82,12 +82,15 @@ def quality_of(code: int) -> Quality:
 def to_sample(tag: TagDef, data_value: ua.DataValue, now: datetime) -> Sample:
     """A sample of ``tag`` from a DataValue: its value in the tag's type, status and times.
 
-    A missing source timestamp falls back to the server timestamp, then to ``now``.
+    The server time is ``now``, when the center received the value; a missing source
+    timestamp falls back to the OPC UA server's timestamp, then to ``now``.
     """
     status = data_value.StatusCode
     code = status.value if status is not None else 0
-    server_time = data_value.ServerTimestamp or now
-    source_time = data_value.SourceTimestamp or server_time
+    # The sample's server time is when the center received it, which orders history; the OPC
+    # UA server's own ServerTimestamp (Part 4, 7.7.4) only stands in for a missing source time.
+    server_time = now
+    source_time = data_value.SourceTimestamp or data_value.ServerTimestamp or now
     variant = data_value.Value
     if not code & 0xFFFF0000 and variant is not None:
         # Fast path for the common case on the subscription hot path: a Good float.
@@ -134,12 +137,18 @@ def convert(raw: object, data_type: DataType) -> Value:
             return raw
         if isinstance(raw, int) and raw in (0, 1):
             return bool(raw)
+    elif data_type is DataType.DATETIME:
+        if isinstance(raw, datetime):
+            # A DateTime is UTC (Part 6, 5.2.2.5); asyncua's own decoder may give it naive.
+            return raw if raw.tzinfo is not None else raw.replace(tzinfo=UTC)
     elif isinstance(raw, str):
         return raw
     elif isinstance(raw, ua.LocalizedText):
         return raw.Text or ""
     elif isinstance(raw, int | float):
         return str(raw)
+    elif isinstance(raw, datetime):
+        return (raw if raw.tzinfo is not None else raw.replace(tzinfo=UTC)).isoformat()
     raise ConversionError(f"a {type(raw).__name__} value ({raw!r}) does not fit a {data_type} tag")
 
 
@@ -184,4 +193,8 @@ def to_variant(value: Value, variant_type: ua.VariantType, where: str) -> ua.Var
             return ua.Variant(value, variant_type)
     elif variant_type is ua.VariantType.LocalizedText and isinstance(value, str):
         return ua.Variant(ua.LocalizedText(value), variant_type)
+    elif variant_type is ua.VariantType.DateTime and isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise AddressError(f"{where}: {value.isoformat()} has no time zone")
+        return ua.Variant(value.astimezone(UTC), variant_type)
     raise AddressError(f"{where}: a {variant_type.name} variable cannot take {value!r}")

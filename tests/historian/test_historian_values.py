@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from controlcenter.model import DataType
+from controlcenter.cli.main import app
+from controlcenter.model import DataType, Quality, Sample, TagDef
 from historian.timetypes import from_epoch_us, to_epoch_us
 from historian.values import (
     ValueMismatchError,
@@ -18,6 +21,7 @@ from historian.values import (
     encode_json_value,
     encode_sample_value,
 )
+from tests.historian.historian_support import Database, at
 
 _aware_times = st.datetimes(
     min_value=datetime(1900, 1, 1),
@@ -116,3 +120,69 @@ def test_journal_values_keep_their_type(value: bool | int | float | str) -> None
     decoded = decode_json_value(encode_json_value(value))
     assert decoded == value
     assert type(decoded) is type(value)
+
+
+@given(_aware_times)
+def test_datetimes_round_trip_as_the_same_instant(value: datetime) -> None:
+    columns = encode_sample_value(DataType.DATETIME, value)
+    assert columns[0] is None
+    decoded = decode_sample_value(DataType.DATETIME, *columns)
+    assert decoded == value
+    assert isinstance(decoded, datetime)
+    assert decoded.utcoffset() == timedelta(0)
+
+
+def test_datetime_values_fit_datetime_tags_only() -> None:
+    with pytest.raises(ValueMismatchError, match="no time zone"):
+        encode_sample_value(DataType.DATETIME, datetime(2025, 1, 1))
+    with pytest.raises(ValueMismatchError, match="for a datetime tag"):
+        encode_sample_value(DataType.DATETIME, "2025-01-01T00:00:00+00:00")
+    with pytest.raises(ValueMismatchError, match="for a float tag"):
+        encode_sample_value(DataType.FLOAT, datetime(2025, 1, 1, tzinfo=UTC))
+
+
+def test_datetime_values_round_trip_through_each_database(database: Database) -> None:
+    tag = TagDef("plant.last_service", "plc3", "ns=2;s=LastService", DataType.DATETIME)
+    store = database.open()
+    try:
+        store.ensure_tags([tag])
+        values = [
+            datetime(2025, 12, 24, 18, 30, 15, 123_456, tzinfo=UTC),
+            datetime(1601, 1, 1, tzinfo=UTC),  # OPC UA's earliest DateTime (Part 6, 5.2.2.5)
+            datetime(2026, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=9))),
+        ]
+        store.write_samples(
+            [
+                Sample(tag.name, value, Quality.good(), at(i), at(i))
+                for i, value in enumerate(values)
+            ]
+        )
+        stored = store.read_raw(tag.name, at(-1), at(10))
+    finally:
+        store.close()
+    assert [point.value for point in stored] == values
+    assert encode_json_value(values[0]) == '"2025-12-24T18:30:15.123456+00:00"'
+
+
+def test_history_prints_datetime_values_as_iso_8601(sqlite_database: Database) -> None:
+    tag = TagDef("plant.last_service", "plc3", "ns=2;s=LastService", DataType.DATETIME)
+    moment = datetime(2025, 12, 24, 18, 30, 15, 123_456, tzinfo=UTC)
+    store = sqlite_database.open()
+    try:
+        store.ensure_tags([tag])
+        store.write_samples([Sample(tag.name, moment, Quality.good(), at(0), at(0))])
+    finally:
+        store.close()
+    runner = CliRunner()
+    for output_format in ("json", "csv"):
+        result = runner.invoke(
+            app, ["history", tag.name, "--db", sqlite_database.url, "--format", output_format]
+        )
+        assert result.exit_code == 0, result.output
+        assert "2025-12-24T18:30:15.123456+00:00" in result.output
+    rows = json.loads(
+        runner.invoke(
+            app, ["history", tag.name, "--db", sqlite_database.url, "--format", "json"]
+        ).output
+    )
+    assert rows[0]["value"] == "2025-12-24T18:30:15.123456+00:00"

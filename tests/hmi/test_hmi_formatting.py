@@ -20,6 +20,10 @@ from hmi.formatting import element_id, format_time, format_value, quality_class,
         (False, "OFF"),
         (42, "42"),
         ("auto", "auto"),
+        (
+            datetime(2025, 12, 24, 19, 30, 15, tzinfo=timezone(timedelta(hours=1))),
+            "2025-12-24 18:30:15Z",
+        ),
         (None, "—"),
     ],
 )

@@ -17,6 +17,9 @@ Two things asyncua's ``InternalServer`` does not offer out of the box:
   status: Bad_NotWritable for a read-only point (its AccessLevel lacks CurrentWrite),
   Bad_TypeMismatch for a value of another built-in type, Bad_OutOfRange when the model refuses
   it. Every other write goes to asyncua's attribute service unchanged.
+- **Reads as Part 4 5.10.2 asks.** asyncua's attribute service returns each stored DataValue as
+  it is; ``PointWriteService.read`` checks the Read's parameters and gives the timestamps it
+  asks for (``plc_sim.servers.opcua.read_rules``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,7 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes
 
 from plc_sim.servers.opcua.nodes import ServedPoint, status
+from plc_sim.servers.opcua.read_rules import check_read, stamped
 
 _log = logging.getLogger(__name__)
 
@@ -58,6 +63,10 @@ _ADMIN = User(role=UserRole.Admin)
 
 PointWriter = Callable[[ServedPoint, ua.DataValue], Awaitable[ua.StatusCode]]
 """Applies a client's write of one point's Value and says how it went."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 StandardFill = Callable[[], Mapping[ua.NodeId, NodeData]]
@@ -288,6 +297,23 @@ class PointWriteService(AttributeService):
         super().__init__(aspace)
         self.points: dict[ua.NodeId, ServedPoint] = {}
         self.point_writer: PointWriter | None = None
+        self.server_time: Callable[[], datetime] = _utc_now
+        """The server's current time: the ServerTimestamp of every value a Read returns."""
+        self.max_nodes_per_read = 0
+        """The MaxNodesPerRead the server advertises (0: no limit), enforced on every Read."""
+
+    def read(self, params: ua.ReadParameters) -> list[ua.DataValue]:
+        """The values a Read returns (Part 4 5.10.2): its parameters checked and the timestamps
+        it asks for given, as ``read_rules`` says; a refused Read raises its ServiceResult."""
+        timestamps = int(params.TimestampsToReturn)
+        nodes = params.NodesToRead
+        check_read(len(nodes), params.MaxAge, timestamps, self.max_nodes_per_read)
+        now = self.server_time()
+        results = super().read(params)
+        return [
+            stamped(value, item.AttributeId, timestamps, now)
+            for value, item in zip(results, nodes, strict=True)
+        ]
 
     async def write(self, params: ua.WriteParameters, user: User = _ADMIN) -> list[ua.StatusCode]:
         """One status per node to write (Part 4 5.10.4), points judged by the device."""

@@ -11,9 +11,10 @@ request this module does the same work on the bytes themselves, several times ch
   runs before a Read asyncua serves (``before_read``): REFUSING, OFFLINE, SLOW and ERROR behave
   exactly alike on both paths.
 - Each value is read from the address space as asyncua's attribute service reads it; its binary
-  encoding is kept with the point as long as the point holds that same ``SharedDataValue``. A
-  served value is never changed and a publish replaces it, so a value is encoded once however
-  often it is read, and a read after a publish always encodes the new one.
+  encoding (Value, StatusCode and source time, Part 6 5.2.2.17) is kept with the point as long as
+  the point holds that same ``SharedDataValue``. A served value is never changed and a publish
+  replaces it, so a value is encoded once however often it is read, and a read after a publish
+  always encodes the new one. The ServerTimestamp, the time of the Read, is added per response.
 - The ReadResponse is framed by the connection's secure channel exactly as asyncua frames any
   response (signed, or signed and encrypted, as the channel's security mode asks).
 
@@ -26,9 +27,14 @@ DataEncoding, an empty NodesToRead, a session not (yet) activated, a user refuse
 body this parser does not read in full (truncated, trailing bytes, a NodeId encoding with
 ExpandedNodeId flags, a TimestampsToReturn outside its enumeration).
 
-The answer is the one asyncua gives: its Read returns each stored DataValue as it is, whatever
-TimestampsToReturn and MaxAge ask for, and enforces no MaxNodesPerRead; the transport's limits
-on message size and chunk count apply before either path sees the request.
+Both paths answer alike, as ``plc_sim.servers.opcua.read_rules`` says (Part 4 5.10.2): the
+parameters checked (MaxNodesPerRead enforced), the timestamps TimestampsToReturn asks for, the
+ServerTimestamp being the time of the Read. The transport's limits on message size and chunk
+count apply before either path sees the request.
+
+The processor also guards sessions (Part 4 5.6.2 CreateSession, 5.6.3 ActivateSession): on a
+secure-only server none is created or activated over an unsecured channel, and with a client
+trust list only for a client whose channel certificate is in it.
 
 asyncua makes a ``UaProcessor`` for each new connection and tells the internal server's list of
 connections about it before reading a byte (``DeviceInternalServer.connection_listener``); the
@@ -39,11 +45,13 @@ handles Read requests itself and hands every other message to asyncua's processo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from asyncua import ua
@@ -54,15 +62,18 @@ from asyncua.server.internal_server import InternalServer
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.ua_binary import (
-    Primitives1,
     create_uatype_serializer,
     nodeid_to_binary,
     struct_to_binary,
     to_binary,
 )
+from asyncua.ua.uaerrors import UaStatusCodeError
 
 from plc_sim.servers.opcua.nodes import ServedPoint, SharedDataValue, numeric_node
+from plc_sim.servers.opcua.read_rules import WITH_SERVER, WITH_SOURCE, check_read
+from plc_sim.servers.opcua.security import ClientTrustList
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +81,12 @@ BeforeRead = Callable[[], Awaitable[None]]
 """Carries out the device's faults before a client's Read is served (may wait, or never end)."""
 
 _READ_REQUEST = numeric_node(ObjectIds.ReadRequest_Encoding_DefaultBinary)
+_SESSION_REQUESTS = frozenset(
+    {
+        numeric_node(ObjectIds.CreateSessionRequest_Encoding_DefaultBinary),
+        numeric_node(ObjectIds.ActivateSessionRequest_Encoding_DefaultBinary),
+    }
+)
 _READ_RESPONSE_TYPE_ID = nodeid_to_binary(
     ua.FourByteNodeId(ua.Int32(ObjectIds.ReadResponse_Encoding_DefaultBinary))
 )
@@ -99,6 +116,10 @@ _PLAIN_VALUE_TAIL = _UINT32.pack(_VALUE) + _INT32.pack(-1) + _QUALIFIED_NAME.pac
 a null DataEncoding, as clients (asyncua's among them) encode it."""
 _NO_DIAGNOSTICS = _INT32.pack(0)
 """An empty DiagnosticInfos array, as asyncua answers every Read (Part 4 5.10.2 Read)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class MalformedReadRequest(ValueError):
@@ -195,85 +216,102 @@ _SCALARS: dict[ua.VariantType, tuple[bytes, Callable[[Any], bytes]]] = {
 """Variant types encoded here: the Variant's encoding byte of a scalar (Part 6 5.2.2.16: the
 built-in type's id, no array bits) and asyncua's own encoder of the value."""
 _HAS_VALUE, _HAS_STATUS, _HAS_SOURCE_TIME, _HAS_SERVER_TIME = 0x01, 0x02, 0x04, 0x08
+_HAS_SOURCE_PICOSECONDS, _HAS_SERVER_PICOSECONDS = 0x10, 0x20
 """Part 6 5.2.2.17: the DataValue encoding mask's bits of the fields present."""
-_COMPLETE_MASK = _HAS_VALUE | _HAS_STATUS | _HAS_SOURCE_TIME | _HAS_SERVER_TIME
 _INT64 = struct.Struct("<q")
-_COMPLETE: dict[ua.VariantType, struct.Struct] = {
-    vtype: struct.Struct("<BB" + getattr(Primitives1, vtype.name).format.lstrip("<") + "Iqq")
-    for vtype in _SCALAR_TYPES
-    if hasattr(Primitives1, vtype.name)
-}
-"""A whole DataValue of a fixed-size scalar with a status and both timestamps, what every
-served value is: mask, Variant encoding byte, the value in asyncua's own format, StatusCode
-(UInt32), SourceTimestamp and ServerTimestamp (DateTime: Int64)."""
+_UINT16 = struct.Struct("<H")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedValue:
+    """A DataValue's encoding in the parts a Read puts together (Part 6 5.2.2.17): the fields
+    are Value, StatusCode, SourceTimestamp, SourcePicoseconds, ServerTimestamp,
+    ServerPicoseconds, each present when its mask bit is set."""
+
+    mask: int
+    """The mask bits of the Value and the StatusCode."""
+    body: bytes
+    """The Variant and the StatusCode."""
+    source_mask: int
+    """The mask bits of the SourceTimestamp and SourcePicoseconds."""
+    source: bytes
+    """The SourceTimestamp and SourcePicoseconds."""
+
+
+def encode_value(value: ua.DataValue) -> EncodedValue:
+    """A DataValue's Value, StatusCode and source time in binary (Part 6 5.2.2.16-17).
+
+    A scalar of a primitive type (what a point holds) is encoded here, any other Variant by
+    asyncua's own encoder.
+    """
+    variant = value.Value
+    status = value.StatusCode
+    scalar = _SCALARS.get(variant.VariantType) if variant is not None else None
+    body = b""
+    if (
+        scalar is not None
+        and variant is not None
+        and not variant.is_array
+        and variant.Dimensions is None
+        and not isinstance(variant.Value, list | tuple)
+    ):
+        prefix, pack = scalar
+        with contextlib.suppress(struct.error, TypeError, OverflowError, AttributeError):
+            body = prefix + pack(variant.Value)
+    if body:
+        mask = _HAS_VALUE
+        if status is not None:
+            mask |= _HAS_STATUS
+            body += _UINT32.pack(status.value)
+    else:
+        # Anything else, or a value its type cannot hold: asyncua's encoder (and its errors).
+        fields: Any = {"StatusCode": status}
+        encoded = to_binary(ua.DataValue, ua.DataValue(variant, **fields))
+        mask, body = encoded[0], encoded[1:]
+    source_mask = 0
+    source = b""
+    if value.SourceTimestamp is not None:
+        source_mask |= _HAS_SOURCE_TIME
+        source = _INT64.pack(ua.datetime_to_win_epoch(value.SourceTimestamp))
+    if value.SourcePicoseconds is not None:
+        source_mask |= _HAS_SOURCE_PICOSECONDS
+        source += _UINT16.pack(value.SourcePicoseconds)
+    return EncodedValue(mask, body, source_mask, source)
 
 
 def encode_data_value(value: ua.DataValue) -> bytes:
-    """A DataValue's binary encoding (Part 6 5.2.2.17), byte for byte as asyncua encodes it.
-
-    A scalar of a primitive type without picoseconds (what a point holds) is encoded here, the
-    fields in asyncua's order; anything else by asyncua's own encoder.
-    """
-    variant = value.Value
-    scalar = _SCALARS.get(variant.VariantType) if variant is not None else None
-    if (
-        scalar is None
-        or variant is None
-        or variant.is_array
-        or variant.Dimensions is not None
-        or isinstance(variant.Value, list | tuple)
-        or value.SourcePicoseconds is not None
-        or value.ServerPicoseconds is not None
-    ):
-        return to_binary(ua.DataValue, value)
-    status = value.StatusCode
-    source = value.SourceTimestamp
-    server = value.ServerTimestamp
-    complete = _COMPLETE.get(variant.VariantType)
-    try:
-        if complete and status is not None and source is not None and server is not None:
-            source_ticks = ua.datetime_to_win_epoch(source)
-            server_ticks = source_ticks if server is source else ua.datetime_to_win_epoch(server)
-            return complete.pack(
-                _COMPLETE_MASK,
-                variant.VariantType.value,
-                variant.Value,
-                status.value,
-                source_ticks,
-                server_ticks,
-            )
-        prefix, pack = scalar
-        body = pack(variant.Value)
-    except (struct.error, TypeError, OverflowError, AttributeError):
-        # A value its type cannot hold: asyncua's encoder says so in its own words.
-        return to_binary(ua.DataValue, value)
-    mask = _HAS_VALUE
-    parts = [b"", prefix, body]
-    if status is not None:
-        mask |= _HAS_STATUS
-        parts.append(_UINT32.pack(status.value))
-    source_time = b""
-    if source is not None:
-        mask |= _HAS_SOURCE_TIME
-        source_time = _INT64.pack(ua.datetime_to_win_epoch(source))
-        parts.append(source_time)
-    if server is not None:
+    """A whole DataValue's binary encoding, the fields in Part 6 5.2.2.17's order."""
+    encoded = encode_value(value)
+    mask = encoded.mask | encoded.source_mask
+    server = b""
+    if value.ServerTimestamp is not None:
         mask |= _HAS_SERVER_TIME
-        same = server is source
-        parts.append(source_time if same else _INT64.pack(ua.datetime_to_win_epoch(server)))
-    parts[0] = bytes((mask,))
-    return b"".join(parts)
+        server = _INT64.pack(ua.datetime_to_win_epoch(value.ServerTimestamp))
+    if value.ServerPicoseconds is not None:
+        mask |= _HAS_SERVER_PICOSECONDS
+        server += _UINT16.pack(value.ServerPicoseconds)
+    return b"".join((bytes((mask,)), encoded.body, encoded.source, server))
 
 
 class _PointValue:
     """A served point's Value: its NodeId, and the last DataValue read with its encoding."""
 
-    __slots__ = ("binary", "node_id", "value")
+    __slots__ = ("both", "encoded", "node_id", "value")
 
     def __init__(self, node_id: ua.NodeId) -> None:
         self.node_id = node_id
         self.value: ua.DataValue | None = None
-        self.binary = b""
+        self.encoded = EncodedValue(0, b"", 0, b"")
+        self.both = b""
+        """The value with both timestamps asked (the common Read), but the ServerTimestamp."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRead:
+    """A Read the fast path serves: its parameters and the points whose Value it asks."""
+
+    request: ReadRequestView
+    points: list[_PointValue]
 
 
 class ReadFastPath:
@@ -285,6 +323,14 @@ class ReadFastPath:
             nodeid_to_binary(point.node_id): _PointValue(point.node_id) for point in points
         }
         self._before_read = before_read
+        self.server_time: Callable[[], datetime] = _utc_now
+        """The server's current time: the ServerTimestamp of every value a Read returns."""
+        self.max_nodes_per_read = 0
+        """The MaxNodesPerRead the server advertises (0: no limit), enforced on every Read."""
+        self.secure_only = False
+        """Refuse sessions over an unsecured channel (the server offers no None endpoint)."""
+        self.trust_list: ClientTrustList | None = None
+        """Refuse sessions of clients whose channel certificate is not in it (None: any)."""
         self.enabled = True
         """False: every Read goes to asyncua's own path."""
         self.served = 0
@@ -307,7 +353,7 @@ class ReadFastPath:
         processor.set_policies(protocol.policies)  # type: ignore[no-untyped-call]
         protocol.processor = processor
 
-    def plan(self, body: Buffer) -> list[_PointValue] | None:
+    def plan(self, body: Buffer) -> PlannedRead | None:
         """The points a Read request's body asks the Value of; None when asyncua serves it."""
         if not self.enabled:
             return None
@@ -328,33 +374,59 @@ class ReadFastPath:
             if point is None:
                 return None
             planned.append(point)
-        return planned
+        return PlannedRead(request, planned)
 
     async def before_read(self) -> None:
         """Carry out the device's faults, as before a Read asyncua serves."""
         await self._before_read()
 
-    def response(
-        self, iserver: InternalServer, request_handle: int, planned: list[_PointValue]
-    ) -> bytes:
-        """The encoded ReadResponse (Part 4 5.10.2 Read) with the points' current values."""
+    def check(self, planned: PlannedRead) -> None:
+        """Raise the ServiceResult of a Read whose parameters must be refused (``read_rules``)."""
+        request = planned.request
+        check_read(
+            len(planned.points),
+            request.max_age,
+            request.timestamps_to_return,
+            self.max_nodes_per_read,
+        )
+
+    def response(self, iserver: InternalServer, request_handle: int, planned: PlannedRead) -> bytes:
+        """The encoded ReadResponse (Part 4 5.10.2 Read) with the points' current values, the
+        timestamps TimestampsToReturn asks for (Part 4 7.40), the ServerTimestamp being now."""
         # asyncua's AttributeService.read: each value as the address space holds it.
         read = iserver.aspace.read_attribute_value
         header = ua.ResponseHeader()
         header.RequestHandle = request_handle
-        parts = [_READ_RESPONSE_TYPE_ID, struct_to_binary(header), _INT32.pack(len(planned))]
+        parts = [_READ_RESPONSE_TYPE_ID, struct_to_binary(header), _INT32.pack(len(planned.points))]
         append = parts.append
-        for point in planned:
+        timestamps = planned.request.timestamps_to_return
+        with_source = timestamps in WITH_SOURCE
+        server = b""
+        if timestamps in WITH_SERVER:
+            server = _INT64.pack(ua.datetime_to_win_epoch(self.server_time()))
+        both = with_source and server
+        for point in planned.points:
             value = read(point.node_id, _VALUE)
-            if value is point.value:
-                append(point.binary)
+            if value is not point.value:
+                encoded = encode_value(value)
+                both_mask = encoded.mask | encoded.source_mask | _HAS_SERVER_TIME
+                point.encoded = encoded
+                point.both = bytes((both_mask,)) + encoded.body + encoded.source
+                # Only a value nobody changes may be known by its identity.
+                point.value = value if type(value) is SharedDataValue else None
+            if both:
+                append(point.both)
+                append(server)
                 continue
-            binary = encode_data_value(value)
-            # Only a value nobody changes may be known by its identity.
-            if type(value) is SharedDataValue:
-                point.value = value
-                point.binary = binary
-            append(binary)
+            encoded = point.encoded
+            mask = encoded.mask | (_HAS_SERVER_TIME if server else 0)
+            if with_source:
+                mask |= encoded.source_mask
+            append(bytes((mask,)))
+            append(encoded.body)
+            if with_source:
+                append(encoded.source)
+            append(server)
         append(_NO_DIAGNOSTICS)
         return b"".join(parts)
 
@@ -377,6 +449,16 @@ class FastReadProcessor(UaProcessor):
         self, typeid: ua.NodeId, requesthdr: ua.RequestHeader, seqhdr: Any, body: Buffer
     ) -> bool:
         """Serve a plain Read of points here; hand anything else to asyncua untouched."""
+        if typeid in _SESSION_REQUESTS and self._reads.secure_only and self._unsecured():
+            # asyncua opens a None channel for discovery (GetEndpoints, Part 4 5.4.4) even when
+            # it offers no None endpoint, and would create and activate sessions over it: a
+            # password would travel in clear. A session must use a channel whose security an
+            # offered endpoint has (Part 4 5.6.2 CreateSession, 5.6.3 ActivateSession).
+            raise UaStatusCodeError(StatusCodes.BadSecurityModeRejected)  # type: ignore[no-untyped-call]
+        if typeid in _SESSION_REQUESTS and not self._trusted():
+            # The certificate that secures the channel, not the one CreateSession names (which
+            # a client may leave empty, and asyncua then checks nothing).
+            raise UaStatusCodeError(StatusCodes.BadCertificateUntrusted)  # type: ignore[no-untyped-call]
         if typeid != _READ_REQUEST:
             return await self._by_asyncua(typeid, requesthdr, seqhdr, body)
         reads = self._reads
@@ -391,6 +473,7 @@ class FastReadProcessor(UaProcessor):
         if planned is None:
             reads.declined += 1
             return await self._by_asyncua(typeid, requesthdr, seqhdr, body)
+        reads.check(planned)  # a refused Read raises: asyncua answers it with a ServiceFault
         reads.served += 1
         # As asyncua notes every request of a session (its timeout, Part 4 5.6.2 CreateSession).
         self.session_last_activity = time.monotonic()
@@ -412,6 +495,19 @@ class FastReadProcessor(UaProcessor):
                 typeid, requesthdr, seqhdr, body
             )
         )
+
+    def _trusted(self) -> bool:
+        """Whether the channel's client certificate is trusted (always, without a trust list)."""
+        trust_list = self._reads.trust_list
+        if trust_list is None:
+            return True
+        peer = self._connection.security_policy.peer_certificate
+        return trust_list.trusts(bytes(peer or b""))
+
+    def _unsecured(self) -> bool:
+        """Whether this connection's secure channel neither signs nor encrypts (Part 4 7.20)."""
+        mode = getattr(self._connection.security_policy, "Mode", ua.MessageSecurityMode.None_)
+        return bool(mode == ua.MessageSecurityMode.None_)
 
     def _permitted(self, typeid: ua.NodeId, body: Buffer) -> bool:
         """Whether the channel's permission rules let the session's user make this request."""

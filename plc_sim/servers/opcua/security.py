@@ -7,8 +7,10 @@ the message security mode (Part 4 7.20) appended: ``Basic256Sha256_SignAndEncryp
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
+import logging
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 if TYPE_CHECKING:
     from asyncua.server.internal_server import InternalServer
+
+_log = logging.getLogger(__name__)
 
 SECURITY_POLICIES: dict[str, ua.SecurityPolicyType] = {
     "Basic256Sha256_Sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
@@ -60,6 +64,9 @@ class OpcUaServerSecurity:
     allow_anonymous: bool = False
     secure_only: bool = True
     """Offer no ``None`` endpoint (no unsigned, unencrypted channel)."""
+    trust_dir: Path | None = None
+    """Directory of trusted client certificates (DER or PEM files): a session is created only
+    for a client whose channel certificate is one of them. None: any client certificate."""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.policies if name not in SECURITY_POLICIES]
@@ -88,6 +95,55 @@ class OpcUaServerSecurity:
         return tokens
 
 
+class ClientTrustList:
+    """The client certificates a server trusts: the files of one directory (DER or PEM).
+
+    The directory is read again when it changes, so a certificate dropped in (or removed) is
+    trusted (or refused) from the next session on, without a restart.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._stamp: tuple[tuple[str, int, int], ...] | None = None
+        self._fingerprints: frozenset[bytes] = frozenset()
+
+    def trusts(self, certificate_der: bytes) -> bool:
+        """Whether this certificate (DER, as a secure channel carries it) is in the list."""
+        if not certificate_der:
+            return False
+        digest = hashlib.sha256(certificate_der).digest()
+        return digest in self._current()
+
+    def _current(self) -> frozenset[bytes]:
+        try:
+            files = sorted(p for p in self._directory.iterdir() if p.is_file())
+            stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        except OSError as err:
+            _log.warning("OPC UA trust list %s is unreadable: %s", self._directory, err)
+            return frozenset()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._fingerprints = frozenset(
+                digest for digest in map(_certificate_fingerprint, files) if digest is not None
+            )
+        return self._fingerprints
+
+
+def _certificate_fingerprint(path: Path) -> bytes | None:
+    """SHA-256 of a certificate file's DER form; None (logged) for a file that is none."""
+    try:
+        data = path.read_bytes()
+        certificate = (
+            x509.load_pem_x509_certificate(data)
+            if data.lstrip().startswith(b"-----BEGIN")
+            else x509.load_der_x509_certificate(data)
+        )
+    except (OSError, ValueError) as err:
+        _log.warning("OPC UA trust list: %s is no certificate (%s)", path, err)
+        return None
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).digest()
+
+
 class PasswordUserManager(UserManager):
     """Asyncua user manager: anonymous (when allowed) or a known username with its password.
 
@@ -114,10 +170,10 @@ class PasswordUserManager(UserManager):
     ) -> User | None:
         """The session's user, or None to refuse it (asyncua answers Bad_UserAccessDenied)."""
         del iserver
-        if self._require_secure_channel and certificate is None:
-            # asyncua opens a None channel for discovery (GetEndpoints) even when no None
-            # endpoint is offered, and would let a session run over it; the peer certificate
-            # is only there on a signed channel, so its absence refuses the session.
+        if self._require_secure_channel and not certificate:
+            # The peer certificate is only there on a signed channel: asyncua hands an empty
+            # one (b"") on an unsecured channel, which refuses the session here as well as in
+            # the server's processor (``read_path.FastReadProcessor``).
             return None
         if username is None:
             return User(role=UserRole.User) if self._allow_anonymous else None
@@ -128,6 +184,41 @@ class PasswordUserManager(UserManager):
         if expected is None or not matches:
             return None
         return User(role=UserRole.User, name=username)
+
+
+CITY_APPLICATION_URI = "urn:smartcity:plc_sim:city"
+"""The ApplicationUri in the certificate every OPC UA device of a secured city shares."""
+
+
+def city_server_security(
+    pki_dir: Path,
+    *,
+    policies: tuple[str, ...],
+    trust_dir: Path,
+    users: Mapping[str, str],
+    host: str = "127.0.0.1",
+) -> OpcUaServerSecurity:
+    """Security for every OPC UA device of a city: secure-only, the given policies, the
+    clients whose certificates are in ``trust_dir``, and ``users`` (anonymous when none).
+
+    The devices share one certificate, ``server_cert.der`` with ``server_key.pem`` in
+    ``pki_dir``, made self-signed there on first use; a client trusts that file.
+    """
+    certificate, private_key = pki_dir / "server_cert.der", pki_dir / "server_key.pem"
+    if not (certificate.is_file() and private_key.is_file()):
+        certificate, private_key = make_self_signed_certificate(
+            pki_dir, CITY_APPLICATION_URI, host=host
+        )
+    if not trust_dir.is_dir():
+        raise ValueError(f"the OPC UA trust directory {trust_dir} does not exist")
+    return OpcUaServerSecurity(
+        certificate=certificate,
+        private_key=private_key,
+        policies=policies,
+        users=dict(users),
+        allow_anonymous=not users,
+        trust_dir=trust_dir,
+    )
 
 
 def server_application_uri(device_name: str) -> str:

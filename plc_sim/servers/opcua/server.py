@@ -7,8 +7,10 @@ tag → ``ns=2;s=<tag>``; the browse path form ``/Objects/2:<seg>/…/2:<last>``
 variable (``plc_sim.servers.opcua.nodes.browse_path``).
 
 A Read of the points' values (what the center polls) is answered from the request's bytes by
-``plc_sim.servers.opcua.read_path``, byte for byte as asyncua would answer it and several times
-cheaper; any other Read, and every other service, is served by asyncua (``read_path`` counts both).
+``plc_sim.servers.opcua.read_path``, several times cheaper than asyncua; any other Read, and every
+other service, is served by asyncua (``read_path`` counts both). Both follow Part 4 5.10.2 alike
+(``read_rules``): TimestampsToReturn honoured, the ServerTimestamp the time of the Read, the
+advertised MaxNodesPerRead enforced.
 
 Client writes to a writable point go to ``SimDevice.write``; the model's refusal becomes the
 write's status (Bad_OutOfRange, Bad_TypeMismatch; Bad_NotWritable for a read-only point) and the
@@ -50,6 +52,7 @@ from asyncua import ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.server.server import Server
 from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 
 from plc_sim.device import FaultKind, PointValue, PointWriteError, SimDevice
@@ -62,6 +65,7 @@ from plc_sim.servers.opcua.nodes import (
     bad_value,
     good_value,
     namespace_uri,
+    numeric_node,
     point_address,
     python_value,
     served_points,
@@ -69,6 +73,7 @@ from plc_sim.servers.opcua.nodes import (
 )
 from plc_sim.servers.opcua.read_path import ReadFastPath
 from plc_sim.servers.opcua.security import (
+    ClientTrustList,
     OpcUaServerSecurity,
     PasswordUserManager,
     server_application_uri,
@@ -106,9 +111,13 @@ class OpcUaDeviceServer(DeviceServerBase):
         port: int = 0,
         security: OpcUaServerSecurity | None = None,
         source_time: Callable[[], datetime] | None = None,
+        max_nodes_per_read: int | None = None,
     ) -> None:
-        """Serve ``device``; ``source_time`` (e.g. ``SimClock.now``) stamps published values."""
+        """Serve ``device``; ``source_time`` (e.g. ``SimClock.now``) stamps published values
+        and is the server's current time; ``max_nodes_per_read`` is advertised and enforced
+        (default: asyncua's 10,000)."""
         super().__init__(device, host, port)
+        self._max_nodes_per_read = max_nodes_per_read
         self._security = security
         self._source_time = source_time or _wall_clock_utc
         self._points = served_points(device.points)
@@ -232,6 +241,7 @@ class OpcUaDeviceServer(DeviceServerBase):
         server.disable_clock(True)
         await self._configure_security(server, iserver)
         await server.init()
+        await self._enforce_read_limits(server, iserver)
         await server.set_application_uri(self.application_uri)
         index = await server.register_namespace(self.namespace_uri)
         if index != NAMESPACE_INDEX:
@@ -242,12 +252,29 @@ class OpcUaDeviceServer(DeviceServerBase):
             point.spec.tag: value for point, value in zip(self._points, initial, strict=True)
         }
         self._last_read = None
+        security = self._security
+        self._reads.secure_only = security is not None and security.secure_only
+        trust_dir = security.trust_dir if security is not None else None
+        self._reads.trust_list = ClientTrustList(trust_dir) if trust_dir is not None else None
         iserver.point_service.points = {point.node_id: point for point in self._points}
         iserver.point_service.point_writer = self._write_point
         iserver.connection_listener = self._on_connection
         server.subscribe_server_callback(CallbackType.PreRead, self._before_request)
         server.subscribe_server_callback(CallbackType.PreWrite, self._before_request)
         return server, iserver
+
+    async def _enforce_read_limits(self, server: Server, iserver: DeviceInternalServer) -> None:
+        """Advertise MaxNodesPerRead (Part 5 6.3.11) and enforce it on both Read paths, with the
+        server's clock as every Read's ServerTimestamp (``read_rules``)."""
+        node = server.get_node(
+            numeric_node(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+        )
+        if self._max_nodes_per_read is not None:
+            await node.write_value(ua.Variant(self._max_nodes_per_read, ua.VariantType.UInt32))
+        advertised = int(await node.read_value())
+        for enforcer in (iserver.point_service, self._reads):
+            enforcer.max_nodes_per_read = advertised
+            enforcer.server_time = self._source_time
 
     async def _configure_security(self, server: Server, iserver: DeviceInternalServer) -> None:
         security = self._security

@@ -1,4 +1,9 @@
-"""The Read fast path against asyncua's own codec, and over a socket to a real server."""
+"""The Read decoder against asyncua's own codec, and over a socket to a real server.
+
+asyncua 2.1 reads a DataValue's SourcePicoseconds after its ServerTimestamp, against OPC UA
+Part 6, 5.2.2.17. The reference here is asyncua's decoder fed the same fields in the order it
+reads them, so every other part of the decoding is still compared with asyncua's.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,12 @@ from asyncua.common.utils import Buffer
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
-from asyncua.ua.ua_binary import struct_from_binary, struct_to_binary, variant_to_binary
+from asyncua.ua.ua_binary import (
+    struct_from_binary,
+    struct_to_binary,
+    variant_from_binary,
+    variant_to_binary,
+)
 from asyncua.ua.uaerrors import UaStatusCodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +39,7 @@ from controlcenter.model import DataType, TagDef
 from drivers.opcua import OpcUaDeviceConfig, OpcUaDriver, read_codec, session
 from drivers.opcua.read_codec import (
     ReadEncodingError,
+    ResponseDecodingError,
     decode_read_response,
     encode_node_id,
     prepare_read,
@@ -61,10 +72,44 @@ TICKS = st.one_of(
 
 @dataclass(frozen=True)
 class WireValue:
-    """One encoded DataValue and whether the fast decoder handles it without asyncua."""
+    """One DataValue in Part 6's field order, the same fields in asyncua's order, and whether
+    its Variant is decoded without asyncua."""
 
     data: bytes
+    asyncua_order: bytes
     fast: bool
+
+
+def tail_size(mask: int) -> int:
+    """Bytes of a DataValue's timestamps and picoseconds (Part 6, 5.2.2.17)."""
+    return (
+        8 * bool(mask & 0x04)
+        + 8 * bool(mask & 0x08)
+        + 2 * bool(mask & 0x10)
+        + 2 * bool(mask & 0x20)
+    )
+
+
+def reorder_tail(mask: int, tail: bytes, *, to_spec: bool) -> bytes:
+    """Timestamps and picoseconds moved between asyncua's order and Part 6's."""
+    fields = {}
+    pos = 0
+    order_in = (0x04, 0x08, 0x10, 0x20) if to_spec else (0x04, 0x10, 0x08, 0x20)
+    order_out = (0x04, 0x10, 0x08, 0x20) if to_spec else (0x04, 0x08, 0x10, 0x20)
+    for bit in order_in:
+        if mask & bit:
+            size = 8 if bit in (0x04, 0x08) else 2
+            fields[bit] = tail[pos : pos + size]
+            pos += size
+    return b"".join(fields[bit] for bit in order_out if bit in fields)
+
+
+def spec_encoding(value: ua.DataValue) -> bytes:
+    """A DataValue in Part 6's field order (asyncua's encoder writes its own order)."""
+    encoded = struct_to_binary(value)
+    size = tail_size(encoded[0])
+    head, tail = encoded[: len(encoded) - size], encoded[len(encoded) - size :]
+    return head + reorder_tail(encoded[0], tail, to_spec=True)
 
 
 def int32(number: int) -> bytes:
@@ -145,8 +190,8 @@ UNSUPPORTED_VARIANTS = [
 def wire_values(draw: st.DrawFn) -> WireValue:
     """A DataValue (Part 6, 5.2.2.17): any mask, common and uncommon Variants, any fields."""
     mask = draw(st.integers(0, 0x3F))
-    undefined_bits = draw(st.sampled_from([0, 0, 0, 0, 0x40, 0x80]))
-    fast = not undefined_bits and mask & 0x18 != 0x18
+    undefined_bits = draw(st.sampled_from([0, 0, 0, 0, 0x40, 0x80]))  # reserved: ignored
+    fast = True
     parts = [bytes([mask | undefined_bits])]
     if mask & 0x01:
         if draw(st.integers(0, 4)) == 0:
@@ -156,13 +201,17 @@ def wire_values(draw: st.DrawFn) -> WireValue:
             parts.append(draw(scalar_variants()))
     if mask & 0x02:
         parts.append(struct.pack("<I", draw(STATUS_CODES)))
-    for bit in (0x04, 0x08):  # the timestamps, in the order asyncua reads them
+    tail = []
+    for bit in (0x04, 0x10, 0x08, 0x20):  # Part 6, 5.2.2.17's order
         if mask & bit:
-            parts.append(struct.pack("<q", draw(TICKS)))
-    for bit in (0x10, 0x20):
-        if mask & bit:
-            parts.append(struct.pack("<H", draw(st.integers(0, 0xFFFF))))
-    return WireValue(b"".join(parts), fast)
+            if bit in (0x04, 0x08):
+                tail.append(struct.pack("<q", draw(TICKS)))
+            else:
+                tail.append(struct.pack("<H", draw(st.integers(0, 0xFFFF))))
+    spec_tail = b"".join(tail)
+    head = b"".join(parts)
+    asyncua_tail = reorder_tail(mask, spec_tail, to_spec=False)
+    return WireValue(head + spec_tail, head + asyncua_tail, fast)
 
 
 def python_data_values() -> st.SearchStrategy[ua.DataValue]:
@@ -225,37 +274,60 @@ def python_data_values() -> st.SearchStrategy[ua.DataValue]:
 
 
 def spy_on_asyncua() -> Any:
-    """Count the codec's calls of asyncua's decoder."""
-    return mock.patch.object(read_codec, "struct_from_binary", wraps=struct_from_binary)
+    """Count the codec's calls of asyncua's Variant decoder."""
+    return mock.patch.object(read_codec, "variant_from_binary", wraps=variant_from_binary)
 
 
 @settings(max_examples=300)
 @given(st.lists(wire_values(), max_size=12))
-def test_every_data_value_shape_decodes_as_asyncua_decodes_it(values: list[WireValue]) -> None:
+def test_every_data_value_shape_decodes_per_part_6(values: list[WireValue]) -> None:
     body = response([value.data for value in values])
     with spy_on_asyncua() as asyncua_decoder:
         decoded = outcome(decode_read_response, body)
-    assert decoded == outcome(asyncua_results, body)
-    # Only the values the fast decoder leaves to asyncua went through asyncua, one by one.
+    assert decoded == outcome(asyncua_results, response([v.asyncua_order for v in values]))
+    # Only the Variants the fast decoder leaves to asyncua went through asyncua, one by one.
     assert asyncua_decoder.call_count == sum(not value.fast for value in values)
-    assert all(call.args[0] is ua.DataValue for call in asyncua_decoder.call_args_list)
 
 
 @settings(max_examples=200)
 @given(st.lists(python_data_values(), max_size=8))
 def test_server_built_values_decode_as_asyncua_decodes_them(values: list[ua.DataValue]) -> None:
-    body = struct_to_binary(ua.ReadResponse(Results=values))
-    assert outcome(decode_read_response, body) == outcome(asyncua_results, body)
+    spec_body = response([spec_encoding(value) for value in values])
+    asyncua_body = struct_to_binary(ua.ReadResponse(Results=values))
+    assert outcome(decode_read_response, spec_body) == outcome(asyncua_results, asyncua_body)
+
+
+def test_source_picoseconds_before_the_server_timestamp() -> None:
+    # node-opcua's normal encoding (mask 0x3D): value, SourceTimestamp, SourcePicoseconds,
+    # ServerTimestamp, ServerPicoseconds. asyncua 2.1 reads it as 1601-01-01.
+    source = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    server = datetime(2026, 3, 1, 12, 0, 1, tzinfo=UTC)
+    value = (
+        b"\x3d\x0b"
+        + struct.pack("<d", 21.5)
+        + struct.pack("<qHqH", ticks_of(source), 300, ticks_of(server), 700)
+    )
+    (decoded,) = decode_read_response(response([value]))
+    assert decoded.Value is not None
+    assert decoded.Value.Value == 21.5
+    assert (decoded.SourceTimestamp, decoded.SourcePicoseconds) == (source, 300)
+    assert (decoded.ServerTimestamp, decoded.ServerPicoseconds) == (server, 700)
+
+
+def ticks_of(moment: datetime) -> int:
+    """A DateTime's 100 ns ticks since 1601-01-01 UTC (Part 6, 5.2.2.5)."""
+    return int(ua.datetime_to_win_epoch(moment))
 
 
 @settings(max_examples=100)
 @given(st.lists(wire_values(), min_size=1, max_size=6), st.data())
-def test_truncated_responses_fail_as_they_fail_in_asyncua(
+def test_truncated_responses_fail_with_a_decoding_error(
     values: list[WireValue], data: st.DataObject
 ) -> None:
     body = response([value.data for value in values])
     cut = body[: data.draw(st.integers(0, len(body) - 1))]
-    assert outcome(decode_read_response, cut) == outcome(asyncua_results, cut)
+    with pytest.raises(ResponseDecodingError):
+        decode_read_response(cut)
 
 
 HEADERS = {
@@ -290,22 +362,15 @@ HEADERS = {
 @pytest.mark.parametrize("name", HEADERS)
 @pytest.mark.parametrize("diagnostics", ["null", "empty", "present"])
 def test_response_headers_and_diagnostics(name: str, diagnostics: str) -> None:
-    header, asyncua_calls = HEADERS[name]
+    header, _ = HEADERS[name]
     diagnostic_infos = {
         "null": int32(-1),
         "empty": int32(0),
         "present": int32(1) + struct_to_binary(ua.DiagnosticInfo(SymbolicId=ua.Int32(1))),
     }[diagnostics]
-    if diagnostics == "present":
-        asyncua_calls = 1
     value = ua.DataValue(ua.Variant(2.5, ua.VariantType.Double), ua.StatusCode(ua.UInt32(0)))
     body = response([struct_to_binary(value)], header, diagnostic_infos)
-    with spy_on_asyncua() as asyncua_decoder:
-        decoded = outcome(decode_read_response, body)
-    assert decoded == outcome(asyncua_results, body)
-    assert asyncua_decoder.call_count == asyncua_calls
-    if asyncua_calls:
-        assert asyncua_decoder.call_args.args[0] is ua.ReadResponse
+    assert outcome(decode_read_response, body) == outcome(asyncua_results, body)
 
 
 def test_a_bad_service_result_raises_as_asyncua_read_does() -> None:
@@ -320,16 +385,18 @@ def test_a_bad_service_result_raises_as_asyncua_read_does() -> None:
 def test_a_string_longer_than_the_message_fails_as_in_asyncua() -> None:
     # Nine bytes announced, eight left: zeros that would otherwise read as "no diagnostics".
     body = response([b"\x01\x0c" + int32(9) + bytes(4)], diagnostics=int32(0))
-    decoded = outcome(decode_read_response, body)
-    assert decoded == outcome(asyncua_results, body)
-    assert decoded[0] == "raised"
+    assert outcome(asyncua_results, body)[0] == "raised"
+    with pytest.raises(ResponseDecodingError):
+        decode_read_response(body)
 
 
-def test_a_service_fault_body_is_left_to_asyncua() -> None:
+def test_a_body_that_is_no_read_response_fails_with_a_decoding_error() -> None:
     fault = ua.ServiceFault()
     fault.ResponseHeader.ServiceResult = ua.StatusCode(ua.UInt32(StatusCodes.BadSessionIdInvalid))
     body = struct_to_binary(fault)
-    assert outcome(decode_read_response, body) == outcome(asyncua_results, body)
+    assert outcome(asyncua_results, body)[0] == "raised"
+    with pytest.raises(ResponseDecodingError):
+        decode_read_response(body)
 
 
 NODE_IDS = st.one_of(
@@ -425,7 +492,7 @@ async def test_a_read_over_the_socket_equals_asyncuas_read(
     faulty = fast[PLANT_VARIABLES.index("Faulty")]
     assert faulty.StatusCode is not None
     assert faulty.StatusCode.value == StatusCodes.BadSensorFailure
-    assert asyncua_decoder.call_count == 1  # the array, and only the array, went to asyncua
+    assert asyncua_decoder.call_count == 1  # the array's Variant, and only it, went to asyncua
 
 
 async def test_the_driver_makes_the_samples_asyncuas_values_make(
@@ -446,13 +513,13 @@ async def test_the_driver_makes_the_samples_asyncuas_values_make(
     finally:
         await driver.close()
     parameters = prepare_read([plant.variables[name].nodeid for name in PLANT_VARIABLES]).parameters
-    # Every value carries both timestamps, so the time of reading is not in the samples.
+    # A sample's server time is when the center received it: compare the rest.
     now = datetime.now(UTC)
     expected = [
         to_sample(point, value, now)
         for point, value in zip(points, await client.uaclient.read(parameters), strict=True)
     ]
-    assert samples == expected
+    assert [dataclasses.replace(sample, server_time=now) for sample in samples] == expected
     faulty = samples[PLANT_VARIABLES.index("Faulty")]
     assert (faulty.value, faulty.quality.label()) == (None, "bad:sensor_failure")
 
@@ -499,3 +566,16 @@ async def test_a_closed_connection_is_reported_as_asyncua_reports_it(plant: Plan
         await send_read(closed.uaclient, prepared)
     with pytest.raises(ConnectionError, match="Connection is not open"):
         await closed.uaclient.read(prepared.parameters)
+
+
+async def test_without_the_read_seam_reads_are_still_decoded_here(
+    plant: PlantServer, client: Client
+) -> None:
+    prepared = prepare_read([plant.variables[name].nodeid for name in PLANT_VARIABLES])
+    with (
+        mock.patch.object(session, "_has_read_seam", return_value=False),
+        mock.patch.object(session, "decode_read_response", wraps=decode_read_response) as decode,
+    ):
+        fallback = await send_read(client.uaclient, prepared)
+    assert decode.call_count == 1  # asyncua sends the request; the codec reads the answer
+    assert shape(fallback) == shape(await send_read(client.uaclient, prepared))

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from asyncua import ua
 from asyncua.ua.status_codes import StatusCodes
 
 from controlcenter.model import DataType, Severity, Substatus, TagDef
+from controlcenter.site.config import load_site
 from drivers.base import AddressError
 from drivers.opcua.config import OpcUaDeviceConfig
 from drivers.opcua.session import make_node_id
@@ -107,3 +109,35 @@ def test_sharding_and_subscription_parameters() -> None:
     assert parameters.RequestedLifetimeCount >= 3 * parameters.RequestedMaxKeepAliveCount
     with pytest.raises(ValueError, match="positive"):
         settings_for(OpcUaDeviceConfig("opc.tcp://h:4840/"), 0)
+
+
+def test_date_time_variables_fit_datetime_and_string_tags() -> None:
+    moment = datetime(2025, 12, 24, 18, 30, 15, 125_000, tzinfo=UTC)
+    as_datetime = to_sample(tag(DataType.DATETIME), value(moment, ua.VariantType.DateTime), NOW)
+    assert (as_datetime.value, as_datetime.quality.label()) == (moment, "good")
+    naive = to_sample(
+        tag(DataType.DATETIME), value(moment.replace(tzinfo=None), ua.VariantType.DateTime), NOW
+    )
+    assert naive.value == moment  # a DateTime is UTC (Part 6, 5.2.2.5)
+    as_text = to_sample(tag(DataType.STRING), value(moment, ua.VariantType.DateTime), NOW)
+    assert as_text.value == "2025-12-24T18:30:15.125000+00:00"
+    wrong = to_sample(tag(DataType.DATETIME), value(3.5, ua.VariantType.Double), NOW)
+    assert wrong.quality.label() == "bad:config_error"
+    assert to_variant(moment, ua.VariantType.DateTime, "w").Value == moment
+    with pytest.raises(AddressError, match="no time zone"):
+        to_variant(moment.replace(tzinfo=None), ua.VariantType.DateTime, "w")
+
+
+def test_a_site_file_declares_datetime_tags_of_opcua_devices(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "site: {name: Plant, latitude: 52.0, longitude: 4.9, timezone: Europe/Amsterdam}\n"
+        "devices:\n"
+        "  - {name: plc1, protocol: opcua, endpoint: 'opc.tcp://127.0.0.1:4840/'}\n"
+        "tags:\n"
+        "  - {name: plc1.last_service, device: plc1, address: 'ns=2;s=LastService',"
+        " data_type: datetime}\n",
+        encoding="utf-8",
+    )
+    (tag,) = load_site(site, tmp_path / "var").tags
+    assert tag.data_type is DataType.DATETIME

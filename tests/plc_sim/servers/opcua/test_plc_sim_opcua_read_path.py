@@ -50,6 +50,7 @@ from tests.plc_sim.servers.opcua.opcua_support import (
     Certificates,
     DictModel,
     Served,
+    SimTime,
     make_certificates,
     serving,
 )
@@ -201,8 +202,10 @@ async def test_a_fast_read_answers_byte_for_byte_as_asyncua(served: Served, clie
     assert decoded(fast) == decoded(by_asyncua)
 
 
-@pytest.mark.parametrize("timestamps", list(ua.TimestampsToReturn))
-async def test_timestamps_to_return_are_answered_as_asyncua_does(
+@pytest.mark.parametrize(
+    "timestamps", [t for t in ua.TimestampsToReturn if t is not ua.TimestampsToReturn.Invalid]
+)
+async def test_timestamps_to_return_are_answered_alike_on_both_paths(
     served: Served, client: Client, timestamps: ua.TimestampsToReturn
 ) -> None:
     parameters = value_reads()
@@ -210,6 +213,99 @@ async def test_timestamps_to_return_are_answered_as_asyncua_does(
     parameters.MaxAge = 5000.0
     fast, by_asyncua = await read_both_ways(served.reads, client, parameters)
     assert unstamped(fast) == unstamped(by_asyncua)
+
+
+async def read_on_each_path(
+    reads: ReadFastPath, client: Client, parameters: ua.ReadParameters
+) -> list[list[ua.DataValue]]:
+    """The values of the same request answered by the fast path, then by asyncua's path."""
+    fast, by_asyncua = await read_both_ways(reads, client, parameters)
+    return [decoded(fast), decoded(by_asyncua)]
+
+
+async def test_the_server_timestamp_is_the_time_of_the_read(served: Served, client: Client) -> None:
+    # The values last changed at SIM_START; a minute on, they are still served as current.
+    served.clock.now = SIM_START + timedelta(minutes=1)
+    for values in await read_on_each_path(served.reads, client, value_reads()):
+        assert all(v.SourceTimestamp == SIM_START for v in values)
+        assert all(v.ServerTimestamp == SIM_START + timedelta(minutes=1) for v in values)
+
+
+@pytest.mark.parametrize(
+    ("timestamps", "source", "server"),
+    [
+        (ua.TimestampsToReturn.Source, True, False),
+        (ua.TimestampsToReturn.Server, False, True),
+        (ua.TimestampsToReturn.Both, True, True),
+        (ua.TimestampsToReturn.Neither, False, False),
+    ],
+)
+async def test_only_the_timestamps_asked_for_are_returned(
+    served: Served, client: Client, timestamps: ua.TimestampsToReturn, source: bool, server: bool
+) -> None:
+    parameters = value_reads()
+    parameters.TimestampsToReturn = timestamps
+    served.clock.now = SIM_START + timedelta(seconds=5)
+    for values in await read_on_each_path(served.reads, client, parameters):
+        for value in values:
+            assert value.SourceTimestamp == (SIM_START if source else None)
+            assert value.ServerTimestamp == (served.clock.now if server else None)
+            assert value.Value is not None and value.Value.Value is not None
+
+
+async def test_other_attributes_have_no_source_timestamp(served: Served, client: Client) -> None:
+    parameters = ua.ReadParameters(
+        TimestampsToReturn=ua.TimestampsToReturn.Both,
+        NodesToRead=[ua.ReadValueId(NodeId=node_id(POWER), AttributeId=AttributeIds.DataType)],
+    )
+    (value,) = decoded(await raw_read(client, parameters))
+    assert value.SourceTimestamp is None  # Part 4 7.11: only the Value attribute has one
+    assert value.ServerTimestamp == served.clock.now
+
+
+async def refusal(client: Client, parameters: ua.ReadParameters) -> int:
+    """The ServiceResult of a Read the server refuses."""
+    with pytest.raises(UaStatusCodeError) as raised:
+        await raw_read(client, parameters)
+    return int(raised.value.code)
+
+
+async def test_read_parameters_out_of_bounds_are_refused_on_both_paths(
+    served: Served, client: Client
+) -> None:
+    invalid_timestamps = value_reads()
+    invalid_timestamps.TimestampsToReturn = ua.TimestampsToReturn.Invalid
+    negative_age = value_reads()
+    negative_age.MaxAge = -1.0
+    for fast in (True, False):
+        served.reads.enabled = fast
+        try:
+            assert await refusal(client, invalid_timestamps) == (
+                StatusCodes.BadTimestampsToReturnInvalid
+            )
+            assert await refusal(client, negative_age) == StatusCodes.BadMaxAgeInvalid
+            assert await refusal(client, ua.ReadParameters()) == StatusCodes.BadNothingToDo
+        finally:
+            served.reads.enabled = True
+
+
+async def test_the_advertised_max_nodes_per_read_is_enforced() -> None:
+    model = cabinet_values()
+    server = OpcUaDeviceServer(model.device(SPECS), max_nodes_per_read=4)
+    await server.start()
+    try:
+        async with Client(server.url, timeout=CLIENT_TIMEOUT_S) as client:
+            limit = client.get_node(
+                numeric_node(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+            )
+            assert await limit.read_value() == 4
+            for fast in (True, False):
+                server.read_path.enabled = fast
+                assert len(decoded(await raw_read(client, value_reads(TAGS[:4])))) == 4
+                code = await refusal(client, value_reads(TAGS[:5]))
+                assert code == StatusCodes.BadTooManyOperations  # Part 4 5.10.2
+    finally:
+        await server.stop()
 
 
 async def test_bad_values_of_an_error_fault_read_the_same(served: Served, client: Client) -> None:
@@ -438,7 +534,9 @@ async def test_a_sign_and_encrypt_session_reads_through_the_fast_path(
     certificates: Certificates,
 ) -> None:
     model = cabinet_values()
-    server = OpcUaDeviceServer(model.device(SPECS), security=certificates.server_security())
+    server = OpcUaDeviceServer(
+        model.device(SPECS), security=certificates.server_security(), source_time=SimTime()
+    )
     await server.start()
     try:
         client = Client(server.url, timeout=CLIENT_TIMEOUT_S)
@@ -538,7 +636,7 @@ def test_what_the_fast_path_plans_and_what_it_leaves_to_asyncua() -> None:
     reads = OpcUaDeviceServer(cabinet_values().device(SPECS)).read_path
     body = struct_to_binary(value_reads())
     planned = reads.plan(Buffer(body))
-    assert planned is not None and len(planned) == len(TAGS)
+    assert planned is not None and len(planned.points) == len(TAGS)
     for cut in range(len(body)):
         assert reads.plan(Buffer(body[:cut])) is None
     assert reads.plan(Buffer(struct_to_binary(ua.ReadParameters()))) is None
@@ -606,10 +704,26 @@ def data_values(draw: st.DrawFn) -> ua.DataValue:
     return kind(ua.Variant(content, vtype, is_array=is_array), **fields)
 
 
+def in_part_6_order(encoded: bytes) -> bytes:
+    """asyncua's encoding of a DataValue with its times in Part 6 5.2.2.17's order: asyncua
+    writes SourcePicoseconds after the ServerTimestamp, the clause right after the source's."""
+    mask = encoded[0]
+    sizes = {0x04: 8, 0x08: 8, 0x10: 2, 0x20: 2}
+    tail = sum(size for bit, size in sizes.items() if mask & bit)
+    head, times = encoded[: len(encoded) - tail], encoded[len(encoded) - tail :]
+    fields: dict[int, bytes] = {}
+    pos = 0
+    for bit in (0x04, 0x08, 0x10, 0x20):  # asyncua's order
+        if mask & bit:
+            fields[bit] = times[pos : pos + sizes[bit]]
+            pos += sizes[bit]
+    return head + b"".join(fields[bit] for bit in (0x04, 0x10, 0x08, 0x20) if bit in fields)
+
+
 @settings(max_examples=400)
 @given(data_values())
-def test_values_encode_as_asyncua_encodes_them(value: ua.DataValue) -> None:
-    assert encode_data_value(value) == to_binary(ua.DataValue, value)
+def test_values_encode_per_part_6(value: ua.DataValue) -> None:
+    assert encode_data_value(value) == in_part_6_order(to_binary(ua.DataValue, value))
 
 
 def test_served_values_encode_as_asyncua_encodes_them() -> None:

@@ -6,7 +6,7 @@ import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +20,9 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.ua_binary import struct_to_binary
-from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+from asyncua.ua.uaerrors import UaStatusCodeError
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from plc_sim.device import FaultKind, PointBinding, PointSpec, PointValue, SimDevice
 from plc_sim.servers.opcua.internal import (
@@ -41,6 +43,7 @@ from plc_sim.servers.opcua.nodes import (
 from plc_sim.servers.opcua.security import (
     OpcUaServerSecurity,
     PasswordUserManager,
+    make_self_signed_certificate,
 )
 from plc_sim.servers.opcua.server import WRITES_PER_YIELD, OpcUaDeviceServer
 from plc_sim.servers.opcua.units import unit_id
@@ -382,7 +385,8 @@ async def test_publish_stamps_each_value_as_written_and_lets_the_loop_run(large:
     assert last.SourceTimestamp - first.SourceTimestamp == timedelta(
         milliseconds=len(large.tags) - 1
     )
-    assert first.ServerTimestamp == first.SourceTimestamp
+    # Node.read_data_value asks for the source timestamp only (Part 4 7.40).
+    assert first.ServerTimestamp is None
 
 
 async def test_a_restart_during_a_publish_serves_the_current_values(large: Large) -> None:
@@ -576,9 +580,44 @@ async def test_secure_server_offers_no_unsecured_endpoint(
     insecure = Client(secure_server.url, timeout=CLIENT_TIMEOUT_S)
     insecure.set_user("operator")
     insecure.set_password("correct horse")
-    with pytest.raises(UaError, match="No matching endpoints"):
+    with pytest.raises(UaStatusCodeError) as refused:
         async with insecure:
             pass
+    assert refused.value.code == StatusCodes.BadSecurityModeRejected
+
+
+async def test_secure_server_refuses_a_session_over_a_none_channel(
+    secure_server: OpcUaDeviceServer,
+) -> None:
+    # A real None channel (asyncua opens one for GetEndpoints even on a secure-only server),
+    # then CreateSession on it, as a client that ignores the endpoints would send it.
+    client = Client(secure_server.url, timeout=CLIENT_TIMEOUT_S)
+    await client.connect_socket()
+    try:
+        await client.send_hello()
+        await client.open_secure_channel()
+        parameters = ua.CreateSessionParameters(
+            ClientDescription=ua.ApplicationDescription(
+                ApplicationUri="urn:test:none-channel",
+                ApplicationType=ua.ApplicationType.Client,
+            ),
+            EndpointUrl=secure_server.url,
+            SessionName="none channel",
+            ClientNonce=bytes(32),
+            RequestedSessionTimeout=60_000,
+            MaxResponseMessageSize=0,
+        )
+        with pytest.raises(UaStatusCodeError) as refused:
+            await client.uaclient.create_session(parameters)
+        assert refused.value.code == StatusCodes.BadSecurityModeRejected
+        # The channel is still there for discovery, as Part 4 5.4 wants.
+        endpoints = await client.get_endpoints()
+        assert {e.SecurityMode for e in endpoints} == {
+            ua.MessageSecurityMode.Sign,
+            ua.MessageSecurityMode.SignAndEncrypt,
+        }
+    finally:
+        client.disconnect_socket()
 
 
 def test_secure_only_user_manager_refuses_unsigned_channels() -> None:
@@ -587,11 +626,46 @@ def test_secure_only_user_manager_refuses_unsigned_channels() -> None:
     iserver = DeviceInternalServer()
     assert manager.get_user(iserver, "operator", "correct horse", certificate=None) is None
     assert manager.get_user(iserver, None, None, certificate=None) is None
+    # What asyncua hands on an unsecured channel: an empty certificate.
+    assert manager.get_user(iserver, "operator", "correct horse", certificate=b"") is None
     signed = manager.get_user(iserver, "operator", "correct horse", certificate=b"peer")
     assert signed is not None
     assert manager.get_user(iserver, "operator", "nope", certificate=b"peer") is None
     assert manager.get_user(iserver, "nobody", "correct horse", certificate=b"peer") is None
     assert manager.get_user(iserver, None, None, certificate=b"peer") is not None
+
+
+async def test_only_trusted_client_certificates_get_a_session(
+    certificates: Certificates, tmp_path: Path
+) -> None:
+    trusted_dir = tmp_path / "trusted"
+    trusted_dir.mkdir()
+    (trusted_dir / "center.der").write_bytes(certificates.client_cert.read_bytes())
+    (trusted_dir / "notes.txt").write_text("not a certificate")
+    # A self-signed certificate with the same application URI, unknown to the server.
+    stranger_cert, stranger_key = make_self_signed_certificate(
+        tmp_path / "stranger", certificates.client_uri, name="stranger", client=True
+    )
+    stranger = replace(certificates, client_cert=stranger_cert, client_key=stranger_key)
+    security = replace(certificates.server_security(), trust_dir=trusted_dir)
+    server = OpcUaDeviceServer(plain_model().device(SPECS), security=security)
+    await server.start()
+    try:
+        async with await secure_client(server, certificates, "operator", "correct horse") as ok:
+            assert await point(ok, POWER).read_value() == pytest.approx(3.5)
+        with pytest.raises(UaStatusCodeError) as refused:
+            async with await secure_client(server, stranger, "operator", "correct horse"):
+                pass
+        assert refused.value.code == StatusCodes.BadCertificateUntrusted
+        # Trusted from the next session on once its certificate is in the list (PEM here).
+        pem = x509.load_der_x509_certificate(stranger_cert.read_bytes()).public_bytes(
+            serialization.Encoding.PEM
+        )
+        (trusted_dir / "stranger.pem").write_bytes(pem)
+        async with await secure_client(server, stranger, "operator", "correct horse") as now_ok:
+            assert await point(now_ok, POWER).read_value() == pytest.approx(3.5)
+    finally:
+        await server.stop()
 
 
 async def test_secure_server_refuses_a_wrong_password(
