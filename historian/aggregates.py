@@ -212,7 +212,9 @@ class _Calculator:
             return lo, None, NO_DATA
         index = window.start if aggregate is Aggregate.START else window.stop - 1
         point = self._point(index)
-        value = point.value if point.value is None else self._typed(float(point.value))
+        raw = point.value
+        # Only numeric tags are aggregated (TagInfo.is_numeric): anything else has no value here.
+        value = self._typed(float(raw)) if isinstance(raw, int | float) else None
         return point.time_us, value, point.quality
 
     def _time_weighted(self, aggregate: Aggregate, lo: int, hi: int) -> _Result:

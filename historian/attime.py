@@ -106,7 +106,7 @@ def read_at_times(conn: Connection, tag: TagInfo, times: Sequence[datetime]) -> 
 
 def _columns(conn: Connection) -> tuple[Any, ...]:
     return (
-        epoch_us(samples.c.time, conn.dialect.name).label("t"),
+        epoch_us(samples.c.server_time, conn.dialect.name).label("t"),
         samples.c.value,
         samples.c.text_value,
         samples.c.quality,
@@ -118,8 +118,12 @@ def _count_between(
     conn: Connection, tag: TagInfo, first: datetime, last: datetime, cap: int
 ) -> int:
     capped = (
-        select(samples.c.time)
-        .where(samples.c.tag_id == tag.id, samples.c.time >= first, samples.c.time <= last)
+        select(samples.c.server_time)
+        .where(
+            samples.c.tag_id == tag.id,
+            samples.c.server_time >= first,
+            samples.c.server_time <= last,
+        )
         .limit(cap)
         .subquery()
     )
@@ -131,7 +135,9 @@ def _range_with_bounds(
 ) -> list[StoredPoint]:
     columns = _columns(conn)
     of_tag = samples.c.tag_id == tag.id
-    inside = select(*columns).where(of_tag, samples.c.time >= first, samples.c.time <= last)
+    inside = select(*columns).where(
+        of_tag, samples.c.server_time >= first, samples.c.server_time <= last
+    )
     points = _points(tag, conn.execute(inside).all())
     points.extend(_neighbours(conn, tag, first))
     points.extend(_neighbours(conn, tag, last))
@@ -156,14 +162,14 @@ def _seek_statements(conn: Connection) -> tuple[Select[Any], Select[Any]]:
         moment = bindparam("moment", type_=UtcDateTime())
         before = (
             select(*columns)
-            .where(of_tag, samples.c.time <= moment)
-            .order_by(samples.c.time.desc())
+            .where(of_tag, samples.c.server_time <= moment)
+            .order_by(samples.c.server_time.desc())
             .limit(1)
         )
         after = (
             select(*columns)
-            .where(of_tag, samples.c.time > moment)
-            .order_by(samples.c.time)
+            .where(of_tag, samples.c.server_time > moment)
+            .order_by(samples.c.server_time)
             .limit(1)
         )
         built = _SEEKS[dialect] = (before, after)

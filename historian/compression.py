@@ -15,7 +15,8 @@ before it and the changed sample itself; non-numeric values (bool, str, missing,
 are stored on change only; when more than the maximum interval (heartbeat) has passed since the
 last stored value, the held value is stored; ``flush()`` stores the held value so nothing is lost
 on shutdown. A sample not later than the previous one is stored as is and restarts the filter.
-Compression works on ``source_time``, the time the store keys samples on.
+Compression works on ``server_time``, the time the store orders and keys samples on (the time the
+center received them; a device's source time may stand still or go back after an outage).
 
 Error bound, with linear interpolation between consecutive stored values of one tag: every
 numeric sample of a run of equal quality is reconstructed within ``compression_deviation`` by the
@@ -155,7 +156,7 @@ def _same_value(a: Sample, b: Sample) -> bool:
 
 
 def _seconds_between(earlier: Sample, later: Sample) -> float:
-    return (later.source_time - earlier.source_time).total_seconds()
+    return (later.server_time - earlier.server_time).total_seconds()
 
 
 class SampleFilter(Protocol):
@@ -188,7 +189,7 @@ class _HoldingFilter:
             return [sample]
         previous = self._held if self._held is not None else stored
         if (
-            sample.source_time <= previous.source_time
+            sample.server_time <= previous.server_time
             or sample.quality != previous.quality
             or (_number(sample) is None) != (_number(previous) is None)
         ):
@@ -411,14 +412,14 @@ def reconstruction_errors(raw: Sequence[Sample], stored: Sequence[Sample]) -> li
     A numeric sample between two numeric stored samples is compared with the straight line
     between them; otherwise with the last stored value at or before it (a non-numeric sample: 0
     when equal, ``inf`` when not). A sample before the first stored one has error ``inf``. Both
-    sequences must be in strictly increasing ``source_time`` order.
+    sequences must be in strictly increasing ``server_time`` order.
     """
     _require_increasing(raw, "raw")
     _require_increasing(stored, "stored")
-    times = [s.source_time for s in stored]
+    times = [s.server_time for s in stored]
     errors: list[float] = []
     for sample in raw:
-        after = bisect.bisect_right(times, sample.source_time)
+        after = bisect.bisect_right(times, sample.server_time)
         if after == 0:
             errors.append(math.inf)
             continue
@@ -431,7 +432,7 @@ def reconstruction_errors(raw: Sequence[Sample], stored: Sequence[Sample]) -> li
         if start is None:
             errors.append(math.inf)
             continue
-        if before.source_time == sample.source_time or after == len(stored):
+        if before.server_time == sample.server_time or after == len(stored):
             errors.append(abs(value - start))
             continue
         end_sample = stored[after]
@@ -451,5 +452,5 @@ def compression_ratio(raw: Sequence[Sample], stored: Sequence[Sample]) -> float:
 
 def _require_increasing(samples: Sequence[Sample], what: str) -> None:
     for earlier, later in pairwise(samples):
-        if later.source_time <= earlier.source_time:
+        if later.server_time <= earlier.server_time:
             raise ValueError(f"{what} samples are not in strictly increasing time order")

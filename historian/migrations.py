@@ -48,7 +48,23 @@ def _to_version_2(conn: Connection) -> None:
     create_missing_tables(conn)
 
 
-MIGRATIONS: Mapping[int, MigrationStep] = {2: _to_version_2}
+def _to_version_3(conn: Connection) -> None:
+    """Samples keyed by server time, with the source time beside it.
+
+    ``time`` becomes ``server_time`` (still the key, the partition and the hypertable column:
+    PostgreSQL and TimescaleDB carry a renamed column into partitions, chunks and the primary
+    key) and ``source_time`` is added empty, which reads as "equal to the server time": every
+    row stored before keeps its one time as both, and no row is rewritten.
+    """
+    present = {column["name"] for column in inspect(conn).get_columns(samples.name)}
+    if "server_time" not in present:
+        conn.exec_driver_sql(f"ALTER TABLE {samples.name} RENAME COLUMN time TO server_time")
+    if "source_time" not in present:
+        spec = CreateColumn(samples.c.source_time).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {samples.name} ADD COLUMN {spec}")
+
+
+MIGRATIONS: Mapping[int, MigrationStep] = {2: _to_version_2, 3: _to_version_3}
 """Steps by the version they produce (2, 3...); version 1 is the initial schema."""
 
 # Any constant will do: it only has to be the same for every process opening the database.

@@ -1,6 +1,7 @@
 """PostgreSQL storage of samples: day partitions (or a TimescaleDB hypertable) and COPY writes.
 
-Layout. ``samples`` is declaratively partitioned by ``RANGE (time)`` with one partition per UTC
+Layout. ``samples`` is declaratively partitioned by ``RANGE (server_time)`` (the time the center
+received the sample, which orders history; see ``historian.schema``) with one partition per UTC
 day (``samples_p20240301``) and a DEFAULT partition (``samples_default``), so a row whose day has
 no partition yet is still stored, never refused. The writer creates the partitions of the days a
 batch covers before writing it, so the default partition normally stays empty. Retention drops
@@ -18,8 +19,8 @@ a savepoint: COPY is several times faster than row-by-row INSERTs (the PostgreSQ
 the rows and inserting them with ``ON CONFLICT`` does. COPY cannot skip conflicting rows, so a
 batch holding a row already stored (a replay after a crash or an outage) fails on the primary
 key as a whole; it is then rolled back to the savepoint and the same bytes go into a temporary
-table, then ``INSERT INTO samples SELECT ... ON CONFLICT (tag_id, time) DO NOTHING``. Writes stay
-idempotent: a replayed batch stores nothing twice.
+table, then ``INSERT INTO samples SELECT ... ON CONFLICT (tag_id, server_time) DO NOTHING``.
+Writes stay idempotent: a replayed batch stores nothing twice.
 """
 
 from __future__ import annotations
@@ -48,24 +49,29 @@ _PARTITION_NAME = re.compile(r"samples_p(\d{8})")
 _ONE_DAY = timedelta(days=1)
 _EXACT_DAYS_ABOVE = 31
 """A batch spanning more days than this gets partitions only for the days it really holds."""
-_COLUMNS = "tag_id, time, value, text_value, quality, reason"
+_COLUMNS = "tag_id, server_time, source_time, value, text_value, quality, reason"
 _SAVEPOINT = "historian_copy"
 
-SampleRow = tuple[int, int, float | None, str | None, int, str | None]
-"""One row of ``samples`` in column order: tag id, time (microseconds since the Unix epoch,
-UTC), value, text value, quality (status code), reason."""
+SampleRow = tuple[int, int, int | None, float | None, str | None, int, str | None]
+"""One row of ``samples`` in column order: tag id, server time and source time (microseconds
+since the Unix epoch, UTC; the source time None when it equals the server time), value, text
+value, quality (status code), reason."""
 
 # Binary COPY (the PostgreSQL manual, COPY, "Binary Format"): a signature, a flags word and a
 # header-extension length, then per row a field count and per field a length (-1 for NULL) and
 # the value in network byte order, then -1. The field types must match the columns exactly
-# (historian.schema.samples): int4, timestamptz, float8, text, int8, text.
+# (historian.schema.samples): int4, timestamptz, timestamptz, float8, text, int8, text.
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
-_FIELDS = 6
+_FIELDS = 7
 _NULL_FIELD = struct.pack(">i", -1)
-_NUMERIC_ROW = struct.Struct(">hiiiqidiiqi")
-"""A whole row with a value, no text value and no reason: the common case, one call."""
+_NUMERIC_ROW = struct.Struct(">hiiiqiidiiqi")
+"""A whole row with a value, no source time of its own, no text value and no reason: the
+common case (a polled Modbus or BACnet value), one call."""
+_NUMERIC_ROW_WITH_SOURCE = struct.Struct(">hiiiqiqidiiqi")
+"""The same with a source time (an OPC UA value stamped by its device), one call."""
 _ROW_START = struct.Struct(">hiiiq")
+_TIME_FIELD = struct.Struct(">iq")
 _FLOAT8_FIELD = struct.Struct(">id")
 _INT8_FIELD = struct.Struct(">iq")
 _LENGTH = struct.Struct(">i")
@@ -138,9 +144,9 @@ def create_samples_table(conn: Connection, *, today: date | None = None) -> Samp
     ddl = str(CreateTable(samples).compile(dialect=conn.dialect)).strip()
     if detect_timescaledb(conn) is TimescaleStatus.INSTALLED:
         conn.exec_driver_sql(ddl)
-        _make_hypertable(conn, migrate_data=False)
+        _make_hypertable(conn, "server_time", migrate_data=False)
         return SamplesLayout.HYPERTABLE
-    conn.exec_driver_sql(f"{ddl} PARTITION BY RANGE (time)")
+    conn.exec_driver_sql(f"{ddl} PARTITION BY RANGE (server_time)")
     conn.exec_driver_sql(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF samples DEFAULT")
     first = today or datetime.now(UTC).date()
     ensure_day_partitions(conn, [first + i * _ONE_DAY for i in range(PARTITION_DAYS_AHEAD + 1)])
@@ -148,11 +154,15 @@ def create_samples_table(conn: Connection, *, today: date | None = None) -> Samp
 
 
 def convert_to_partitioned(conn: Connection) -> SamplesLayout:
-    """Turn a plain ``samples`` table (schema version 1) into the current layout, keeping rows."""
+    """Turn a plain ``samples`` table (schema version 1) into the current layout, keeping rows.
+
+    A hypertable keeps the version 1 columns (the next migration step renames them); day
+    partitions are made with the current columns, each row's one time as its server time.
+    """
     if samples_layout(conn) is not SamplesLayout.PLAIN:
         return samples_layout(conn)
     if detect_timescaledb(conn) is TimescaleStatus.INSTALLED:
-        _make_hypertable(conn, migrate_data=True)
+        _make_hypertable(conn, "time", migrate_data=True)
         return SamplesLayout.HYPERTABLE
     conn.exec_driver_sql("ALTER TABLE samples RENAME TO samples_v1")
     conn.exec_driver_sql("ALTER TABLE samples_v1 RENAME CONSTRAINT samples_pkey TO samples_v1_pkey")
@@ -161,18 +171,23 @@ def convert_to_partitioned(conn: Connection) -> SamplesLayout:
         text("SELECT DISTINCT (time AT TIME ZONE 'UTC')::date FROM samples_v1")
     ).scalars()
     ensure_day_partitions(conn, list(days))
-    conn.exec_driver_sql(f"INSERT INTO samples ({_COLUMNS}) SELECT {_COLUMNS} FROM samples_v1")
+    kept = "value, text_value, quality, reason"
+    conn.exec_driver_sql(
+        f"INSERT INTO samples (tag_id, server_time, {kept}) "
+        f"SELECT tag_id, time, {kept} FROM samples_v1"
+    )
     conn.exec_driver_sql("DROP TABLE samples_v1")
     return SamplesLayout.PARTITIONED
 
 
-def _make_hypertable(conn: Connection, *, migrate_data: bool) -> None:
+def _make_hypertable(conn: Connection, time_column: str, *, migrate_data: bool) -> None:
     conn.execute(
         text(
-            "SELECT create_hypertable('samples', 'time', chunk_time_interval => INTERVAL '1 day', "
+            "SELECT create_hypertable('samples', :column, "
+            "chunk_time_interval => INTERVAL '1 day', "
             "if_not_exists => TRUE, migrate_data => :migrate)"
         ),
-        {"migrate": migrate_data},
+        {"column": time_column, "migrate": migrate_data},
     )
 
 
@@ -214,7 +229,7 @@ def ensure_day_partitions(conn: Connection, days: Iterable[date]) -> list[str]:
         strays = conn.execute(
             text(
                 f"SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} "
-                "WHERE time >= :low AND time < :high)"
+                "WHERE server_time >= :low AND server_time < :high)"
             ),
             {"low": low, "high": high},
         ).scalar_one()
@@ -225,7 +240,7 @@ def ensure_day_partitions(conn: Connection, days: Iterable[date]) -> list[str]:
             conn.execute(
                 text(
                     f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} "
-                    "WHERE time >= :low AND time < :high RETURNING *) "
+                    "WHERE server_time >= :low AND server_time < :high RETURNING *) "
                     f"INSERT INTO {name} ({_COLUMNS}) SELECT {_COLUMNS} FROM moved"
                 ),
                 {"low": low, "high": high},
@@ -255,7 +270,7 @@ def drop_partitions_before(conn: Connection, cutoff: datetime) -> list[str]:
         ).scalars()
         return list(dropped)
     if layout is not SamplesLayout.PARTITIONED:
-        conn.execute(text("DELETE FROM samples WHERE time < :cutoff"), {"cutoff": cutoff})
+        conn.execute(text("DELETE FROM samples WHERE server_time < :cutoff"), {"cutoff": cutoff})
         return []
     last_day = cutoff.astimezone(UTC).date()
     dropped_names = [
@@ -265,7 +280,7 @@ def drop_partitions_before(conn: Connection, cutoff: datetime) -> list[str]:
     for name in dropped_names:
         conn.exec_driver_sql(f"DROP TABLE {name}")
     conn.execute(
-        text(f"DELETE FROM {DEFAULT_PARTITION} WHERE time < :cutoff"),
+        text(f"DELETE FROM {DEFAULT_PARTITION} WHERE server_time < :cutoff"),
         {"cutoff": cutoff},
     )
     return dropped_names
@@ -340,7 +355,7 @@ def _insert_new_rows(cursor: psycopg.Cursor[object], encoded: list[bytes]) -> No
     _copy(cursor, TEMP_TABLE, iter(encoded), [])
     cursor.execute(
         f"INSERT INTO samples ({_COLUMNS}) SELECT {_COLUMNS} FROM {TEMP_TABLE} "
-        "ON CONFLICT (tag_id, time) DO NOTHING"
+        "ON CONFLICT (tag_id, server_time) DO NOTHING"
     )
     cursor.execute(f"DROP TABLE {TEMP_TABLE}")
 
@@ -348,19 +363,50 @@ def _insert_new_rows(cursor: psycopg.Cursor[object], encoded: list[bytes]) -> No
 def _copy_chunks(rows: Sequence[SampleRow], encoding: str) -> Iterator[bytes]:
     """``rows`` as binary COPY data, header and trailer included, in chunks of rows."""
     pack_numeric = _NUMERIC_ROW.pack
+    pack_numeric_with_source = _NUMERIC_ROW_WITH_SOURCE.pack
     fields, epoch = _FIELDS, _PG_EPOCH_US  # locals: this loop runs once per sample
     yield _COPY_HEADER
     for first in range(0, len(rows), _COPY_CHUNK_ROWS):
         parts: list[bytes] = []
         append = parts.append
         for row in rows[first : first + _COPY_CHUNK_ROWS]:
-            tag_id, time_us, value, text_value, quality, reason = row
+            tag_id, server_us, source_us, value, text_value, quality, reason = row
             if value is not None and text_value is None and reason is None:
-                append(
-                    pack_numeric(
-                        fields, 4, tag_id, 8, time_us - epoch, 8, value, -1, 8, quality, -1
+                if source_us is None:
+                    append(
+                        pack_numeric(
+                            fields,
+                            4,
+                            tag_id,
+                            8,
+                            server_us - epoch,
+                            -1,
+                            8,
+                            value,
+                            -1,
+                            8,
+                            quality,
+                            -1,
+                        )
                     )
-                )
+                else:
+                    append(
+                        pack_numeric_with_source(
+                            fields,
+                            4,
+                            tag_id,
+                            8,
+                            server_us - epoch,
+                            8,
+                            source_us - epoch,
+                            8,
+                            value,
+                            -1,
+                            8,
+                            quality,
+                            -1,
+                        )
+                    )
             else:
                 append(_encode_row(row, encoding))
         yield b"".join(parts)
@@ -369,10 +415,11 @@ def _copy_chunks(rows: Sequence[SampleRow], encoding: str) -> Iterator[bytes]:
 
 def _encode_row(row: SampleRow, encoding: str) -> bytes:
     """One row in binary COPY format, any column NULL or not."""
-    tag_id, time_us, value, text_value, quality, reason = row
+    tag_id, server_us, source_us, value, text_value, quality, reason = row
     return b"".join(
         (
-            _ROW_START.pack(_FIELDS, 4, tag_id, 8, time_us - _PG_EPOCH_US),
+            _ROW_START.pack(_FIELDS, 4, tag_id, 8, server_us - _PG_EPOCH_US),
+            _NULL_FIELD if source_us is None else _TIME_FIELD.pack(8, source_us - _PG_EPOCH_US),
             _NULL_FIELD if value is None else _FLOAT8_FIELD.pack(8, value),
             _text_field(text_value, encoding),
             _INT8_FIELD.pack(8, quality),

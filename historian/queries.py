@@ -45,10 +45,12 @@ class HistoryQueries:
         limit: int | None = None,
         newest_first: bool = False,
     ) -> list[Sample]:
-        """Stored samples of ``tag`` with start <= source time <= end, oldest first.
+        """Stored samples of ``tag`` with start <= server time <= end, oldest first.
 
-        With ``newest_first`` the newest come first; with ``limit`` at most that many are
-        returned (from the end the order starts at). Raises UnknownTagError for an unknown tag.
+        History is in server-time order (when the center learned each value); every sample
+        carries its source time too. With ``newest_first`` the newest come first; with
+        ``limit`` at most that many are returned (from the end the order starts at). Raises
+        UnknownTagError for an unknown tag.
         """
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, not {limit}")
@@ -58,28 +60,32 @@ class HistoryQueries:
         with self._store.reading(f"read {tag}") as conn:
             info = tag_info(conn, tag)
             query = select(
-                samples.c.time,
+                samples.c.server_time,
+                samples.c.source_time,
                 samples.c.value,
                 samples.c.text_value,
                 samples.c.quality,
                 samples.c.reason,
             ).where(samples.c.tag_id == info.id)
             if start is not None:
-                query = query.where(samples.c.time >= start)
+                query = query.where(samples.c.server_time >= start)
             if end is not None:
-                query = query.where(samples.c.time <= end)
-            query = query.order_by(samples.c.time.desc() if newest_first else samples.c.time)
+                query = query.where(samples.c.server_time <= end)
+            query = query.order_by(
+                samples.c.server_time.desc() if newest_first else samples.c.server_time
+            )
             if limit is not None:
                 query = query.limit(limit)
             rows = conn.execute(query).all()
         qualities: dict[tuple[int, str | None], Quality] = {}
         result: list[Sample] = []
-        for time, value, text_value, code, reason in rows:
+        for server_time, source_time, value, text_value, code, reason in rows:
             quality = qualities.get((code, reason))
             if quality is None:
                 quality = qualities[(code, reason)] = Quality.from_status_code(code, reason or "")
             decoded = decode_sample_value(info.data_type, value, text_value)
-            result.append(Sample(tag, decoded, quality, time, time))
+            source = server_time if source_time is None else source_time
+            result.append(Sample(tag, decoded, quality, source, server_time))
         return result
 
     def read_at_times(self, tag: str, times: Sequence[datetime]) -> list[Sample]:

@@ -67,7 +67,9 @@ def apply_retention(store: SqlHistorian, policy: RetentionPolicy, now: datetime)
                 postgres.SamplesLayout.HYPERTABLE,
             ):
                 dropped = postgres.drop_partitions_before(conn, raw_cutoff)
-    raw = _delete_before(store, samples, samples.c.time, tag_ids, raw_cutoff, policy.chunk_rows)
+    raw = _delete_before(
+        store, samples, samples.c.server_time, tag_ids, raw_cutoff, policy.chunk_rows
+    )
     minutes = _delete_before(
         store, rollup_1m, rollup_1m.c.bucket, tag_ids, now - policy.rollup_1m, policy.chunk_rows
     )

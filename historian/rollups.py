@@ -279,7 +279,7 @@ def select_buckets(
 
 
 def _raw_samples(conn: Connection, tag_ids: Sequence[int], lo_us: int, hi_us: int) -> Buckets:
-    time_us = epoch_us(samples.c.time, conn.dialect.name)
+    time_us = epoch_us(samples.c.server_time, conn.dialect.name)
     parts: list[Any] = []
     for first in range(0, len(tag_ids), _TAGS_PER_STATEMENT):
         chunk = list(tag_ids[first : first + _TAGS_PER_STATEMENT])
@@ -287,10 +287,10 @@ def _raw_samples(conn: Connection, tag_ids: Sequence[int], lo_us: int, hi_us: in
             select(samples.c.tag_id, time_us, samples.c.value, samples.c.quality)
             .where(
                 samples.c.tag_id.in_(chunk),
-                samples.c.time >= moment(lo_us),
-                samples.c.time < moment(hi_us),
+                samples.c.server_time >= moment(lo_us),
+                samples.c.server_time < moment(hi_us),
             )
-            .order_by(samples.c.tag_id, samples.c.time)
+            .order_by(samples.c.tag_id, samples.c.server_time)
         )
         parts.extend(conn.execute(query).all())
     if not parts:
@@ -381,7 +381,7 @@ class RollupMaintainer:
         """Record the minutes of each tag that a written batch touched."""
         touched: dict[str, set[int]] = {}
         for sample in batch:
-            touched.setdefault(sample.tag, set()).add(micros(sample.source_time) // MINUTE_US)
+            touched.setdefault(sample.tag, set()).add(micros(sample.server_time) // MINUTE_US)
         with self._lock:
             for tag, hours in touched.items():
                 self._dirty.setdefault(tag, set()).update(hours)

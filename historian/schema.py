@@ -2,22 +2,29 @@
 
 Design notes for what comes next:
 
-- ``samples`` is keyed by (tag_id, time): a tag's history is one contiguous index range, which is
-  what raw and trend queries scan. On SQLite the table is WITHOUT ROWID, so that key *is* the
-  table's b-tree and no second index is kept up to date on insert. On PostgreSQL the key includes
-  the time column, which native partitioning by time (or a TimescaleDB hypertable) requires.
+- ``samples`` is keyed by (tag_id, server_time): a tag's history is one contiguous index
+  range, which is what raw and trend queries scan. On SQLite the table is WITHOUT ROWID, so that
+  key *is* the table's b-tree and no second index is kept up to date on insert. On PostgreSQL the
+  key includes the time column, which native partitioning by time (or a TimescaleDB hypertable)
+  requires.
 - ``samples`` has no foreign key to ``tags``: the store resolves every tag id from its own
   registry before writing, and a per-row foreign-key check would slow ingest for nothing.
 - Quality is the OPC UA status code (Part 4, 7.39). Codes of Bad qualities exceed 2**31, so the
   column is a BIGINT (PostgreSQL's INTEGER is signed 32-bit).
-- Times are UTC to the microsecond on both backends (``historian.timetypes.UtcDateTime``). Only
-  the source time is stored (as in OPC UA HA's raw history and in PI): a read returns it as both
-  the source and the server time. A second timestamp would add 8 bytes to every row and a
-  column to every index page for a value no query uses.
+- Times are UTC to the microsecond on both backends (``historian.timetypes.UtcDateTime``).
+  History is ordered and keyed by ``server_time``, the time the center received or produced the
+  sample: it only moves forward for a tag on one center, whatever the device's clock says, so a
+  value re-read unchanged after an outage (same source time as before it) still lands after the
+  outage's Bad samples. ``source_time`` is the device's own stamp, returned with every raw
+  read as an OPC UA HistoryRead asked for both timestamps returns them (Part 4, 5.10.3); it is
+  NULL when it equals the server time (every Modbus and BACnet sample, whose devices send no
+  time), which costs nothing on either backend.
 - Values of numeric and boolean tags go to ``value`` (a double); string tags use ``text_value``.
   A Bad sample with no value has both NULL.
 - Version 2 added each tag's compression settings (the ones its stored samples went through,
   so a reader knows how far an interpolated value may be off) and the audit journal.
+- Version 3 renamed ``time`` to ``server_time`` and added ``source_time`` (rows stored before
+  keep their one time as both).
 - On PostgreSQL ``samples`` is created by ``historian.postgres`` rather than from this metadata:
   range-partitioned by day, or a TimescaleDB hypertable where that extension is installed.
 """
@@ -42,7 +49,7 @@ from sqlalchemy import (
 
 from historian.timetypes import UtcDateTime
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version of the schema this code creates and expects; bump it with every migration."""
 
 metadata = MetaData()
@@ -91,12 +98,15 @@ samples = Table(
     "samples",
     metadata,
     Column("tag_id", Integer, nullable=False),
-    Column("time", UtcDateTime, nullable=False),
+    # When the center received or produced the sample: the order and the key of history.
+    Column("server_time", UtcDateTime, nullable=False),
+    # The device's own time of the value; NULL when it is the server time.
+    Column("source_time", UtcDateTime, nullable=True),
     Column("value", Double, nullable=True),
     Column("text_value", Text, nullable=True),
     Column("quality", BigInteger, nullable=False),
     Column("reason", Text, nullable=True),
-    PrimaryKeyConstraint("tag_id", "time", name="samples_pkey"),
+    PrimaryKeyConstraint("tag_id", "server_time", name="samples_pkey"),
     sqlite_with_rowid=False,
 )
 

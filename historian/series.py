@@ -66,12 +66,12 @@ class TagInfo:
     @property
     def is_numeric(self) -> bool:
         """Whether the tag's values are numbers (float, int or bool), so aggregates apply."""
-        return self.data_type is not DataType.STRING
+        return self.data_type not in (DataType.STRING, DataType.DATETIME)
 
 
 def interpolation_for(data_type: DataType, compression_mode: str) -> Interpolation:
     """The interpolation of a tag of ``data_type`` stored with ``compression_mode``."""
-    if data_type is DataType.STRING or data_type is DataType.BOOL:
+    if data_type in (DataType.STRING, DataType.BOOL, DataType.DATETIME):
         return Interpolation.STEP
     if data_type is DataType.FLOAT or compression_mode == "swinging_door":
         return Interpolation.LINEAR
@@ -168,23 +168,29 @@ def fetch_series(
     3.1.8).
     """
     dialect = conn.dialect.name
-    columns = (epoch_us(samples.c.time, dialect).label("t"), samples.c.value, samples.c.quality)
+    columns = (
+        epoch_us(samples.c.server_time, dialect).label("t"),
+        samples.c.value,
+        samples.c.quality,
+    )
     of_tag = samples.c.tag_id == tag.id
-    inside = select(*columns).where(of_tag, samples.c.time >= start, samples.c.time < end)
+    inside = select(*columns).where(
+        of_tag, samples.c.server_time >= start, samples.c.server_time < end
+    )
     if not bounds:
-        rows = conn.execute(inside.order_by(samples.c.time)).all()
+        rows = conn.execute(inside.order_by(samples.c.server_time)).all()
         return Series.from_rows(list(rows))
     before = (
         select(*columns)
-        .where(of_tag, samples.c.time < start)
-        .order_by(samples.c.time.desc())
+        .where(of_tag, samples.c.server_time < start)
+        .order_by(samples.c.server_time.desc())
         .limit(1)
         .subquery()
     )
     after = (
         select(*columns)
-        .where(of_tag, samples.c.time >= end)
-        .order_by(samples.c.time)
+        .where(of_tag, samples.c.server_time >= end)
+        .order_by(samples.c.server_time)
         .limit(1)
         .subquery()
     )

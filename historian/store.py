@@ -70,8 +70,8 @@ _NAME_CHUNK = 500
 """Tag names per IN (...) lookup, well under every backend's bound-parameter limit."""
 
 _SQLITE_INSERT_SAMPLES = (
-    "INSERT INTO samples (tag_id, time, value, text_value, quality, reason) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tag_id, time) DO NOTHING"
+    "INSERT INTO samples (tag_id, server_time, source_time, value, text_value, quality, reason) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tag_id, server_time) DO NOTHING"
 )
 """The SQLite sample insert, run through DB-API executemany with plain tuples: SQLAlchemy's
 per-row parameter processing would cost more than SQLite's own insert."""
@@ -92,9 +92,11 @@ class SqlHistorian:
     engine gives each thread its own pooled connection. On SQLite the file is in WAL mode, so
     readers in other threads or processes never block the writer.
 
-    Samples are keyed by (tag, source time): writing a sample whose tag already has a stored
-    sample at that exact time is a no-op, which makes a retried or replayed batch harmless.
-    Only the source time is stored; ``read_raw`` returns it as the server time too.
+    Samples are ordered and keyed by (tag, server time), the time the center received or
+    produced them, which only moves forward for a tag however old the device's own stamp is:
+    writing a sample whose tag already has a stored sample at that exact server time is a no-op,
+    which makes a retried or replayed batch harmless. The source time is stored alongside and
+    returned by every raw read.
     """
 
     def __init__(
@@ -283,7 +285,8 @@ class SqlHistorian:
     def _sample_rows(self, batch: Sequence[Sample]) -> list[SampleRow]:
         """The rows of ``samples`` for a batch, in column order (the hot path: no dicts).
 
-        Times are microseconds since the Unix epoch on both backends.
+        Times are microseconds since the Unix epoch on both backends; the source time is None
+        when it equals the server time (the stored form of "the device sent no time").
         """
         refs_get = self._resolve_tags({sample.tag for sample in batch}).get
         rows: list[SampleRow] = []
@@ -296,8 +299,10 @@ class SqlHistorian:
         time_columns: dict[int, int] = {}
         quality_columns: dict[int, tuple[int, str | None]] = {}
         last_moment: datetime | None = None
+        last_source: datetime | None = None
         last_quality: Quality | None = None
         time_us = code = 0
+        source_us: int | None = None
         reason: str | None = None
         float_type = DataType.FLOAT
         for sample in batch:
@@ -305,16 +310,31 @@ class SqlHistorian:
             if ref is None:
                 rejected.append(Rejection(sample, f"unknown tag {sample.tag!r}"))
                 continue
-            moment = sample.source_time
+            moment = sample.server_time
             if moment is not last_moment:
                 known = time_columns.get(id(moment))
                 if known is None:
                     if moment.utcoffset() is None:
-                        rejected.append(Rejection(sample, "naive source time (UTC-aware required)"))
+                        rejected.append(Rejection(sample, "naive server time (UTC-aware required)"))
                         continue
                     known = time_columns[id(moment)] = to_epoch_us(moment)
                 time_us = known
                 last_moment = moment
+                last_source = None
+            source = sample.source_time
+            if source is not last_source:
+                if source is moment:
+                    source_us = None
+                else:
+                    known = time_columns.get(id(source))
+                    if known is None:
+                        if source.utcoffset() is None:
+                            reason_text = "naive source time (UTC-aware required)"
+                            rejected.append(Rejection(sample, reason_text))
+                            continue
+                        known = time_columns[id(source)] = to_epoch_us(source)
+                    source_us = None if known == time_us else known
+                last_source = source
             value = sample.value
             number: float | None
             text_value: str | None
@@ -337,7 +357,7 @@ class SqlHistorian:
                     quality_columns[id(quality)] = columns
                 code, reason = columns
                 last_quality = quality
-            append((ref.id, time_us, number, text_value, code, reason))
+            append((ref.id, time_us, source_us, number, text_value, code, reason))
         if rejected:
             raise InvalidSamplesError(tuple(rejected))
         return rows
@@ -345,9 +365,9 @@ class SqlHistorian:
     def read_raw(
         self, tag: str, start: datetime | None = None, end: datetime | None = None
     ) -> list[Sample]:
-        """Stored samples of ``tag`` with start <= source time <= end, oldest first.
+        """Stored samples of ``tag`` with start <= server time <= end, in server-time order.
 
-        Values come back in the tag's data type; the server time equals the source time.
+        Values come back in the tag's data type, with both timestamps as stored.
         Raises UnknownTagError (a KeyError) for a tag the historian does not know.
         """
         with self._storage_errors(f"read {tag}"), self._read() as conn:
@@ -358,17 +378,18 @@ class SqlHistorian:
                 raise UnknownTagError(tag)
             tag_id, data_type = int(row[0]), DataType(row[1])
             query = select(
-                samples.c.time,
+                samples.c.server_time,
+                samples.c.source_time,
                 samples.c.value,
                 samples.c.text_value,
                 samples.c.quality,
                 samples.c.reason,
-            ).where(samples.c.tag_id == tag_id, *_within(samples.c.time, start, end))
-            result = conn.execute(query.order_by(samples.c.time)).all()
+            ).where(samples.c.tag_id == tag_id, *_within(samples.c.server_time, start, end))
+            result = conn.execute(query.order_by(samples.c.server_time)).all()
         # Qualities repeat (mostly Good): build each distinct one once; they are immutable.
         qualities: dict[tuple[int, str | None], Quality] = {}
         decoded: list[Sample] = []
-        for time, value, text_value, code, reason in result:
+        for server_time, source_time, value, text_value, code, reason in result:
             quality = qualities.get((code, reason))
             if quality is None:
                 quality = Quality.from_status_code(int(code), reason or "")
@@ -378,8 +399,8 @@ class SqlHistorian:
                     tag=tag,
                     value=decode_sample_value(data_type, value, text_value),
                     quality=quality,
-                    source_time=time,
-                    server_time=time,
+                    source_time=server_time if source_time is None else source_time,
+                    server_time=server_time,
                 )
             )
         return decoded

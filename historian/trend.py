@@ -127,9 +127,11 @@ def read_trend(
 def _first_raw_time(conn: Connection, tag: TagInfo, start: datetime, end: datetime) -> int | None:
     """The time (epoch microseconds) of the first raw sample in [start, end), if any."""
     found = conn.execute(
-        select(epoch_us(samples.c.time, conn.dialect.name))
-        .where(samples.c.tag_id == tag.id, samples.c.time >= start, samples.c.time < end)
-        .order_by(samples.c.time)
+        select(epoch_us(samples.c.server_time, conn.dialect.name))
+        .where(
+            samples.c.tag_id == tag.id, samples.c.server_time >= start, samples.c.server_time < end
+        )
+        .order_by(samples.c.server_time)
         .limit(1)
     ).scalar_one_or_none()
     return None if found is None else int(found)
@@ -138,8 +140,10 @@ def _first_raw_time(conn: Connection, tag: TagInfo, start: datetime, end: dateti
 def _raw_count(conn: Connection, tag: TagInfo, start: datetime, end: datetime, cap: int) -> int:
     """How many raw samples lie in [start, end), counting no further than ``cap``."""
     capped = (
-        select(samples.c.time)
-        .where(samples.c.tag_id == tag.id, samples.c.time >= start, samples.c.time < end)
+        select(samples.c.server_time)
+        .where(
+            samples.c.tag_id == tag.id, samples.c.server_time >= start, samples.c.server_time < end
+        )
         .limit(cap)
         .subquery()
     )

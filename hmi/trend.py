@@ -33,9 +33,13 @@ class TrendSeries:
 
 
 def trend_points(samples: Sequence[Sample]) -> list[Point]:
-    """Turn samples into points; Bad or non-numeric samples become gaps rather than values."""
+    """Turn samples into points; Bad or non-numeric samples become gaps rather than values.
+
+    Points are placed at the server time, the order history is kept in (a device's source time
+    stands still while its value does not change, even across an outage).
+    """
     return [
-        (s.source_time, None if s.quality.severity is Severity.BAD else s.numeric) for s in samples
+        (s.server_time, None if s.quality.severity is Severity.BAD else s.numeric) for s in samples
     ]
 
 

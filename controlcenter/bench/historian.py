@@ -227,19 +227,20 @@ def _raw_executemany(store: SqlHistorian, backend: str, samples: list[Sample], b
     tag_ids = _tag_ids(store, {sample.tag for sample in samples})
     if backend == "sqlite":
         rows: list[tuple[Any, ...]] = [
-            (tag_ids[s.tag], to_epoch_us(s.source_time), s.value, None, 0, None) for s in samples
+            (tag_ids[s.tag], to_epoch_us(s.server_time), None, s.value, None, 0, None)
+            for s in samples
         ]
         create = (
-            "CREATE TABLE raw_bench (tag_id INTEGER NOT NULL, time BIGINT NOT NULL, "
-            "value FLOAT, text_value TEXT, quality BIGINT NOT NULL, reason TEXT, "
-            "PRIMARY KEY (tag_id, time)) WITHOUT ROWID"
+            "CREATE TABLE raw_bench (tag_id INTEGER NOT NULL, server_time BIGINT NOT NULL, "
+            "source_time BIGINT, value FLOAT, text_value TEXT, quality BIGINT NOT NULL, "
+            "reason TEXT, PRIMARY KEY (tag_id, server_time)) WITHOUT ROWID"
         )
-        insert = "INSERT INTO raw_bench VALUES (?, ?, ?, ?, ?, ?)"
+        insert = "INSERT INTO raw_bench VALUES (?, ?, ?, ?, ?, ?, ?)"
         begin: str | None = "BEGIN"
     else:
-        rows = [(tag_ids[s.tag], s.source_time, s.value, None, 0, None) for s in samples]
+        rows = [(tag_ids[s.tag], s.server_time, None, s.value, None, 0, None) for s in samples]
         create = "CREATE TABLE raw_bench (LIKE samples INCLUDING ALL)"
-        insert = "INSERT INTO raw_bench VALUES (%s, %s, %s, %s, %s, %s)"
+        insert = "INSERT INTO raw_bench VALUES (%s, %s, %s, %s, %s, %s, %s)"
         begin = None  # psycopg opens a transaction on the first statement
     with store.writing("create the raw insert table") as conn:
         conn.exec_driver_sql(create)

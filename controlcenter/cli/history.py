@@ -195,11 +195,12 @@ def _tag_rows(
     limit: int | None,
 ) -> list[dict[str, object]]:
     if request.interval is None and request.points is None:
-        return [_sample_row(s) for s in queries.read_raw(tag, start, end, limit=limit)]
+        raw = queries.read_raw(tag, start, end, limit=limit)
+        return [_sample_row(s, with_source_time=True) for s in raw]
     # Aggregates and trends need a bounded range: from the first sample, up to now.
     if start is None:
         first = queries.read_raw(tag, None, end, limit=1)
-        start = first[0].source_time if first else now
+        start = first[0].server_time if first else now
     end = now if end is None else end
     if request.points is not None:
         return [_sample_row(s) for s in queries.read_trend(tag, start, end, request.points)]
@@ -213,14 +214,20 @@ def _tag_rows(
     return rows[:limit] if limit is not None else rows
 
 
-def _sample_row(sample: Sample) -> dict[str, object]:
-    return {
-        "time": sample.source_time.isoformat(timespec="milliseconds"),
+def _sample_row(sample: Sample, *, with_source_time: bool = False) -> dict[str, object]:
+    # History is ordered by the time the center received each value ("time"); a raw row also
+    # shows the device's own stamp, which stands still while a value does not change.
+    row: dict[str, object] = {
+        "time": sample.server_time.isoformat(timespec="milliseconds"),
         "tag": sample.tag,
-        "value": sample.value,
+        # A datetime tag's value as ISO 8601, in CSV and JSON alike.
+        "value": sample.value.isoformat() if isinstance(sample.value, datetime) else sample.value,
         "quality": sample.quality.label(),
         "reason": sample.quality.reason,
     }
+    if with_source_time:
+        row["source_time"] = sample.source_time.isoformat(timespec="milliseconds")
+    return row
 
 
 def _command_row(result: CommandResult) -> dict[str, object]:
@@ -251,7 +258,7 @@ def _event_row(event: Event) -> dict[str, object]:
     }
 
 
-_DEFAULT_COLUMNS = ["time", "tag", "value", "quality", "reason"]
+_DEFAULT_COLUMNS = ["time", "tag", "value", "quality", "reason", "source_time"]
 
 
 def _print_rows(rows: list[dict[str, object]], output_format: OutputFormat) -> None:

@@ -56,7 +56,9 @@ class RunningCity:
 
     async def number(self, tag: str) -> float:
         """The tag's value as a float."""
-        return float(await self.read(tag))
+        value = await self.read(tag)
+        assert isinstance(value, int | float), f"{tag}: {value!r} is no number"
+        return float(value)
 
     async def write(self, tag: str, value: Value) -> Value:
         """Write over the tag's protocol and return the readback."""

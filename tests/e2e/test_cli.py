@@ -115,7 +115,7 @@ def test_demo_then_history_prints_the_rows_it_wrote(tmp_path: Path) -> None:
     history = run_cli("history", "water.tank1.level", "--db", db, "--format", "csv")
     assert history.returncode == 0, history.stderr
     rows = list(csv.DictReader(io.StringIO(history.stdout)))
-    assert history.stdout.startswith("time,tag,value,quality,reason\n")
+    assert history.stdout.startswith("time,tag,value,quality,reason,source_time\n")
     assert len(rows) >= 30  # about 45 simulated seconds at 2x with a 1 s scan
     assert all(row["tag"] == "water.tank1.level" for row in rows)
     assert {row["quality"] for row in rows} == {"good"}
@@ -147,8 +147,8 @@ def _known_history(tmp_path: Path) -> str:
         store.ensure_tags([level, pump])
         store.write_samples(
             [
-                Sample(level.name, float(i), Quality.good(), start + timedelta(seconds=i), start)
-                for i in range(120)
+                Sample(level.name, float(i), Quality.good(), moment, moment)
+                for i, moment in enumerate(start + timedelta(seconds=s) for s in range(120))
             ]
         )
         for who, origin in (("ann", CommandOrigin.OPERATOR), ("tank-rule", CommandOrigin.RULE)):

@@ -92,8 +92,8 @@ def sample(
     when: datetime,
     quality: Quality | None = None,
 ) -> Sample:
-    """A sample whose server time is a little after its source time."""
-    return Sample(tag, value, quality or Quality.good(), when, when + timedelta(milliseconds=3))
+    """A sample the center received at ``when``, stamped by its device a little before."""
+    return Sample(tag, value, quality or Quality.good(), when - timedelta(milliseconds=3), when)
 
 
 def level_samples(count: int, start: datetime = T0, step_ms: int = 100) -> list[Sample]:
@@ -182,6 +182,29 @@ def create_version_1_database(database: Database, level_values: list[float]) -> 
                 for i, value in enumerate(level_values)
             ],
         )
+    engine.dispose()
+
+
+def create_version_2_database(database: Database, level_values: list[float]) -> None:
+    """A database as schema version 2 left it: samples keyed by one ``time`` column.
+
+    Made by the current software, then taken back: ``server_time`` renamed to ``time`` and
+    ``source_time`` dropped (version 2's only differences), so that the next migration runs on
+    real data in the real layout (day partitions on PostgreSQL).
+    """
+    with database.open() as store:
+        store.ensure_tags(TAGS)
+        store.write_samples(
+            [
+                Sample(LEVEL, value, Quality.good(), at(i * 3600.0), at(i * 3600.0))
+                for i, value in enumerate(level_values)
+            ]
+        )
+    engine = database.admin_engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE samples DROP COLUMN source_time")
+        conn.exec_driver_sql("ALTER TABLE samples RENAME COLUMN server_time TO time")
+        conn.exec_driver_sql("UPDATE schema_version SET version = 2")
     engine.dispose()
 
 

@@ -307,7 +307,7 @@ async def test_a_60_s_outage_at_10000_values_per_s_is_stored_exactly_once(
     with engine.begin() as conn:
         total = conn.execute(select(func.count()).select_from(samples_table)).scalar_one()
         distinct_times = conn.execute(
-            select(func.count(func.distinct(samples_table.c.time)))
+            select(func.count(func.distinct(samples_table.c.server_time)))
         ).scalar_one()
     engine.dispose()
     assert total == 600_000

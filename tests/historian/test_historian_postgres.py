@@ -100,7 +100,7 @@ def test_partitions_are_created_for_the_days_data_arrives_in(
         )
     }
     assert per_partition == {partition_name(date(2024, 3, 1)): 2, "samples_p20240303": 1}
-    assert [s.source_time for s in pg_store.read_raw(LEVEL)] == times
+    assert [s.server_time for s in pg_store.read_raw(LEVEL)] == times
 
 
 def test_a_day_without_partition_goes_to_the_default_and_moves_when_one_is_made(
@@ -199,7 +199,7 @@ def test_a_batch_spanning_months_gets_partitions_for_its_days_only(
     assert {date(1969, 12, 31), date(2024, 3, 1), date(2024, 4, 30)} <= days
     assert date(2024, 3, 2) not in days
     assert _in_default(pg_database) == 0
-    assert [s.source_time for s in pg_store.read_raw(LEVEL)] == times
+    assert [s.server_time for s in pg_store.read_raw(LEVEL)] == times
 
 
 def test_drop_partitions_before_drops_whole_days_and_keeps_the_cutoff_day(
@@ -215,7 +215,7 @@ def test_drop_partitions_before_drops_whole_days_and_keeps_the_cutoff_day(
     engine.dispose()
 
     assert dropped == ["samples_p20240301", "samples_p20240302"]
-    assert [s.source_time for s in pg_store.read_raw(LEVEL)] == times[2:]
+    assert [s.server_time for s in pg_store.read_raw(LEVEL)] == times[2:]
     remaining = set(_partitions(pg_database).values())
     assert date(2024, 3, 3) in remaining
     assert date(2024, 3, 1) not in remaining

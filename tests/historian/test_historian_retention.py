@@ -36,8 +36,8 @@ def test_each_kind_of_data_is_kept_for_its_own_period(store: SqlHistorian) -> No
     cutoff = now - 3 * DAY
     for tag in (LEVEL, STARTS):
         kept = store.read_raw(tag)
-        assert kept and min(s.source_time for s in kept) >= cutoff
-        assert len(kept) == sum(1 for s in written if s.tag == tag and s.source_time >= cutoff)
+        assert kept and min(s.server_time for s in kept) >= cutoff
+        assert len(kept) == sum(1 for s in written if s.tag == tag and s.server_time >= cutoff)
     if store.backend == "sqlite":
         assert report.raw_rows_deleted == len(written) - 2 * len(kept)
     else:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, inspect, text, update
 
+from controlcenter.model import Quality, Sample
 from historian import SCHEMA_VERSION, SchemaVersionError, SqlHistorian, UnsupportedDatabaseError
 from historian.audit import AuditAction, AuditRecord
 from historian.compression import CompressionSettings
@@ -24,6 +25,7 @@ from tests.historian.historian_support import (
     Database,
     at,
     create_version_1_database,
+    create_version_2_database,
     level_samples,
     sample,
 )
@@ -124,7 +126,7 @@ def test_relative_sqlite_paths_resolve_and_create_their_directory(
 
     assert (tmp_path / "var" / "data" / "history.db").is_file()
     with SqlHistorian(f"sqlite:///{tmp_path}/var/data/history.db") as store:
-        assert [s.source_time for s in store.read_raw(LEVEL)] == [at(0)]
+        assert [s.server_time for s in store.read_raw(LEVEL)] == [at(0)]
 
 
 @pytest.mark.parametrize(
@@ -165,12 +167,14 @@ def test_a_postgresql_schema_name_must_be_an_identifier() -> None:
         create_historian_engine("postgresql://postgres@127.0.0.1/test", schema="x; DROP TABLE tags")
 
 
-def test_a_version_1_database_migrates_to_version_2_keeping_its_data(database: Database) -> None:
+def test_a_version_1_database_migrates_to_the_current_version_keeping_its_data(
+    database: Database,
+) -> None:
     levels = [1.25, 2.5, 3.75, 5.0, 6.25]  # one per hour: spans a day boundary on PostgreSQL
     create_version_1_database(database, levels)
 
     with database.open() as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
         stored = store.read_raw(LEVEL)
         # Existing tags get raw compression (what their samples went through).
         assert store.compression_settings()[LEVEL] == CompressionSettings()
@@ -178,7 +182,8 @@ def test_a_version_1_database_migrates_to_version_2_keeping_its_data(database: D
         assert store.read_audit() == []
 
     assert [s.value for s in stored] == levels
-    assert [s.source_time for s in stored] == [at(i * 3600.0) for i in range(len(levels))]
+    assert [s.server_time for s in stored] == [at(i * 3600.0) for i in range(len(levels))]
+    assert all(s.source_time == s.server_time for s in stored)
     engine = database.admin_engine()
     with engine.begin() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("tags")}
@@ -191,6 +196,36 @@ def test_a_version_1_database_migrates_to_version_2_keeping_its_data(database: D
     if database.backend == "postgresql":
         assert layout is SamplesLayout.PARTITIONED
         assert {at(i * 3600.0).date() for i in range(len(levels))} <= set(partitions.values())
+
+
+def test_a_version_2_database_gets_server_and_source_times_keeping_its_rows(
+    database: Database,
+) -> None:
+    levels = [1.0, 2.0, 3.0]
+    create_version_2_database(database, levels)
+    received = at(86_400.0)
+    device_stamp = at(10.0)  # a value the device stamped long before the center received it
+
+    with database.open() as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        store.write_samples([Sample(LEVEL, 9.0, Quality.good(), device_stamp, received)])
+        stored = store.read_raw(LEVEL)
+
+    # Rows of version 2 had one time: it is now both their server and their source time.
+    assert [(s.value, s.server_time, s.source_time) for s in stored] == [
+        *((value, at(i * 3600.0), at(i * 3600.0)) for i, value in enumerate(levels)),
+        (9.0, received, device_stamp),
+    ]
+    engine = database.admin_engine()
+    with engine.begin() as conn:
+        columns = [c["name"] for c in inspect(conn).get_columns("samples")]
+        key = inspect(conn).get_pk_constraint("samples")["constrained_columns"]
+        layout = samples_layout(conn) if database.backend == "postgresql" else None
+    engine.dispose()
+    assert "time" not in columns and {"server_time", "source_time"} <= set(columns)
+    assert key == ["tag_id", "server_time"]
+    if database.backend == "postgresql":
+        assert layout is SamplesLayout.PARTITIONED
 
 
 def test_compression_settings_are_recorded_per_tag(database: Database) -> None:
@@ -231,6 +266,7 @@ def test_times_keep_their_microseconds_in_utc(database: Database) -> None:
         store.write_samples([sample(LEVEL, 1.0, local), sample(LEVEL, 2.0, at(0.000001))])
         stored = store.read_raw(LEVEL)
 
-    assert [s.source_time for s in stored] == [at(0.000001), local]
-    assert all(s.source_time.tzinfo is UTC for s in stored)
-    assert stored[1].source_time.microsecond == 999_999
+    assert [s.server_time for s in stored] == [at(0.000001), local]
+    assert all(s.server_time.tzinfo is UTC and s.source_time.tzinfo is UTC for s in stored)
+    assert stored[1].server_time.microsecond == 999_999
+    assert stored[1].source_time.microsecond == 996_999

@@ -90,7 +90,7 @@ def test_time_range_is_inclusive_at_both_ends(store: SqlHistorian) -> None:
     store.write_samples(level_samples(5, step_ms=1000))
 
     def times(start: datetime | None, end: datetime | None) -> list[datetime]:
-        return [s.source_time for s in store.read_raw(LEVEL, start, end)]
+        return [s.server_time for s in store.read_raw(LEVEL, start, end)]
 
     assert times(at(1), at(3)) == [at(1), at(2), at(3)]
     assert times(at(3), None) == [at(3), at(4)]
@@ -119,14 +119,15 @@ def test_times_keep_microseconds_and_come_back_in_utc(store: SqlHistorian) -> No
 
     read = store.read_raw(LEVEL)
 
-    assert [s.source_time for s in read] == [
+    assert [s.server_time for s in read] == [
         datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
         datetime(2024, 7, 1, 12, 0, 0, 1, tzinfo=UTC),
         datetime(2024, 7, 1, 12, 0, 0, 2, tzinfo=UTC),
     ]
+    assert all(s.server_time.utcoffset() == timedelta(0) for s in read)
     assert all(s.source_time.utcoffset() == timedelta(0) for s in read)
-    # Only the source time is stored; it stands for the server time as well.
-    assert all(s.server_time == s.source_time for s in read)
+    # Both times are stored: the device's stamp comes back beside the center's.
+    assert all(s.server_time - s.source_time == timedelta(milliseconds=3) for s in read)
 
 
 def test_rewriting_a_sample_at_the_same_time_stores_it_once(store: SqlHistorian) -> None:

@@ -72,7 +72,7 @@ def test_data_newer_than_the_rollups_is_read_raw(store: SqlHistorian) -> None:
 
     assert trend.source == "rollup_1h"
     assert trend.values[-1] == 5.0
-    assert trend.times[-1] == fresh[-1].source_time
+    assert trend.times[-1] == fresh[-1].server_time
 
 
 def test_bad_requests_are_refused(store: SqlHistorian) -> None:
