@@ -7,17 +7,20 @@ that the scan engine gives the affected samples.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from controlcenter.model import Sample, Substatus, TagDef, Value
+from controlcenter.model import Sample, Severity, Substatus, TagDef, Value
 
 
 class DriverError(Exception):
     """A driver could not do what it was asked."""
 
     substatus: Substatus = Substatus.COMM_FAILURE
+    point_samples: tuple[Sample, ...] = ()
+    """Set by a read that failed as a whole: one Bad sample per point, in order, each with its
+    own reason (e.g. the request that point was in); empty when ``str(error)`` fits them all."""
 
 
 class NotConnectedError(DriverError):
@@ -38,6 +41,19 @@ class DeviceRejectedError(DriverError):
     substatus = Substatus.DEVICE_FAILURE
 
 
+class WriteUnconfirmedError(DriverError):
+    """The device accepted a write, but reading the value back failed: it is not confirmed.
+
+    The write may well have taken effect in the field, so this is never a refusal
+    (``DeviceRejectedError``). ``substatus`` is that of the readback's failure (e.g.
+    ``timeout`` when the device fell silent after the write).
+    """
+
+    def __init__(self, message: str, *, substatus: Substatus = Substatus.COMM_FAILURE) -> None:
+        super().__init__(message)
+        self.substatus = substatus
+
+
 class AddressError(DriverError):
     """A point address is malformed or not valid for its data type."""
 
@@ -48,6 +64,32 @@ class SubscriptionUnsupportedError(DriverError):
     """The protocol or device cannot push changes; the scan engine polls instead."""
 
     substatus = Substatus.CONFIG_ERROR
+
+
+async def confirm_write(where: str, readback: Awaitable[Sample]) -> Value:
+    """Await the readback of a write the device accepted and return the value read back.
+
+    A readback that raises a DriverError, or returns no Good value, raises
+    WriteUnconfirmedError (chained to its cause): the device did accept the write, so its
+    failure must not read as the device's refusal.
+    """
+    try:
+        sample = await readback
+    except WriteUnconfirmedError:
+        raise
+    except DriverError as err:
+        message = f"{where}: readback failed: {err}"
+        raise WriteUnconfirmedError(message, substatus=err.substatus) from err
+    if not sample.quality.is_good or sample.value is None:
+        quality = sample.quality
+        # A Bad readback keeps its sub-status; an Uncertain one has no Bad sub-status to give.
+        substatus = (
+            quality.substatus if quality.severity is Severity.BAD else Substatus.NON_SPECIFIC
+        )
+        detail = f"{quality.label()}: {quality.reason}" if quality.reason else quality.label()
+        message = f"{where}: readback not Good ({detail})"
+        raise WriteUnconfirmedError(message, substatus=substatus)
+    return sample.value
 
 
 SampleCallback = Callable[[list[Sample]], None]
@@ -101,6 +143,8 @@ class Driver(Protocol):
     async def write(self, point: TagDef, value: Value, *, priority: int | None = None) -> Value:
         """Write a value and return the value read back from the device; raise DriverError.
 
+        A refused write raises DeviceRejectedError; an accepted write whose readback fails
+        raises WriteUnconfirmedError (``confirm_write`` does that mapping).
         ``priority`` is the command's priority (1 highest … 16, as a BACnet priority array);
         protocols without priorities ignore it."""
         ...

@@ -2,7 +2,9 @@
 
 Every command, from an operator or a rule, is checked (known tag, writable, type, engineering
 range), written through the tag's driver with a timeout, confirmed by readback, and journaled with
-who asked, why and what came of it. A rejected command is journaled too.
+who asked, why and what came of it. A rejected command is journaled too. A write the device
+accepted but whose readback failed is reported as exactly that (failed, or timed_out when the
+readback timed out), never as the device's refusal.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from controlcenter.model import (
     CommandResult,
     CommandStatus,
     DataType,
+    Substatus,
     TagDef,
     Value,
 )
 from controlcenter.ports import Clock, HistoryStore
-from drivers.base import Driver, DriverError
+from drivers.base import Driver, DriverError, WriteUnconfirmedError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,16 @@ class CommandPipeline:
                 CommandStatus.TIMED_OUT,
                 f"no confirmation within {self._timeout_s:g} s",
             )
+        except WriteUnconfirmedError as err:
+            # The device took the write; only its confirmation is missing. Not a refusal: the
+            # field may already hold the new value, and the operator must know that.
+            status = (
+                CommandStatus.TIMED_OUT
+                if err.substatus is Substatus.TIMEOUT
+                else CommandStatus.FAILED
+            )
+            reason = f"write accepted by the device but not confirmed: {err}"
+            return self._result(command, status, reason)
         except DriverError as err:
             return self._result(command, CommandStatus.FAILED, str(err))
         if not _same_value(tag, command.value, readback):
@@ -140,7 +153,11 @@ def _range_text(tag: TagDef) -> str:
 
 
 def _same_value(tag: TagDef, commanded: Value, readback: Value) -> bool:
-    if tag.data_type is DataType.FLOAT and isinstance(readback, int | float):
+    if (
+        tag.data_type is DataType.FLOAT
+        and isinstance(readback, int | float)
+        and isinstance(commanded, int | float)
+    ):
         # float32 registers round the commanded value; compare at float32 precision.
         return math.isclose(float(commanded), float(readback), rel_tol=1e-6, abs_tol=1e-6)
     return commanded == readback
