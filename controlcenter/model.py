@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
 
-Value = float | int | bool | str
-"""A tag value as the field delivers it after decoding and scaling."""
+Value = float | int | bool | str | datetime
+"""A tag value as the field delivers it after decoding and scaling (a datetime is time-zone
+aware, e.g. an OPC UA DateTime, which is UTC)."""
 
 
 def utc_now() -> datetime:
@@ -134,6 +135,7 @@ class DataType(StrEnum):
     INT = "int"
     BOOL = "bool"
     STRING = "string"
+    DATETIME = "datetime"
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,3 +287,11 @@ class User:
 
     name: str
     role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class LoginGrant:
+    """A successful login: the user and the token of the server-side session opened for them."""
+
+    user: User
+    session_token: str

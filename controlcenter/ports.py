@@ -17,6 +17,7 @@ from controlcenter.model import (
     CommandResult,
     Event,
     EventKind,
+    LoginGrant,
     Sample,
     TagDef,
     User,
@@ -86,7 +87,7 @@ class HistoryReader(Protocol):
     def read_raw(
         self, tag: str, start: datetime | None = None, end: datetime | None = None
     ) -> list[Sample]:
-        """Stored samples of ``tag`` with start <= source time <= end, oldest first."""
+        """Stored samples of ``tag`` with start <= server time <= end, oldest first."""
         ...
 
     def read_commands(
@@ -192,4 +193,40 @@ class Authenticator(Protocol):
 
     def get_user(self, name: str) -> User:
         """Return a known user; raise KeyError for an unknown one."""
+        ...
+
+
+class LoginRefusedError(AuthenticationError):
+    """A login was refused; ``lockouts`` describes the lockouts this refusal started."""
+
+    def __init__(self, message: str, lockouts: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.lockouts = tuple(lockouts)
+
+
+class LoginThrottledError(AuthenticationError):
+    """Too many refused logins for this user or from this address: refused unchecked for now."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class LoginSessions(Protocol):
+    """Logins with throttling, and server-side sessions; safe to call from any thread."""
+
+    def log_in(self, name: str, password: str, address: str) -> LoginGrant:
+        """Open a session for valid credentials; raise LoginThrottledError or LoginRefusedError."""
+        ...
+
+    def resolve(self, token: str, *, activity: bool) -> User | None:
+        """The user of a live session, or None (unknown, expired, revoked, user changed).
+
+        ``activity``: the request comes from the person (not an automatic refresh), so it
+        restarts the idle timeout.
+        """
+        ...
+
+    def log_out(self, token: str) -> User | None:
+        """Revoke a session on the server; return its user, or None if it was not live."""
         ...

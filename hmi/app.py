@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import dash
 from dash import Input, Output
 
 from controlcenter.model import DataType, TagDef, utc_now
-from controlcenter.ports import Authenticator, EventJournal, HistoryReader, LiveView
+from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
 from hmi.auth import current_session_user, install_authentication
 from hmi.formatting import element_id
 from hmi.headers import install_security_headers
@@ -43,26 +44,44 @@ _NUMERIC = (DataType.FLOAT, DataType.INT)
 
 _log = logging.getLogger(__name__)
 
+LOCAL_HOST_NAMES = ("localhost", "127.0.0.1")
+"""Host names every HMI answers to (IPv6 literals are not matched by Flask's host check)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HmiSecurity:
+    """How the HMI is reached: over TLS or not, and by which host names."""
+
+    tls: bool = False
+    """Served over HTTPS: Secure ``__Host-`` session cookie and Strict-Transport-Security."""
+    host_names: tuple[str, ...] = LOCAL_HOST_NAMES
+    """Host header values accepted (port ignored; ".example.org" accepts its subdomains);
+    any other Host gets 400, so that links and redirects never point to a forged name."""
+
 
 def create_hmi(
     live: LiveView,
     history: HistoryReader,
-    auth: Authenticator,
+    sessions: LoginSessions,
     journal: EventJournal,
     *,
     site_name: str,
     featured_tags: Sequence[str],
     secret_key: bytes,
+    security: HmiSecurity | None = None,
     trend_window: timedelta = timedelta(minutes=30),
 ) -> dash.Dash:
     """Build the HMI app; serve ``app.server`` (a Flask WSGI app) with ``HmiServer``.
 
     ``featured_tags`` get a tile each; the trend shows the first numeric one together with the
     following numeric featured tags of the same unit (one y axis). Raises ValueError for an
-    unknown featured tag, a short secret key or a non-positive trend window.
+    unknown featured tag, a short secret key, no host name or a non-positive trend window.
     """
+    security = security if security is not None else HmiSecurity()
     if len(secret_key) < MIN_SECRET_KEY_BYTES:
         raise ValueError(f"secret_key must have at least {MIN_SECRET_KEY_BYTES} bytes")
+    if not security.host_names:
+        raise ValueError("the HMI needs at least one host name")
     if trend_window <= timedelta(0):
         raise ValueError("trend_window must be positive")
     featured = _featured_definitions(live.tags(), featured_tags)
@@ -81,18 +100,25 @@ def create_hmi(
     server = app.server
     server.secret_key = secret_key
     server.config.update(
-        SESSION_COOKIE_NAME="controlcenter_session",
+        # The __Host- prefix makes browsers refuse the cookie unless it is Secure, for this
+        # host only and for every path (RFC 6265bis 4.1.3.2): only possible over HTTPS.
+        SESSION_COOKIE_NAME=(
+            "__Host-controlcenter_session" if security.tls else "controlcenter_session"
+        ),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=security.tls,
+        TRUSTED_HOSTS=list(security.host_names),
     )
-    install_security_headers(server)
+    install_security_headers(server, tls=security.tls)
     install_authentication(
         server,
-        auth,
+        sessions,
         journal,
         site_name=site_name,
         stylesheet=STYLESHEET,
         public_prefixes=(STYLESHEET,),
+        automatic_inputs=(f"{REFRESH_ID}.n_intervals",),
     )
 
     # A function, so that each page load shows the logged-in user's name and role.

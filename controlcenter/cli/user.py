@@ -20,7 +20,12 @@ def user_add(
     users: Annotated[Path, typer.Option(help="HMI users file.")] = DEMO_USERS_PATH,
     password: Annotated[
         str,
-        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password."),
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Password: at least 12 characters, not the user name, not easy to guess.",
+        ),
     ] = "",
 ) -> None:
     """Add a user, or replace the password and role of an existing one."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from controlcenter.acquisition.scan import DeviceScan, ScanEngine
 from controlcenter.bus import SampleBus
@@ -17,6 +20,10 @@ from controlcenter.live import LiveSnapshot
 from controlcenter.model import Event, EventKind, Sample, TagDef
 from controlcenter.ports import Clock
 from controlcenter.runtime.runner import ServiceFailedError, freeze_startup_objects
+from controlcenter.security.files import ensure_private_file, load_or_create_secret_key
+from controlcenter.security.login import LoginService
+from controlcenter.security.sessions import SessionPolicy, SessionStore
+from controlcenter.security.throttle import LoginThrottle, ThrottlePolicy
 from controlcenter.security.users import UserStore
 from controlcenter.site.config import (
     BacnetDeviceConfig,
@@ -41,8 +48,8 @@ from historian.rollups import RollupMaintainer
 from historian.spool import DiskSpool
 from historian.store import SqlHistorian
 from historian.writer import HistorianWriter
-from hmi.app import create_hmi
-from hmi.server import HmiServer
+from hmi.app import LOCAL_HOST_NAMES, HmiSecurity, create_hmi
+from hmi.server import HmiServer, ServerLimits, TlsFiles
 from rules.engine import RulesEngine
 from rules.hysteresis import HysteresisRule
 
@@ -53,13 +60,64 @@ class CenterFailedError(ServiceFailedError):
     """A part of the center stopped unexpectedly; the center shut down."""
 
 
+HMI_SECRET_KEY_FILE = "hmi-secret.key"
+"""Beside the users file: the key that signs the HMI's session cookies, kept across restarts."""
+HMI_SESSIONS_FILE = "hmi-sessions.sqlite"
+"""Beside the users file: the HMI's server-side sessions."""
+
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
 @dataclass(frozen=True, slots=True)
 class HmiOptions:
-    """Where the HMI listens and whose logins it accepts."""
+    """Where the HMI listens, how it is secured and whose logins it accepts."""
 
     users_path: Path
     host: str = "127.0.0.1"
     port: int = 8050
+    tls: TlsFiles | None = None
+    """Certificate and key: serve HTTPS only."""
+    host_names: tuple[str, ...] = ()
+    """Host names browsers use to reach the HMI, besides localhost, 127.0.0.1 and the
+    listening address (or this machine's names when listening on every address)."""
+    sessions: SessionPolicy = field(default_factory=SessionPolicy)
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the HMI keeps its secret key and sessions: beside the users file."""
+        return self.users_path.parent
+
+
+def hmi_host_names(options: HmiOptions) -> tuple[str, ...]:
+    """Every Host header value the HMI accepts for these options."""
+    # The listening address too: the URL the center prints names it.
+    names = [*LOCAL_HOST_NAMES, *options.host_names, options.host]
+    if options.host in _WILDCARD_HOSTS:
+        names += [socket.gethostname(), socket.getfqdn()]
+    return tuple(dict.fromkeys(name.lower() for name in names if name))
+
+
+def prepare_private_database(db_url: str) -> None:
+    """Create a SQLite historian's file with mode 0600 (its new directory 0700) before the
+    historian opens it, so that its data and audit journal are the owner's alone; SQLite
+    gives the -wal and -shm files the database file's mode. Other databases are left alone."""
+    try:
+        url = make_url(db_url)
+    except ArgumentError:
+        return  # the historian reports a malformed URL itself
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return  # a SQLite URI names its own options; nothing to prepare
+    path = Path(database)
+    ensure_private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            ensure_private_file(companion)
 
 
 class StoreJournal:
@@ -154,10 +212,12 @@ def pushes_changes(device: DeviceConfig) -> bool:
 
 
 def scan_timeout(device: DeviceConfig) -> float:
-    """How long one scan's read may take before the scan engine abandons it (wall seconds).
+    """How long one scan's read may go unanswered before the scan engine abandons it (wall
+    seconds).
 
     Longer than one request's own timeout (all retries), so that a silent device fails with
-    the driver's precise reason; a read of many slow requests is abandoned at this bound."""
+    the driver's precise reason; a read of many requests that keep being answered goes on
+    (up to ``MAX_READ_TIMEOUTS`` of these bounds)."""
     retries = 0 if isinstance(device, OpcUaDeviceConfig) else device.retries
     return device.timeout * (retries + 1) + 0.5
 
@@ -190,6 +250,8 @@ def build_writer(
     config = site.historian
     spool = None
     if config.spool_path is not None:
+        # The spool holds field data until the database takes it: private like the database.
+        ensure_private_file(config.spool_path.resolve())
         spool = DiskSpool(
             config.spool_path.resolve(),
             max_bytes=int(config.spool_max_mb * 1024 * 1024),
@@ -271,6 +333,7 @@ class ControlCenter:
         self.journal = StoreJournal(store)
         self._hmi_options = hmi
         self.hmi_server: HmiServer | None = None
+        self._hmi_sessions: SessionStore | None = None
         self.ready = asyncio.Event()
 
     @property
@@ -319,6 +382,8 @@ class ControlCenter:
             await driver.close()
         if self.hmi_server is not None:
             await asyncio.to_thread(self.hmi_server.stop)
+        if self._hmi_sessions is not None:
+            self._hmi_sessions.close()
         await self.writer.stop()
         await asyncio.gather(writer_task, return_exceptions=True)
         self._record(EventKind.SYSTEM, "center stopped")
@@ -348,17 +413,25 @@ class ControlCenter:
 
     def _start_hmi(self, options: HmiOptions) -> HmiServer:
         users = UserStore(options.users_path)
+        # The key and the sessions persist, so that a restart of the center keeps operators
+        # logged in (unless their sessions were revoked or expired meanwhile).
+        secret_key = load_or_create_secret_key(options.state_dir / HMI_SECRET_KEY_FILE)
+        sessions = SessionStore(options.state_dir / HMI_SESSIONS_FILE, users, options.sessions)
+        self._hmi_sessions = sessions
+        login = LoginService(users, sessions, LoginThrottle(options.throttle))
         app = create_hmi(
             self.live,
             self.store,
-            users,
+            login,
             self.journal,
             site_name=self.site.site.name,
             featured_tags=self.site.hmi.featured,
-            # Sessions last as long as the process: a restart asks operators to log in again.
-            secret_key=secrets.token_bytes(32),
+            secret_key=secret_key,
+            security=HmiSecurity(tls=options.tls is not None, host_names=hmi_host_names(options)),
         )
-        server = HmiServer(app, host=options.host, port=options.port)
+        server = HmiServer(
+            app, host=options.host, port=options.port, tls=options.tls, limits=options.limits
+        )
         server.start()
         log.info("HMI at %s", server.url)
         return server

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from controlcenter.model import Role
-from controlcenter.runtime.app import ControlCenter, HmiOptions
+from controlcenter.runtime.app import ControlCenter, HmiOptions, prepare_private_database
 from controlcenter.runtime.city_process import CityProcess, CityProcessOptions
 from controlcenter.runtime.defaults import (
     DEFAULT_BASE_PORT,
@@ -143,6 +143,7 @@ class Demo:
             listening.cancel()
 
     async def _run_center(self, site: SiteConfig, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(prepare_private_database, self.options.db_url)
         store = await asyncio.to_thread(SqlHistorian, self.options.db_url)
         try:
             self.center = ControlCenter(site, store, self.clock, hmi=self.options.hmi)

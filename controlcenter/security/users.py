@@ -5,10 +5,15 @@ that a crash never leaves half a file and other accounts on the machine cannot r
 Passwords are hashed with Argon2id (RFC 9106); a hash made with older parameters is replaced by a
 fresh one at the next successful login. The store reloads the file when another process (the
 command line) has changed it, so a running center sees added or removed users at once.
+
+New passwords must pass the policy of ``controlcenter.security.passwords``. Each account carries
+a session epoch, a random value renewed whenever its password or role changes: a session opened
+under an older epoch is no longer valid (``controlcenter.security.sessions``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,12 +29,24 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from controlcenter.model import Role, User
 from controlcenter.ports import AuthenticationError
+from controlcenter.security.files import PrivateFileError, ensure_private_directory
+from controlcenter.security.passwords import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    WeakPasswordError,
+    check_new_password,
+)
 
-MIN_PASSWORD_LENGTH = 8
-"""Shortest password accepted (NIST SP 800-63B, 5.1.1.2: at least 8 characters)."""
-
-MAX_PASSWORD_LENGTH = 1024
-"""Longest password accepted; bounds the work an anonymous login attempt can cause."""
+__all__ = [
+    "MAX_PASSWORD_LENGTH",
+    "MIN_PASSWORD_LENGTH",
+    "InvalidPasswordError",
+    "InvalidUserNameError",
+    "UnknownUserError",
+    "UserExistsError",
+    "UserStore",
+    "UserStoreError",
+]
 
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _FILE_FORMAT_VERSION = 1
@@ -44,7 +61,7 @@ class InvalidUserNameError(UserStoreError, ValueError):
 
 
 class InvalidPasswordError(UserStoreError, ValueError):
-    """A new password is shorter than MIN_PASSWORD_LENGTH or longer than MAX_PASSWORD_LENGTH."""
+    """A new password breaks the password policy (too short, too long, or guessable)."""
 
 
 class UserExistsError(UserStoreError):
@@ -61,11 +78,12 @@ class UnknownUserError(UserStoreError, KeyError):
 
 @dataclass(frozen=True, slots=True)
 class _Account:
-    """One stored user: name, role and the Argon2id hash of the password."""
+    """One stored user: name, role, the Argon2id hash of the password and the session epoch."""
 
     name: str
     role: Role
     password_hash: str
+    session_epoch: str
 
     @property
     def user(self) -> User:
@@ -116,6 +134,13 @@ class UserStore:
             self._rehash(account, password)
         return account.user
 
+    def session_epoch(self, name: str) -> str:
+        """The user's session epoch (renewed at each password or role change); raises
+        UnknownUserError for an unknown user."""
+        with self._lock:
+            self._reload_if_changed()
+            return self._account(name).session_epoch
+
     def get_user(self, name: str) -> User:
         """Return a known user; raise UnknownUserError (a KeyError) for an unknown one."""
         with self._lock:
@@ -131,28 +156,34 @@ class UserStore:
     def add_user(self, name: str, password: str, role: Role) -> User:
         """Create a user; raise UserExistsError, InvalidUserNameError or InvalidPasswordError."""
         _check_user_name(name)
-        password_hash = self._hash_new_password(password)
+        password_hash = self._hash_new_password(name, password)
         with self._lock:
             self._reload_if_changed()
             if name in self._accounts:
                 raise UserExistsError(f"user {name!r} already exists")
-            account = _Account(name, role, password_hash)
+            account = _Account(name, role, password_hash, _new_epoch())
             self._save({**self._accounts, name: account})
             return account.user
 
     def set_password(self, name: str, password: str) -> None:
-        """Replace a user's password; raise UnknownUserError or InvalidPasswordError."""
-        password_hash = self._hash_new_password(password)
+        """Replace a user's password (ending their sessions); raise UnknownUserError or
+        InvalidPasswordError."""
+        password_hash = self._hash_new_password(name, password)
         with self._lock:
             self._reload_if_changed()
             account = self._account(name)
-            self._save({**self._accounts, name: _Account(name, account.role, password_hash)})
+            updated = _Account(name, account.role, password_hash, _new_epoch())
+            self._save({**self._accounts, name: updated})
 
     def set_role(self, name: str, role: Role) -> User:
-        """Change a user's role; raise UnknownUserError for an unknown user."""
+        """Change a user's role (ending their sessions if it differs); raise UnknownUserError
+        for an unknown user."""
         with self._lock:
             self._reload_if_changed()
-            account = _Account(name, role, self._account(name).password_hash)
+            current = self._account(name)
+            if current.role is role:
+                return current.user
+            account = _Account(name, role, current.password_hash, _new_epoch())
             self._save({**self._accounts, name: account})
             return account.user
 
@@ -169,15 +200,11 @@ class UserStore:
         except KeyError as err:
             raise UnknownUserError(f"unknown user {name!r}") from err
 
-    def _hash_new_password(self, password: str) -> str:
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidPasswordError(
-                f"password must have at least {MIN_PASSWORD_LENGTH} characters"
-            )
-        if len(password) > MAX_PASSWORD_LENGTH:
-            raise InvalidPasswordError(
-                f"password must have at most {MAX_PASSWORD_LENGTH} characters"
-            )
+    def _hash_new_password(self, name: str, password: str) -> str:
+        try:
+            check_new_password(password, user_name=name)
+        except WeakPasswordError as err:
+            raise InvalidPasswordError(str(err)) from err
         return self._hasher.hash(password)
 
     def _rehash(self, account: _Account, password: str) -> None:
@@ -186,7 +213,7 @@ class UserStore:
             self._reload_if_changed()
             # Only if nobody changed the password or removed the user meanwhile.
             if self._accounts.get(account.name) == account:
-                updated = _Account(account.name, account.role, new_hash)
+                updated = _Account(account.name, account.role, new_hash, account.session_epoch)
                 self._save({**self._accounts, account.name: updated})
 
     def _reload_if_changed(self) -> None:
@@ -206,7 +233,12 @@ class UserStore:
         document = {
             "version": _FILE_FORMAT_VERSION,
             "users": [
-                {"name": a.name, "role": a.role.value, "password_hash": a.password_hash}
+                {
+                    "name": a.name,
+                    "role": a.role.value,
+                    "password_hash": a.password_hash,
+                    "session_epoch": a.session_epoch,
+                }
                 for a in sorted(accounts.values(), key=lambda a: a.name)
             ],
         }
@@ -214,6 +246,14 @@ class UserStore:
         self._accounts = dict(accounts)
         status = self._path.stat()
         self._stamp = (status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _new_epoch() -> str:
+    return secrets.token_hex(8)
+
+
+def _derived_epoch(password_hash: str, role: str) -> str:
+    return hashlib.sha256(f"{password_hash}\0{role}".encode()).hexdigest()[:16]
 
 
 def _check_user_name(name: str) -> None:
@@ -238,7 +278,9 @@ def _parse(path: Path) -> dict[str, _Account]:
     for index, entry in enumerate(entries):
         try:
             name, role, password_hash = entry["name"], entry["role"], entry["password_hash"]
-            account = _Account(str(name), Role(role), str(password_hash))
+            # Files written before session epochs existed: derive a stable one from the hash.
+            epoch = entry.get("session_epoch") or _derived_epoch(str(password_hash), str(role))
+            account = _Account(str(name), Role(role), str(password_hash), str(epoch))
         except (TypeError, KeyError, ValueError) as err:
             raise UserStoreError(f"{path}: user entry {index} is invalid: {err!r}") from err
         if account.name in accounts:
@@ -249,7 +291,10 @@ def _parse(path: Path) -> dict[str, _Account]:
 
 def _write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that readers see the old or the new file, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ensure_private_directory(path.parent)
+    except PrivateFileError as err:
+        raise UserStoreError(str(err)) from err
     # mkstemp creates the file with mode 0600 before anything is written to it.
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"

@@ -28,10 +28,14 @@ from controlcenter.model import (
     Substatus,
     TagDef,
 )
-from controlcenter.ports import EventJournal, HistoryReader, LiveView
+from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
+from controlcenter.security.login import LoginService
+from controlcenter.security.sessions import SessionPolicy, SessionStore
+from controlcenter.security.throttle import LoginThrottle
 from controlcenter.security.users import UserStore
 from hmi.app import create_hmi
 from hmi.server import HmiServer
+from tests.hmi.clock_support import ManualClock
 
 SIM_EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
 SIM_SPEED = 60.0
@@ -183,13 +187,46 @@ def user_store(tmp_path: Path) -> UserStore:
 
 
 @pytest.fixture
+def manual_clock() -> ManualClock:
+    """The clock of the sessions' lifetimes and of the login throttle."""
+    return ManualClock()
+
+
+@pytest.fixture
+def session_store(
+    tmp_path: Path, user_store: UserStore, manual_clock: ManualClock
+) -> Iterator[SessionStore]:
+    # Every activity is written at once, so that idle timeouts are exact in the tests.
+    store = SessionStore(
+        tmp_path / "sessions.sqlite",
+        user_store,
+        SessionPolicy(activity_resolution_s=0),
+        wall_time=manual_clock,
+    )
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def login_sessions(
+    user_store: UserStore, session_store: SessionStore, manual_clock: ManualClock
+) -> LoginSessions:
+    return LoginService(user_store, session_store, LoginThrottle(monotonic=manual_clock))
+
+
+@pytest.fixture
 def hmi_app(
-    live_view: LiveView, history: HistoryReader, user_store: UserStore, journal: EventJournal
+    live_view: LiveView,
+    history: HistoryReader,
+    login_sessions: LoginSessions,
+    journal: EventJournal,
 ) -> dash.Dash:
     return create_hmi(
         live_view,
         history,
-        user_store,
+        login_sessions,
         journal,
         site_name="Testville Utilities",
         featured_tags=FEATURED,

@@ -6,15 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from controlcenter.ports import EventJournal, HistoryReader, LiveView
-from controlcenter.security.users import UserStore
+from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
 from hmi.app import create_hmi
 
 
 def build(
     live_view: LiveView,
     history: HistoryReader,
-    user_store: UserStore,
+    login_sessions: LoginSessions,
     journal: EventJournal,
     *,
     featured: tuple[str, ...] = ("water.tank1.level",),
@@ -24,7 +23,7 @@ def build(
     create_hmi(
         live_view,
         history,
-        user_store,
+        login_sessions,
         journal,
         site_name="Testville",
         featured_tags=featured,
@@ -34,27 +33,45 @@ def build(
 
 
 def test_unknown_featured_tag_is_refused(
-    live_view: LiveView, history: HistoryReader, user_store: UserStore, journal: EventJournal
+    live_view: LiveView,
+    history: HistoryReader,
+    login_sessions: LoginSessions,
+    journal: EventJournal,
 ) -> None:
     with pytest.raises(ValueError, match=r"featured tags not configured: water\.nope"):
-        build(live_view, history, user_store, journal, featured=("water.tank1.level", "water.nope"))
+        build(
+            live_view,
+            history,
+            login_sessions,
+            journal,
+            featured=("water.tank1.level", "water.nope"),
+        )
 
 
 def test_short_secret_key_is_refused(
-    live_view: LiveView, history: HistoryReader, user_store: UserStore, journal: EventJournal
+    live_view: LiveView,
+    history: HistoryReader,
+    login_sessions: LoginSessions,
+    journal: EventJournal,
 ) -> None:
     with pytest.raises(ValueError, match="secret_key"):
-        build(live_view, history, user_store, journal, secret_key=b"short")
+        build(live_view, history, login_sessions, journal, secret_key=b"short")
 
 
 def test_empty_trend_window_is_refused(
-    live_view: LiveView, history: HistoryReader, user_store: UserStore, journal: EventJournal
+    live_view: LiveView,
+    history: HistoryReader,
+    login_sessions: LoginSessions,
+    journal: EventJournal,
 ) -> None:
     with pytest.raises(ValueError, match="trend_window"):
-        build(live_view, history, user_store, journal, window=timedelta(0))
+        build(live_view, history, login_sessions, journal, window=timedelta(0))
 
 
 def test_valid_configuration_builds(
-    live_view: LiveView, history: HistoryReader, user_store: UserStore, journal: EventJournal
+    live_view: LiveView,
+    history: HistoryReader,
+    login_sessions: LoginSessions,
+    journal: EventJournal,
 ) -> None:
-    build(live_view, history, user_store, journal)
+    build(live_view, history, login_sessions, journal)

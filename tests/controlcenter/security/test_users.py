@@ -133,14 +133,50 @@ def test_password_change_and_removal(store: UserStore) -> None:
         store.set_password("olga", PASSWORD)
 
 
-def test_short_password_is_refused(store: UserStore) -> None:
-    with pytest.raises(InvalidPasswordError, match="at least 8"):
-        store.add_user("olga", "1234567", Role.OPERATOR)
-    store.add_user("olga", "12345678", Role.OPERATOR)
+def test_passwords_breaking_the_policy_are_refused(store: UserStore) -> None:
+    for weak, reason in (
+        ("12345678", "at least 12"),
+        ("123456789012", "too easy to guess"),
+        ("Password1234!", "too easy to guess"),
+        ("olga-the-operator-7", "user name"),
+    ):
+        with pytest.raises(InvalidPasswordError, match=reason):
+            store.add_user("olga", weak, Role.OPERATOR)
+    assert store.users() == []
+    store.add_user("olga", PASSWORD, Role.OPERATOR)
     with pytest.raises(InvalidPasswordError):
         store.set_password("olga", "short")
     with pytest.raises(InvalidPasswordError, match="at most"):
         store.set_password("olga", "x" * 1025)
+    assert store.authenticate("olga", PASSWORD).name == "olga"
+
+
+def test_password_or_role_change_renews_the_session_epoch(store: UserStore, path: Path) -> None:
+    store.add_user("olga", PASSWORD, Role.OPERATOR)
+    first = store.session_epoch("olga")
+
+    store.set_role("olga", Role.OPERATOR)  # unchanged: sessions stay
+    assert store.session_epoch("olga") == first
+    store.set_role("olga", Role.ENGINEER)
+    second = store.session_epoch("olga")
+    store.set_password("olga", "a new passphrase")
+    third = store.session_epoch("olga")
+
+    assert len({first, second, third}) == 3
+    assert UserStore(path, hasher=FAST).session_epoch("olga") == third
+
+
+def test_files_without_session_epochs_still_load(path: Path) -> None:
+    store = UserStore(path, hasher=FAST)
+    store.add_user("olga", PASSWORD, Role.OPERATOR)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    del document["users"][0]["session_epoch"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+    reopened = UserStore(path, hasher=FAST)
+
+    assert reopened.authenticate("olga", PASSWORD).name == "olga"
+    assert reopened.session_epoch("olga") == UserStore(path, hasher=FAST).session_epoch("olga")
 
 
 def test_duplicate_and_malformed_names_are_refused(store: UserStore) -> None:

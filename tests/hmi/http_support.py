@@ -1,0 +1,102 @@
+"""A plain HTTP(S) client for the HMI tests: exact headers, cookies copied by hand."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the server answered."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def cookie(self) -> str:
+        """The ``name=value`` of the cookie this reply sets ('' if none)."""
+        header = self.headers.get("Set-Cookie", "")
+        return header.split(";", 1)[0]
+
+
+def send(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    cookie: str = "",
+    context: ssl.SSLContext | None = None,
+) -> Reply:
+    """One request on a new connection."""
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(host, port, timeout=TIMEOUT_S, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+    all_headers = dict(headers or {})
+    if cookie:
+        all_headers["Cookie"] = cookie
+    try:
+        connection.request(method, path, body=body, headers=all_headers)
+        response = connection.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def log_in(
+    base_url: str, name: str, password: str, *, context: ssl.SSLContext | None = None
+) -> Reply:
+    """POST the login form as the HMI's own page would."""
+    return send(
+        base_url,
+        "POST",
+        "/login",
+        body=urlencode({"username": name, "password": password}).encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": base_url,
+        },
+        context=context,
+    )
+
+
+def log_out(base_url: str, cookie: str, *, context: ssl.SSLContext | None = None) -> Reply:
+    """POST the logout form."""
+    return send(
+        base_url, "POST", "/logout", headers={"Origin": base_url}, cookie=cookie, context=context
+    )
+
+
+def layout_status(base_url: str, cookie: str, *, context: ssl.SSLContext | None = None) -> int:
+    """Status of a data request of the page: 200 with a live session, 401 without."""
+    return send(base_url, "GET", "/_dash-layout", cookie=cookie, context=context).status
+
+
+def table_refresh_status(base_url: str, cookie: str, changed: str) -> int:
+    """Status of the tag table's callback as fired by the input ``changed`` (``id.property``):
+    the refresh timer (``refresh.n_intervals``) or anything else."""
+    payload = {
+        "output": "tag-table-body.children",
+        "outputs": {"id": "tag-table-body", "property": "children"},
+        "inputs": [{"id": "refresh", "property": "n_intervals", "value": 1}],
+        "changedPropIds": [changed],
+    }
+    return send(
+        base_url,
+        "POST",
+        "/_dash-update-component",
+        body=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        cookie=cookie,
+    ).status
