@@ -29,6 +29,7 @@ from controlcenter.runtime.runner import configure_logging, run_until_stopped
 if TYPE_CHECKING:
     from controlcenter.runtime.demo import Demo
     from controlcenter.site.config import SiteConfig
+    from hmi.server import TlsFiles
 
 # Each command imports what it needs when it runs: `--help`, `check`, `history` and `user`
 # then start without importing every protocol library, the HMI and the benchmarks.
@@ -55,6 +56,19 @@ Duration = Annotated[
     typer.Option(help="Stop after this many seconds of wall-clock time.", min=0),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
+TlsCert = Annotated[
+    Path | None,
+    typer.Option(help="PEM certificate (chain) of the HMI: serve HTTPS (needs --tls-key)."),
+]
+TlsKey = Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")]
+HostNames = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--hmi-host-name",
+        help="A host name browsers use to reach the HMI (repeatable); other Host headers get "
+        "400. localhost, 127.0.0.1 and the listening address are always accepted.",
+    ),
+]
 
 
 @app.command()
@@ -75,6 +89,9 @@ def demo(
     control: Annotated[
         str, typer.Option(help="host:port of the city's fault-injection endpoint (port 0: any).")
     ] = DEFAULT_CONTROL,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    hmi_host_name: HostNames = None,
     start: Annotated[
         datetime | None,
         typer.Option(
@@ -91,6 +108,7 @@ def demo(
     if start is not None and start.utcoffset() is None:
         raise typer.BadParameter("--start needs a UTC offset, e.g. 2026-11-21T07:00:00+01:00")
     _configure_logging(verbose)
+    tls = _tls_files(tls_cert, tls_key)
     hmi = None
     if not no_hmi:
         password = ensure_demo_login(users)
@@ -98,7 +116,13 @@ def demo(
             typer.echo(f"HMI login created: admin / {password} (stored hashed in {users})")
         else:
             typer.echo(f"HMI logins: {users} (add one with `{typed_command()} user add NAME`)")
-        hmi = HmiOptions(users_path=users, host=host, port=port)
+        hmi = HmiOptions(
+            users_path=users,
+            host=host,
+            port=port,
+            tls=tls,
+            host_names=tuple(hmi_host_name or ()),
+        )
     runner = Demo(
         DemoOptions(
             speed=speed,
@@ -152,18 +176,31 @@ def run(
     port: Annotated[int, typer.Option(help="HMI port (0 picks a free one).")] = 8050,
     host: Annotated[str, typer.Option(help="HMI address to listen on.")] = "127.0.0.1",
     users: Annotated[Path, typer.Option(help="HMI users file.")] = Path("var/users.json"),
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    hmi_host_name: HostNames = None,
     verbose: Verbose = False,
 ) -> None:
     """Run the control center for a site file against its field devices, in real time."""
     from controlcenter.clock import WallClock
-    from controlcenter.runtime.app import ControlCenter, HmiOptions
+    from controlcenter.runtime.app import ControlCenter, HmiOptions, prepare_private_database
     from historian.store import SqlHistorian
 
     _configure_logging(verbose)
     config = _load_site_or_exit(site)
-    hmi = None if no_hmi else HmiOptions(users_path=users, host=host, port=port)
+    tls = _tls_files(tls_cert, tls_key)
+    hmi = None
+    if not no_hmi:
+        hmi = HmiOptions(
+            users_path=users,
+            host=host,
+            port=port,
+            tls=tls,
+            host_names=tuple(hmi_host_name or ()),
+        )
 
     async def body(stop: asyncio.Event) -> None:
+        await asyncio.to_thread(prepare_private_database, db)
         store = await asyncio.to_thread(SqlHistorian, db)
         try:
             await ControlCenter(config, store, WallClock(), hmi=hmi).run(stop)
@@ -181,6 +218,20 @@ def check(site: Annotated[Path, typer.Option(help="Site file (YAML).")]) -> None
         f"{site}: valid ({len(config.devices)} devices, {len(config.tags)} tags, "
         f"{len(config.rules)} rules)"
     )
+
+
+def _tls_files(certificate: Path | None, private_key: Path | None) -> TlsFiles | None:
+    """The HMI's TLS files, or None; both or neither must be given, and both readable."""
+    from hmi.server import TlsFiles
+
+    if certificate is None and private_key is None:
+        return None
+    if certificate is None or private_key is None:
+        raise typer.BadParameter("--tls-cert and --tls-key go together")
+    for path in (certificate, private_key):
+        if not path.is_file():
+            raise typer.BadParameter(f"{path} is not a readable file")
+    return TlsFiles(certificate=certificate, private_key=private_key)
 
 
 def _load_site_or_exit(path: Path) -> SiteConfig:
