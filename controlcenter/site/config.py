@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import itertools
 import re
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -18,21 +19,38 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from controlcenter.model import DataType, TagDef
+from controlcenter.site.fields import (
+    FiniteFloat,
+    Integer,
+    Name,
+    PathRoots,
+    SitePath,
+    Text,
+)
 from controlcenter.site.yamlsource import (
+    MAX_PROBLEMS,
     LocatedDocument,
     Location,
     SourceFileError,
     SourceProblem,
+    collector_paused,
     format_location,
     load_located_yaml,
 )
 from drivers.bacnet.address import validate_address as validate_bacnet_address
 from drivers.base import AddressError
+from drivers.modbus.address import ModbusAddress
+from drivers.modbus.address import parse_address as parse_modbus_address
 from drivers.modbus.address import validate_address as validate_modbus_address
 from drivers.opcua.address import validate_address as validate_opcua_address
 from historian.compression import CompressionSettings
 
 DOTTED_NAME = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
+
+MAX_DEVICES = 10_000
+MAX_TAGS = 200_000
+MAX_RULES = 10_000
+"""Largest site: four times the simulated city at scale 35 (773 devices, 49,555 tags)."""
 
 AddressValidator = Callable[[str, DataType], None]
 # Each protocol checks its own address syntax; the site file is refused before anything starts.
@@ -50,17 +68,17 @@ class _Strict(BaseModel):
 class SiteInfo(_Strict):
     """Where the site is: its name, location and time zone."""
 
-    name: str = Field(min_length=1)
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-    timezone: str
+    name: Name = Field(min_length=1)
+    latitude: FiniteFloat = Field(ge=-90, le=90)
+    longitude: FiniteFloat = Field(ge=-180, le=180)
+    timezone: Name
 
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as err:
             raise ValueError(f"unknown time zone '{value}'") from err
         return value
 
@@ -68,26 +86,28 @@ class SiteInfo(_Strict):
 class ModbusDeviceConfig(_Strict):
     """A Modbus TCP device (Modbus Messaging on TCP/IP Implementation Guide v1.0b)."""
 
-    name: str = Field(pattern=DOTTED_NAME)
+    name: Name = Field(pattern=DOTTED_NAME)
     protocol: Literal["modbus"]
-    endpoint: str = Field(description="host:port of the Modbus TCP server")
-    unit_id: int = Field(default=1, ge=0, le=255)
-    scan_interval: float = Field(default=1.0, gt=0, le=3600, description="seconds")
-    timeout: float = Field(default=1.0, gt=0, le=60, description="seconds per request")
-    retries: int = Field(default=0, ge=0, le=5, description="repeats of an unanswered request")
+    endpoint: Name = Field(description="host:port of the Modbus TCP server")
+    unit_id: Integer = Field(default=1, ge=0, le=255)
+    scan_interval: FiniteFloat = Field(default=1.0, gt=0, le=3600, description="seconds")
+    timeout: FiniteFloat = Field(default=1.0, gt=0, le=60, description="seconds per request")
+    retries: Integer = Field(default=0, ge=0, le=5, description="repeats of an unanswered request")
     word_order: Literal["big", "little"] = Field(
         default="big", description="high word of 32/64-bit values first (big) or last (little)"
     )
     byte_order: Literal["big", "little"] = Field(
         default="big", description="bytes in each register as MAP 4.2 (big) or swapped (little)"
     )
-    max_gap: int = Field(default=8, ge=0, le=120, description="unused registers a read may span")
-    max_registers_per_read: int = Field(default=125, ge=4, le=125)
-    max_bits_per_read: int = Field(default=2000, ge=1, le=2000)
-    min_request_gap: float = Field(
+    max_gap: Integer = Field(
+        default=8, ge=0, le=120, description="unused registers a read may span"
+    )
+    max_registers_per_read: Integer = Field(default=125, ge=4, le=125)
+    max_bits_per_read: Integer = Field(default=2000, ge=1, le=2000)
+    min_request_gap: FiniteFloat = Field(
         default=0.0, ge=0, le=10, description="seconds between requests to this endpoint"
     )
-    reconnect_delay_max: float = Field(
+    reconnect_delay_max: FiniteFloat = Field(
         default=5.0, gt=0, le=300, description="longest wait between connection attempts"
     )
     multiple_writes_only: bool = Field(
@@ -114,30 +134,30 @@ class ModbusDeviceConfig(_Strict):
 class OpcUaDeviceConfig(_Strict):
     """An OPC UA server (OPC UA Part 4 client services; Part 7 security policies)."""
 
-    name: str = Field(pattern=DOTTED_NAME)
+    name: Name = Field(pattern=DOTTED_NAME)
     protocol: Literal["opcua"]
-    endpoint: str = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:port[/path]")
-    scan_interval: float = Field(
+    endpoint: Name = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:port[/path]")
+    scan_interval: FiniteFloat = Field(
         default=1.0, gt=0, le=3600, description="seconds: sampling/publishing or poll interval"
     )
-    timeout: float = Field(default=4.0, gt=0, le=60, description="seconds per service call")
+    timeout: FiniteFloat = Field(default=4.0, gt=0, le=60, description="seconds per service call")
     subscribe: bool = Field(
         default=True, description="monitored items (default) or batched reads every scan"
     )
     security_policy: Literal["None", "Basic256Sha256", "Aes256_Sha256_RsaPss"] = "None"
     security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
-    certificate: Path | None = Field(default=None, description="client certificate file")
-    private_key: Path | None = Field(default=None, description="client private key file")
-    certificate_dir: Path | None = Field(
+    certificate: SitePath | None = Field(default=None, description="client certificate file")
+    private_key: SitePath | None = Field(default=None, description="client private key file")
+    certificate_dir: SitePath | None = Field(
         default=None, description="where to generate a self-signed client certificate"
     )
-    trusted_server_certificates: list[Path] = Field(default_factory=list)
-    username: str | None = None
-    password_env: str | None = Field(
+    trusted_server_certificates: list[SitePath] = Field(default_factory=list, max_length=100)
+    username: Name | None = None
+    password_env: Name | None = Field(
         default=None, description="environment variable holding the password (never the file)"
     )
-    deadband: float = Field(default=0.0, ge=0, description="absolute data-change deadband")
-    max_items_per_subscription: int = Field(default=2500, ge=1, le=100_000)
+    deadband: FiniteFloat = Field(default=0.0, ge=0, description="absolute data-change deadband")
+    max_items_per_subscription: Integer = Field(default=2500, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _security_consistent(self) -> OpcUaDeviceConfig:
@@ -153,18 +173,18 @@ class OpcUaDeviceConfig(_Strict):
 class BacnetDeviceConfig(_Strict):
     """A BACnet/IP device at a direct address (ASHRAE 135 Annex J)."""
 
-    name: str = Field(pattern=DOTTED_NAME)
+    name: Name = Field(pattern=DOTTED_NAME)
     protocol: Literal["bacnet"]
-    endpoint: str = Field(description="host:port of the device's BACnet/IP (UDP) port")
-    device_instance: int = Field(ge=0, le=4_194_302)
-    scan_interval: float = Field(default=5.0, gt=0, le=3600, description="seconds")
-    timeout: float = Field(default=1.0, gt=0, le=30, description="APDU timeout, seconds")
-    retries: int = Field(default=1, ge=0, le=5)
-    local_endpoint: str = Field(
+    endpoint: Name = Field(description="host:port of the device's BACnet/IP (UDP) port")
+    device_instance: Integer = Field(ge=0, le=4_194_302)
+    scan_interval: FiniteFloat = Field(default=5.0, gt=0, le=3600, description="seconds")
+    timeout: FiniteFloat = Field(default=1.0, gt=0, le=30, description="APDU timeout, seconds")
+    retries: Integer = Field(default=1, ge=0, le=5)
+    local_endpoint: Name = Field(
         default="127.0.0.1:0", description="host:port the center binds for this device"
     )
     cov: bool = Field(default=True, description="SubscribeCOV (default) or polling")
-    cov_lifetime: int = Field(default=300, ge=10, le=86_400, description="seconds")
+    cov_lifetime: Integer = Field(default=300, ge=10, le=86_400, description="seconds")
 
     @field_validator("endpoint")
     @classmethod
@@ -176,7 +196,7 @@ class BacnetDeviceConfig(_Strict):
     @classmethod
     def _local_host_port(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
+        if not sep or not host or not _is_decimal(port, 5) or int(port) > 65535:
             raise ValueError(f"local endpoint '{value}' is not host:port (port 0: any free)")
         return value
 
@@ -199,7 +219,7 @@ DeviceConfig = Annotated[
 _PERCENT = re.compile(r"^(\d+(\.\d*)?|\.\d+)\s*%$")
 
 
-def _deviation(value: float | str) -> tuple[float, bool]:
+def _deviation(value: Deviation) -> tuple[float, bool]:
     """A deviation as (amount, is percent of span): 0.05 is in engineering units, '0.5%' of span."""
     if isinstance(value, str):
         match = _PERCENT.match(value.strip())
@@ -211,7 +231,7 @@ def _deviation(value: float | str) -> tuple[float, bool]:
     return float(value), False
 
 
-Deviation = float | str
+Deviation = FiniteFloat | Name
 """A deviation in engineering units (a number) or in percent of the tag's range ('0.5%')."""
 
 
@@ -221,7 +241,9 @@ class CompressionConfig(_Strict):
     mode: Literal["raw", "exception", "swinging_door"] = "raw"
     exception_deviation: Deviation = 0.0
     compression_deviation: Deviation = 0.0
-    max_interval: float = Field(default=3600.0, gt=0, description="seconds between stored values")
+    max_interval: FiniteFloat = Field(
+        default=3600.0, gt=0, description="seconds between stored values"
+    )
 
     @field_validator("exception_deviation", "compression_deviation")
     @classmethod
@@ -251,9 +273,9 @@ class CompressionConfig(_Strict):
 class RetentionConfig(_Strict):
     """How long the historian keeps each kind of data, in days (absent: for ever)."""
 
-    raw_days: float | None = Field(default=None, gt=0)
-    minute_rollup_days: float | None = Field(default=None, gt=0)
-    hour_rollup_days: float | None = Field(default=None, gt=0)
+    raw_days: FiniteFloat | None = Field(default=None, gt=0)
+    minute_rollup_days: FiniteFloat | None = Field(default=None, gt=0)
+    hour_rollup_days: FiniteFloat | None = Field(default=None, gt=0)
 
 
 class HistorianConfig(_Strict):
@@ -263,13 +285,16 @@ class HistorianConfig(_Strict):
         default_factory=CompressionConfig,
         description="for numeric tags without a compression of their own",
     )
-    spool_path: Path | None = Field(
+    spool_path: SitePath | None = Field(
         default=None, description="disk spool for store and forward; absent: memory only"
     )
-    spool_max_mb: float = Field(default=1024.0, gt=0)
-    spool_warn_percent: float = Field(default=80.0, gt=0, lt=100)
-    memory_limit: int = Field(
-        default=100_000, ge=1, description="samples held in memory before spooling the excess"
+    spool_max_mb: FiniteFloat = Field(default=1024.0, gt=0, le=1024 * 1024)
+    spool_warn_percent: FiniteFloat = Field(default=80.0, gt=0, lt=100)
+    memory_limit: Integer = Field(
+        default=100_000,
+        ge=1,
+        le=100_000_000,
+        description="samples held in memory before spooling the excess",
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
@@ -277,16 +302,16 @@ class HistorianConfig(_Strict):
 class TagConfig(_Strict):
     """One tag: where it lives on which device, its unit, range and whether it may be commanded."""
 
-    name: str = Field(pattern=DOTTED_NAME)
-    device: str
-    address: str
+    name: Name = Field(pattern=DOTTED_NAME)
+    device: Name
+    address: Name
     data_type: DataType = DataType.FLOAT
-    unit: str = ""
-    range: tuple[float, float] | None = None
+    unit: Name = ""
+    range: tuple[FiniteFloat, FiniteFloat] | None = None
     writable: bool = False
-    description: str = ""
-    scale: float = Field(default=1.0, description="engineering = raw x scale + offset")
-    offset: float = 0.0
+    description: Text = ""
+    scale: FiniteFloat = Field(default=1.0, description="engineering = raw x scale + offset")
+    offset: FiniteFloat = 0.0
     compression: CompressionConfig | None = None
 
     @model_validator(mode="after")
@@ -338,16 +363,16 @@ class TagConfig(_Strict):
 class HysteresisRuleConfig(_Strict):
     """Two-position control with a differential gap: on below one level, off above another."""
 
-    name: str = Field(pattern=DOTTED_NAME)
+    name: Name = Field(pattern=DOTTED_NAME)
     kind: Literal["hysteresis"]
-    input: str = Field(description="analog tag watched")
-    output: str = Field(description="writable boolean tag commanded")
-    on_below: float
-    off_above: float
-    min_command_interval: float = Field(
+    input: Name = Field(description="analog tag watched")
+    output: Name = Field(description="writable boolean tag commanded")
+    on_below: FiniteFloat
+    off_above: FiniteFloat
+    min_command_interval: FiniteFloat = Field(
         default=10.0, ge=0, description="seconds between repeated commands to the output"
     )
-    description: str = ""
+    description: Text = ""
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -363,16 +388,17 @@ RuleConfig = Annotated[HysteresisRuleConfig, Field(discriminator="kind")]
 class HmiConfig(_Strict):
     """What the overview display shows first."""
 
-    featured: list[str] = Field(default_factory=list)
+    featured: list[Name] = Field(default_factory=list, max_length=1000)
 
 
 class SiteConfig(_Strict):
     """A whole site file."""
 
     site: SiteInfo
-    devices: list[DeviceConfig] = Field(min_length=1)
-    tags: list[TagConfig] = Field(min_length=1)
-    rules: list[RuleConfig] = Field(default_factory=list)
+    # Bounded lists: a hostile file cannot make validation report millions of problems.
+    devices: list[DeviceConfig] = Field(min_length=1, max_length=MAX_DEVICES)
+    tags: list[TagConfig] = Field(min_length=1, max_length=MAX_TAGS)
+    rules: list[RuleConfig] = Field(default_factory=list, max_length=MAX_RULES)
     hmi: HmiConfig = Field(default_factory=HmiConfig)
     historian: HistorianConfig = Field(default_factory=HistorianConfig)
 
@@ -415,7 +441,7 @@ class SiteConfig(_Strict):
 def split_endpoint(endpoint: str) -> tuple[str, int]:
     """Split ``host:port`` (``[v6]:port`` for IPv6); raise ValueError when it is not one."""
     host, sep, port_text = endpoint.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
+    if not sep or not host or not _is_decimal(port_text, 5):
         raise ValueError(f"endpoint '{endpoint}' is not host:port")
     port = int(port_text)
     if not 0 < port < 65536:
@@ -426,26 +452,56 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
     return host, port
 
 
-def load_site(path: Path) -> SiteConfig:
-    """Load and validate a site file; raise SourceFileError listing every problem with its line."""
+def _is_decimal(text: str, max_digits: int) -> bool:
+    """Whether ``text`` is 1 to ``max_digits`` ASCII digits (str.isdigit also takes '²')."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
+CENTER_VAR_DIRECTORY = Path("var")
+"""The center's own files (database, users, spool), relative to the directory it runs in."""
+
+
+def load_site(path: Path, var_directory: Path = CENTER_VAR_DIRECTORY) -> SiteConfig:
+    """Load and validate a site file; raise SourceFileError listing every problem with its line.
+
+    Paths in the file are resolved against the file's directory and must stay inside it or
+    inside ``var_directory`` (see ``PathRoots``); they come back absolute.
+    """
+    with collector_paused():
+        return _load_site(path, var_directory)
+
+
+def _load_site(path: Path, var_directory: Path) -> SiteConfig:
     document = load_located_yaml(path)
     if not isinstance(document.data, dict):
         raise SourceFileError(
             [SourceProblem(document.file, 1, "", "a site file is a mapping with a 'site' key")]
         )
+    roots = PathRoots(site_directory=path.absolute().parent, var_directory=var_directory)
     try:
-        site = SiteConfig.model_validate(document.data)
+        site = SiteConfig.model_validate(document.data, context=roots)
     except ValidationError as err:
-        raise SourceFileError(
-            [_problem_from_pydantic(document, error) for error in err.errors()]
-        ) from err
+        errors = err.errors(include_url=False)[:MAX_PROBLEMS]
+        problems = [_problem_from_pydantic(document, error) for error in errors]
+        raise SourceFileError(_with_count(document, problems, err.error_count())) from err
+    found = list(itertools.islice(_cross_reference_problems(site, document), MAX_PROBLEMS + 1))
     problems = [
         SourceProblem(document.file, document.line_of(location), format_location(location), text)
-        for location, text in _cross_reference_problems(site)
+        for location, text in found[:MAX_PROBLEMS]
     ]
     if problems:
         raise SourceFileError(problems)
     return site
+
+
+def _with_count(
+    document: LocatedDocument, problems: list[SourceProblem], total: int
+) -> list[SourceProblem]:
+    """``problems``, and a last line saying how many more were found, if any."""
+    if total <= len(problems):
+        return problems
+    more = f"{total - len(problems):,} more problems not shown"
+    return [*problems, SourceProblem(document.file, None, "", more)]
 
 
 def _problem_from_pydantic(document: LocatedDocument, error: ErrorDetails) -> SourceProblem:
@@ -526,7 +582,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _cross_reference_problems(site: SiteConfig) -> Iterator[tuple[Location, str]]:
+def _cross_reference_problems(
+    site: SiteConfig, document: LocatedDocument
+) -> Iterator[tuple[Location, str]]:
     device_protocols = {device.name: device.protocol for device in site.devices}
     yield from _duplicates("devices", [device.name for device in site.devices], "device")
     yield from _duplicates("tags", [tag.name for tag in site.tags], "tag")
@@ -539,8 +597,9 @@ def _cross_reference_problems(site: SiteConfig) -> Iterator[tuple[Location, str]
             continue
         try:
             ADDRESS_VALIDATORS[protocol](tag.address, tag.data_type)
-        except AddressError as err:
+        except (AddressError, ValueError) as err:
             yield ("tags", index, "address"), str(err)
+    yield from _overlapping_modbus_points(site, document, device_protocols)
     for index, rule in enumerate(site.rules):
         watched = tags.get(rule.input)
         if watched is None:
@@ -565,3 +624,69 @@ def _duplicates(section: str, names: list[str], what: str) -> Iterator[tuple[Loc
         if name in seen:
             yield (section, index, "name"), f"duplicate {what} name '{name}'"
         seen.add(name)
+
+
+def _overlapping_modbus_points(
+    site: SiteConfig, document: LocatedDocument, device_protocols: Mapping[str, str]
+) -> Iterator[tuple[Location, str]]:
+    """Two tags of one Modbus device whose entries overlap in one table (MAP 4.3).
+
+    A value spans ``register_count`` entries from its offset (two registers for a float32,
+    four for a float64); two values sharing an entry would each decode half of the other.
+    Bits inside a register (``hr:10.3``) may share it with other bits and with a value of that
+    register (a status word read whole and bit by bit); the same bit twice is refused.
+    """
+    spans: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    addresses: dict[int, ModbusAddress] = {}
+    for index, tag in enumerate(site.tags):
+        if device_protocols.get(tag.device) != "modbus":
+            continue
+        try:
+            address = parse_modbus_address(tag.address)
+        except (AddressError, ValueError):
+            continue  # already reported with the tag's address
+        addresses[index] = address
+        spans.setdefault((tag.device, address.table.value), []).append(
+            (address.offset, address.end, index)
+        )
+    for entries in spans.values():
+        entries.sort(key=lambda entry: (entry[0], entry[2]))
+        # Sweep in offset order, remembering the value that reaches furthest so far.
+        reaching: tuple[int, int, int] | None = None
+        bits_seen: dict[tuple[int, int], int] = {}
+        for entry in entries:
+            start, end, index = entry
+            bit = addresses[index].bit
+            if bit is not None:
+                earlier = bits_seen.setdefault((start, bit), index)
+                if earlier != index:
+                    yield _overlap(site, document, addresses, index, earlier)
+                continue
+            if reaching is not None and start < reaching[1]:
+                first, second = sorted((index, reaching[2]))
+                yield _overlap(site, document, addresses, second, first)
+            if reaching is None or end > reaching[1]:
+                reaching = entry
+
+
+def _overlap(
+    site: SiteConfig,
+    document: LocatedDocument,
+    addresses: Mapping[int, ModbusAddress],
+    index: int,
+    other: int,
+) -> tuple[Location, str]:
+    other_line = document.line_of(("tags", other, "address"))
+    return (
+        ("tags", index, "address"),
+        f"{_span(addresses[index])} overlaps {_span(addresses[other])} of tag "
+        f"'{site.tags[other].name}' (line {other_line}) on device '{site.tags[index].device}'",
+    )
+
+
+def _span(address: ModbusAddress) -> str:
+    if address.bit is not None:
+        return f"{address.table}:{address.offset}.{address.bit}"
+    if address.register_count == 1:
+        return f"{address.table}:{address.offset}"
+    return f"{address.table}:{address.offset}-{address.end - 1}"
