@@ -7,7 +7,7 @@ running, so the result says the write was accepted and not confirmed, failed or 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from controlcenter.model import (
     Command,
     CommandOrigin,
     CommandPriority,
+    CommandResult,
     CommandStatus,
     Sample,
     Substatus,
@@ -105,6 +106,24 @@ def pump_on() -> Command:
     )
 
 
+async def submit_pump_on(
+    city: SimulatedCity, store: SqlHistorian, wrap: Callable[[Driver], Driver]
+) -> CommandResult:
+    """Command the tank's pump on through the pipeline and the real Modbus driver (wrapped)."""
+    host, port = city.endpoints()[TANK]
+    clock = WallClock()
+    site = load_demo_site().with_endpoints({TANK: f"{host}:{port}"})
+    device = site.device(TANK).model_copy(update={"timeout": 0.5, "retries": 0})
+    driver = wrap(build_driver(device, clock))
+    tags = [tag for tag in site.tag_defs() if tag.device == TANK]
+    pipeline = CommandPipeline(tags, {TANK: driver}, store, clock, timeout_s=10.0)
+    try:
+        return await pipeline.submit(pump_on())
+    finally:
+        city.clear_fault(TANK)
+        await driver.close()
+
+
 @pytest.mark.parametrize(
     ("fault", "status"),
     [(FaultKind.ERROR, CommandStatus.FAILED), (FaultKind.OFFLINE, CommandStatus.TIMED_OUT)],
@@ -112,18 +131,9 @@ def pump_on() -> Command:
 async def test_an_accepted_write_whose_readback_fails_is_reported_as_unconfirmed(
     tank_city: SimulatedCity, store: SqlHistorian, fault: FaultKind, status: CommandStatus
 ) -> None:
-    host, port = tank_city.endpoints()[TANK]
-    clock = WallClock()
-    site = load_demo_site().with_endpoints({TANK: f"{host}:{port}"})
-    device = site.device(TANK).model_copy(update={"timeout": 0.5, "retries": 0})
-    driver = FailsAfterWrite(build_driver(device, clock), tank_city, fault)
-    tags = [tag for tag in site.tag_defs() if tag.device == TANK]
-    pipeline = CommandPipeline(tags, {TANK: driver}, store, clock, timeout_s=10.0)
-    try:
-        result = await pipeline.submit(pump_on())
-    finally:
-        tank_city.clear_fault(TANK)
-        await driver.close()
+    result = await submit_pump_on(
+        tank_city, store, lambda driver: FailsAfterWrite(driver, tank_city, fault)
+    )
     assert tank_city.water is not None
     assert tank_city.water.tank1.pump_command is True  # the write did land
     assert result.status is status, result.reason
@@ -166,18 +176,7 @@ async def test_the_modbus_driver_reports_an_unconfirmed_write_not_a_refusal(
             tank_city.set_fault(TANK, fault)
 
     monkeypatch.setattr(SimDevice, "write", fail_after_write)
-    host, port = tank_city.endpoints()[TANK]
-    clock = WallClock()
-    site = load_demo_site().with_endpoints({TANK: f"{host}:{port}"})
-    device = site.device(TANK).model_copy(update={"timeout": 0.5, "retries": 0})
-    driver = build_driver(device, clock)
-    tags = [tag for tag in site.tag_defs() if tag.device == TANK]
-    pipeline = CommandPipeline(tags, {TANK: driver}, store, clock, timeout_s=10.0)
-    try:
-        result = await pipeline.submit(pump_on())
-    finally:
-        tank_city.clear_fault(TANK)
-        await driver.close()
+    result = await submit_pump_on(tank_city, store, lambda driver: driver)
     assert tank_city.water is not None
     assert tank_city.water.tank1.pump_command is True
     assert result.status is status, result.reason
