@@ -330,9 +330,13 @@ class TagConfig(_Strict):
 
     @model_validator(mode="after")
     def _numeric_scaling(self) -> TagConfig:
+        numeric = self.data_type in (DataType.FLOAT, DataType.INT)
         scaled = self.scale != 1.0 or self.offset != 0.0
-        if scaled and self.data_type not in (DataType.FLOAT, DataType.INT):
+        if scaled and not numeric:
             raise ValueError(f"only numeric tags can have a scale or offset, not {self.data_type}")
+        # A range bounds commands and spans deviations: it means nothing for text or times.
+        if self.range is not None and not numeric:
+            raise ValueError(f"only numeric tags can have a range, not {self.data_type}")
         return self
 
     @field_validator("range")

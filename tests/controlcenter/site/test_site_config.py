@@ -115,6 +115,17 @@ def test_bad_address_is_refused(tmp_path: Path) -> None:
     assert len(problems) == 1 and ":14: tags[0].address:" in problems[0]
 
 
+def test_a_range_on_a_non_numeric_tag_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "    data_type: bool\n    writable: true",
+        "    data_type: bool\n    range: [0, 1]\n    writable: true",
+        1,
+    )
+    assert text != GOOD
+    problems = refused(tmp_path, text)
+    assert any("tags[1]" in p and "only numeric tags can have a range" in p for p in problems)
+
+
 def test_rule_output_must_be_writable_boolean(tmp_path: Path) -> None:
     problems = refused(
         tmp_path, GOOD.replace("output: water.tank1.pump_cmd", "output: water.tank1.level")
