@@ -682,6 +682,9 @@ class _DeviceApplication(Application):  # type: ignore[misc]
                 return
         # A read the fast path serves is one of the services that answer the fault's error.
         answers_errors = isinstance(apdu, (*_SERVICES_WITH_FAULT_ERRORS, _FastReadRequest))
+        if faults.has(FaultKind.ERROR) and isinstance(apdu, WritePropertyMultipleRequest):
+            await self.response(self._faulted_write_multiple(apdu))
+            return
         if faults.has(FaultKind.ERROR) and answers_errors:
             code = faults.error_code if faults.error_code is not None else OPERATIONAL_PROBLEM
             await self.response(
@@ -708,6 +711,25 @@ class _DeviceApplication(Application):  # type: ignore[misc]
                 type(err).__name__,
             )
             await self.response(AbortPDU(True, reason="other", context=apdu))
+
+    def _faulted_write_multiple(self, apdu: WritePropertyMultipleRequest) -> Any:
+        """The ERROR fault's answer to a WritePropertyMultiple: its own error (15.10.1.3.2),
+        the first write attempt named as the one that failed, and nothing written."""
+        faults = self._device.faults
+        code = faults.error_code if faults.error_code is not None else OPERATIONAL_PROBLEM
+        spec = apdu.listOfWriteAccessSpecs[0]
+        element = spec.listOfProperties[0]
+        failed = ObjectPropertyReference(
+            objectIdentifier=self._this_device(spec.objectIdentifier),
+            propertyIdentifier=element.propertyIdentifier,
+        )
+        if element.propertyArrayIndex is not None:
+            failed.propertyArrayIndex = element.propertyArrayIndex
+        return WritePropertyMultipleError(
+            errorType=ErrorType(errorClass="device", errorCode=code),
+            firstFailedWriteAttempt=failed,
+            context=apdu,
+        )
 
     async def do__FastReadRequest(self, apdu: _FastReadRequest) -> None:
         """Answer a parsed read; requests beyond the fast path get bacpypes3's answer."""

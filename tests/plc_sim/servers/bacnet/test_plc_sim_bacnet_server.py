@@ -714,6 +714,25 @@ async def test_failed_write_property_multiple_is_answered_and_no_invoke_id_stick
     assert plant.values["t.setpoint"] == 31.0
 
 
+async def test_error_fault_answers_write_property_multiple_with_its_own_error(
+    client: Client, server: BacnetDeviceServer, plant: Plant
+) -> None:
+    before = plant.values["t.setpoint"]
+    server.device.set_fault(FaultKind.ERROR, error_code=30)  # timeout
+    try:
+        request = _write_multiple(("analog-value:1", "present-value", Real(33.0), 8))
+        error = await failure_of(_confirmed(client, server, request))
+    finally:
+        server.device.clear_fault()
+    assert isinstance(error, WritePropertyMultipleError)
+    assert (str(error.errorType.errorClass), str(error.errorType.errorCode)) == (
+        "device",
+        "timeout",
+    )
+    assert error.firstFailedWriteAttempt.objectIdentifier == ObjectIdentifier("analog-value:1")
+    assert plant.values["t.setpoint"] == before  # the faulted device wrote nothing
+
+
 async def test_a_request_that_fails_unexpectedly_is_aborted_not_left_unanswered(
     client: Client, server: BacnetDeviceServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
