@@ -7,7 +7,7 @@ running, so the result says the write was accepted and not confirmed, failed or 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,16 +23,11 @@ from controlcenter.model import (
     CommandStatus,
     Sample,
     Substatus,
-    TagDef,
-    Value,
 )
 from controlcenter.runtime.app import build_driver
 from controlcenter.runtime.demo import load_demo_site
 from drivers.base import (
     CommunicationTimeoutError,
-    Driver,
-    DriverDiagnostics,
-    SampleCallback,
     WriteUnconfirmedError,
     confirm_write,
 )
@@ -42,49 +37,6 @@ from plc_sim.device import FaultKind, PointValue, SimDevice
 
 TANK = "water.tank1_rtu"
 PUMP = "water.tank1.pump_cmd"
-
-
-class FailsAfterWrite:
-    """A real driver whose device fails between taking a write and its readback.
-
-    The write goes through the real driver; the fault is then set on the simulated device and
-    the value read back over the same connection, as every driver's write does it.
-    """
-
-    def __init__(self, inner: Driver, city: SimulatedCity, fault: FaultKind) -> None:
-        self._inner = inner
-        self._city = city
-        self._fault = fault
-
-    @property
-    def device(self) -> str:
-        return self._inner.device
-
-    async def connect(self) -> None:
-        await self._inner.connect()
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-    async def read(self, points: Sequence[TagDef]) -> list[Sample]:
-        return await self._inner.read(points)
-
-    async def subscribe(
-        self, points: Sequence[TagDef], callback: SampleCallback, *, interval_s: float
-    ) -> None:
-        await self._inner.subscribe(points, callback, interval_s=interval_s)
-
-    async def write(self, point: TagDef, value: Value, *, priority: int | None = None) -> Value:
-        await self._inner.write(point, value, priority=priority)
-        self._city.set_fault(self.device, self._fault)
-        return await confirm_write(f"{self.device}: write {point.name}", self._read_back(point))
-
-    async def _read_back(self, point: TagDef) -> Sample:
-        (sample,) = await self._inner.read([point])
-        return sample
-
-    def diagnostics(self) -> DriverDiagnostics:
-        return self._inner.diagnostics()
 
 
 @pytest.fixture
@@ -107,14 +59,23 @@ def pump_on() -> Command:
 
 
 async def submit_pump_on(
-    city: SimulatedCity, store: SqlHistorian, wrap: Callable[[Driver], Driver]
+    city: SimulatedCity, store: SqlHistorian, monkeypatch: pytest.MonkeyPatch, fault: FaultKind
 ) -> CommandResult:
-    """Command the tank's pump on through the pipeline and the real Modbus driver (wrapped)."""
+    """Command the tank's pump on through the pipeline and the real Modbus driver; the RTU
+    applies the write, then fails with ``fault`` before the value is read back."""
+    accept_write = SimDevice.write
+
+    def fail_after_write(device: SimDevice, tag: str, value: PointValue) -> None:
+        accept_write(device, tag, value)
+        if device.name == TANK and tag == PUMP:
+            city.set_fault(TANK, fault)
+
+    monkeypatch.setattr(SimDevice, "write", fail_after_write)
     host, port = city.endpoints()[TANK]
     clock = WallClock()
     site = load_demo_site().with_endpoints({TANK: f"{host}:{port}"})
     device = site.device(TANK).model_copy(update={"timeout": 0.5, "retries": 0})
-    driver = wrap(build_driver(device, clock))
+    driver = build_driver(device, clock)
     tags = [tag for tag in site.tag_defs() if tag.device == TANK]
     pipeline = CommandPipeline(tags, {TANK: driver}, store, clock, timeout_s=10.0)
     try:
@@ -129,11 +90,13 @@ async def submit_pump_on(
     [(FaultKind.ERROR, CommandStatus.FAILED), (FaultKind.OFFLINE, CommandStatus.TIMED_OUT)],
 )
 async def test_an_accepted_write_whose_readback_fails_is_reported_as_unconfirmed(
-    tank_city: SimulatedCity, store: SqlHistorian, fault: FaultKind, status: CommandStatus
+    tank_city: SimulatedCity,
+    store: SqlHistorian,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: FaultKind,
+    status: CommandStatus,
 ) -> None:
-    result = await submit_pump_on(
-        tank_city, store, lambda driver: FailsAfterWrite(driver, tank_city, fault)
-    )
+    result = await submit_pump_on(tank_city, store, monkeypatch, fault)
     assert tank_city.water is not None
     assert tank_city.water.tank1.pump_command is True  # the write did land
     assert result.status is status, result.reason
@@ -154,32 +117,3 @@ async def test_confirm_write_keeps_the_readback_failure_as_its_cause() -> None:
     assert raised.value.substatus is Substatus.TIMEOUT
     assert str(raised.value) == "rtu: write pump: readback failed: no answer within 0.5 s"
     assert raised.value.__cause__ is not None
-
-
-@pytest.mark.parametrize(
-    ("fault", "status"),
-    [(FaultKind.ERROR, CommandStatus.FAILED), (FaultKind.OFFLINE, CommandStatus.TIMED_OUT)],
-)
-async def test_the_modbus_driver_reports_an_unconfirmed_write_not_a_refusal(
-    tank_city: SimulatedCity,
-    store: SqlHistorian,
-    monkeypatch: pytest.MonkeyPatch,
-    fault: FaultKind,
-    status: CommandStatus,
-) -> None:
-    """The real driver, no wrapper: the RTU fails right after it applied the write."""
-    accept_write = SimDevice.write
-
-    def fail_after_write(device: SimDevice, tag: str, value: PointValue) -> None:
-        accept_write(device, tag, value)
-        if device.name == TANK and tag == PUMP:
-            tank_city.set_fault(TANK, fault)
-
-    monkeypatch.setattr(SimDevice, "write", fail_after_write)
-    result = await submit_pump_on(tank_city, store, lambda driver: driver)
-    assert tank_city.water is not None
-    assert tank_city.water.tank1.pump_command is True
-    assert result.status is status, result.reason
-    assert result.reason.startswith("write accepted by the device but not confirmed: ")
-    (journaled,) = store.read_commands()
-    assert journaled.status is status
