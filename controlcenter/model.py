@@ -155,6 +155,10 @@ class TagDef:
     """Engineering value = raw device value x ``scale`` + ``offset``; writes apply the inverse."""
     offset: float = 0.0
     """Added after scaling (see ``scale``)."""
+    max_step: float | None = None
+    """Largest change one command may make to a numeric tag (None: no limit)."""
+    min_command_interval_s: float = 0.0
+    """Shortest time between two commands written to this tag."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,9 @@ class CommandStatus(StrEnum):
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
     FAILED = "failed"
+    OVERRIDDEN = "overridden"
+    """Not written: a writer of higher priority holds the tag (a BACnet priority array's
+    lower slot, ASHRAE 135 19.2)."""
 
 
 def _new_command_id() -> str:
@@ -287,6 +294,8 @@ class User:
 
     name: str
     role: Role
+    areas: tuple[str, ...] = ()
+    """The areas this user may command; empty: every area."""
 
 
 @dataclass(frozen=True, slots=True)

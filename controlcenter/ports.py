@@ -21,6 +21,7 @@ from controlcenter.model import (
     Sample,
     TagDef,
     User,
+    Value,
 )
 
 
@@ -169,6 +170,14 @@ class HistoryStore(HistoryReader, Protocol):
 
     def journal_event(self, event: Event) -> None:
         """Journal an event."""
+        ...
+
+
+class InterlockChecker(Protocol):
+    """Says whether an interlock blocks a command (evaluated on the latest values)."""
+
+    def blocking(self, tag: str, value: Value) -> str | None:
+        """The name and message of the interlock blocking ``tag := value``, or None."""
         ...
 
 

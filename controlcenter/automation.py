@@ -1,0 +1,213 @@
+"""The vocabulary of automation: rules, triggers, actions, calculated tags and interlocks.
+
+Rule files and the site file are parsed (``controlcenter.site``) into these frozen definitions;
+the rules package compiles and runs them, the command pipeline enforces interlocks, the rule-set
+versions store their text. Every definition carries the spot of the file it came from, so that
+whoever finds a problem in it later (an expression that does not compile, an unknown tag) can
+name ``file:line:column``. This module imports only the standard library and the vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from controlcenter.model import CommandPriority, DataType
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpot:
+    """Where a definition was written: file, line and column, both counted from 1."""
+
+    file: str
+    line: int
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+NOWHERE = SourceSpot("<built-in>", 1, 1)
+"""The spot of definitions made by the program itself (tests, benchmarks)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """An expression in the rule language as written, and where: the spot of its first
+    character, so that a column inside it maps onto the file."""
+
+    text: str
+    spot: SourceSpot = NOWHERE
+
+
+class SunEvent(StrEnum):
+    """The sun events a rule can be triggered by (civil twilight: the sun 6 degrees below the
+    horizon)."""
+
+    SUNRISE = "sunrise"
+    SUNSET = "sunset"
+    CIVIL_DAWN = "civil_dawn"
+    CIVIL_DUSK = "civil_dusk"
+
+
+@dataclass(frozen=True, slots=True)
+class TagChangeTrigger:
+    """Fires when one of ``tags`` changes value or quality; with a debounce, only once the
+    tags have been still for that long."""
+
+    tags: tuple[str, ...]
+    debounce_s: float = 0.0
+    spot: SourceSpot = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalTrigger:
+    """Fires every ``every_s`` seconds of the center's clock."""
+
+    every_s: float
+    spot: SourceSpot = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class CronTrigger:
+    """Fires on a five-field crontab schedule (minute hour day month weekday) in the site's
+    time zone."""
+
+    schedule: str
+    spot: SourceSpot = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class SunTrigger:
+    """Fires at a sun event at the site's location, shifted by ``offset_s`` (negative:
+    before)."""
+
+    event: SunEvent
+    offset_s: float = 0.0
+    spot: SourceSpot = NOWHERE
+
+
+Trigger = TagChangeTrigger | IntervalTrigger | CronTrigger | SunTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAction:
+    """Command ``tag`` to the value of ``value`` at ``priority``."""
+
+    tag: str
+    value: Expression
+    priority: CommandPriority = CommandPriority.AUTOMATION
+    spot: SourceSpot = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class EventAction:
+    """Raise an event in the journal; ``message`` may hold ``{expression}`` parts."""
+
+    message: str
+    severity: int = 500
+    spot: SourceSpot = NOWHERE
+
+
+Action = CommandAction | EventAction
+
+
+class InputQualityPolicy(StrEnum):
+    """Which input qualities a rule acts on."""
+
+    GOOD = "good"
+    """Act only when every input is Good (the default)."""
+    GOOD_OR_UNCERTAIN = "good_or_uncertain"
+    """Act on Uncertain inputs too; hold on Bad ones."""
+    ANY = "any"
+    """Act whatever the inputs' quality (the expression checks ``quality()`` itself)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HysteresisControl:
+    """Two-position control with a differential gap: switch ``output_tag`` on below
+    ``on_below``, off above ``off_above``, keep it in between."""
+
+    input_tag: str
+    output_tag: str
+    on_below: float
+    off_above: float
+    priority: CommandPriority = CommandPriority.AUTOMATION
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDef:
+    """One rule: when a trigger fires and the condition holds (for ``hold_for_s``), act."""
+
+    name: str
+    triggers: tuple[Trigger, ...] = ()
+    condition: Expression | None = None
+    """None: always true."""
+    hold_for_s: float = 0.0
+    """The ``for:`` duration the condition must hold before the rule acts."""
+    actions: tuple[Action, ...] = ()
+    description: str = ""
+    owner: str = ""
+    enabled: bool = True
+    inputs_quality: InputQualityPolicy = InputQualityPolicy.GOOD
+    min_command_interval_s: float = 10.0
+    """A rule does not command one tag more often than this."""
+    hysteresis: HysteresisControl | None = None
+    """Set for the hysteresis rule kind, which has no condition or actions of its own."""
+    spot: SourceSpot = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class CalculatedTagDef:
+    """A tag whose value is an expression of other tags, evaluated when an input changes."""
+
+    name: str
+    expression: Expression
+    data_type: DataType = DataType.FLOAT
+    unit: str = ""
+    description: str = ""
+    low: float | None = None
+    high: float | None = None
+    spot: SourceSpot = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSource:
+    """The full text of one rule file, as a version stores it."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSetDef:
+    """A site's whole rule set: rules and calculated tags, and the identity the rules act as."""
+
+    rules: tuple[RuleDef, ...] = ()
+    calculated: tuple[CalculatedTagDef, ...] = ()
+    identity: str = ""
+    """The user whose role and areas authorise the rules' commands (granted by an engineer)."""
+    sources: tuple[RuleSource, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InterlockDef:
+    """Blocks commands to ``tags`` while ``block_when`` holds; the rejection names it."""
+
+    name: str
+    tags: tuple[str, ...]
+    """Tag names or ``fnmatch`` patterns (``water.ps1.pump*.run_cmd``)."""
+    block_when: Expression
+    message: str = ""
+    applies_to: str = "any"
+    """Which commanded values it blocks: ``any``, ``true`` (starts, openings), ``false``."""
+    spot: SourceSpot = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class AreaDef:
+    """A part of the site (a domain, a district) whose tags a user may be allowed to command."""
+
+    name: str
+    tags: tuple[str, ...]
+    """Tag names or ``fnmatch`` patterns."""
