@@ -27,6 +27,15 @@ class SourceSpot:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+@dataclass(frozen=True, slots=True)
+class SiteLocation:
+    """Where the site is, for sun events and local time: degrees north and east, IANA zone."""
+
+    latitude: float
+    longitude: float
+    timezone: str = "UTC"
+
+
 NOWHERE = SourceSpot("<built-in>", 1, 1)
 """The spot of definitions made by the program itself (tests, benchmarks)."""
 

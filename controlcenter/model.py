@@ -247,6 +247,20 @@ class CommandResult:
         return self.status is CommandStatus.CONFIRMED
 
 
+@dataclass(frozen=True, slots=True)
+class Override:
+    """An operator's manual override of a tag: it holds against rules until released or
+    ``until`` (None: until released), as the manual-operator slot of a BACnet priority array."""
+
+    tag: str
+    value: Value
+    user: str
+    reason: str
+    since: datetime
+    until: datetime | None = None
+    priority: CommandPriority = CommandPriority.MANUAL_OPERATOR
+
+
 class EventKind(StrEnum):
     """Journal categories of events."""
 

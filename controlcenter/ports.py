@@ -18,6 +18,7 @@ from controlcenter.model import (
     Event,
     EventKind,
     LoginGrant,
+    Override,
     Sample,
     TagDef,
     User,
@@ -178,6 +179,23 @@ class InterlockChecker(Protocol):
 
     def blocking(self, tag: str, value: Value) -> str | None:
         """The name and message of the interlock blocking ``tag := value``, or None."""
+        ...
+
+
+class OverrideStore(Protocol):
+    """Where active operator overrides are kept, so that they survive a restart of the center
+    and can be listed by other processes; safe to call from any thread."""
+
+    def save_override(self, override: Override) -> None:
+        """Store ``override``, replacing any active override of its tag."""
+        ...
+
+    def clear_override(self, tag: str) -> None:
+        """Forget the active override of ``tag`` (released or expired)."""
+        ...
+
+    def active_overrides(self) -> list[Override]:
+        """Every stored override, ordered by tag."""
         ...
 
 
