@@ -1,133 +1,178 @@
-"""The rules engine: evaluates rules on new samples and sends their commands to the command sink."""
+"""The live rules engine: runs the rule evaluator on the bus's samples and on the center's clock.
+
+The engine owns the I/O around ``RuleEvaluator`` (the same synchronous core a backtest runs):
+it takes batches from the bus, wakes for timers (intervals, crontab, sun events, debounces,
+``for:`` expiries) on its ``Clock``, sends the decided commands to the command pipeline
+concurrently (a slow device never delays evaluation; one command in flight per rule and tag),
+journals rule events, and publishes calculated samples back into the bus so they are historized
+and shown like any tag.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
-from controlcenter.model import (
-    Command,
-    CommandOrigin,
-    CommandPriority,
-    Sample,
-)
-from controlcenter.ports import Clock, CommandSink
-from rules.hysteresis import HysteresisRule
+from controlcenter.model import Command, Event, EventKind, Sample
+from controlcenter.ports import Clock, CommandSink, EventJournal
+from rules.evaluator import Decisions, RuleEvaluator
+from rules.ruleset import CompiledRuleSet
 
 log = logging.getLogger(__name__)
 
+ENGINE_SOURCE = "rules"
+"""The journal source of the engine's own events (rule set replaced)."""
+
 
 class RulesEngine:
-    """Consumes samples from the bus and keeps each rule's output where the rule wants it.
-
-    A rule acts only on Good input: on Bad or Uncertain input it holds its output and says so once
-    in the log. A rule commands only when the output's read-back state differs from what it wants,
-    never while its previous command is still in flight, and not more often than its minimum
-    command interval, so a device that ignores commands is not flooded.
-    """
+    """Consumes samples from the bus and runs a compiled rule set on them and on time."""
 
     def __init__(
-        self, rules: Sequence[HysteresisRule], commands: CommandSink, clock: Clock
+        self,
+        rule_set: CompiledRuleSet,
+        commands: CommandSink,
+        clock: Clock,
+        journal: EventJournal,
+        publish: Callable[[Sequence[Sample]], None],
     ) -> None:
-        self._rules = tuple(rule for rule in rules if rule.enabled)
         self._commands = commands
         self._clock = clock
+        self._journal = journal
+        self._publish = publish
+        self._evaluator = RuleEvaluator(rule_set, clock.now())
         self._queue: asyncio.Queue[Sequence[Sample]] = asyncio.Queue()
-        self._latest: dict[str, Sample] = {}
-        self._watched = {rule.input_tag for rule in self._rules} | {
-            rule.output_tag for rule in self._rules
-        }
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._last_command_at: dict[str, float] = {}
-        self._holding: set[str] = set()
+        self._wake = asyncio.Event()
+        self._sleeping_until: datetime | None = None
+        self._sends: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def rule_set(self) -> CompiledRuleSet:
+        """The rule set the engine runs."""
+        return self._evaluator.rule_set
 
     def on_samples(self, samples: Sequence[Sample]) -> None:
         """Take a batch from the bus (a ``SampleListener``); never blocks."""
-        if self._rules:
-            self._queue.put_nowait(samples)
+        self._queue.put_nowait(samples)
+
+    def replace(self, rule_set: CompiledRuleSet) -> None:
+        """Run ``rule_set`` from now on (call on the engine's event loop).
+
+        The swap is atomic between two evaluations: latest values, windows, commands in flight
+        and the state of unchanged rules are kept; the swap is journaled.
+        """
+        old = self._evaluator.rule_set
+        now = self._clock.now()
+        self._evaluator.replace(rule_set, now)
+        self._journal.record(
+            Event(
+                now,
+                EventKind.RULE,
+                ENGINE_SOURCE,
+                _replacement_summary(old, rule_set),
+                rule_set.identity,
+            )
+        )
+        self._wake.set()
 
     async def run(self) -> None:
-        """Evaluate rules on every batch until cancelled."""
+        """Evaluate batches and timers until cancelled."""
+        timers = asyncio.get_running_loop().create_task(self._run_timers(), name="rule timers")
         try:
             while True:
                 batch = await self._queue.get()
                 try:
-                    self._evaluate_batch(batch)
+                    self._apply(self._evaluator.feed(batch, self._clock.now()))
+                    due = self._evaluator.next_due()
+                    if due is not None and (
+                        self._sleeping_until is None or due < self._sleeping_until
+                    ):
+                        self._wake.set()
+                except Exception:
+                    # A fault in one batch must not stop the city's automation: log it loudly
+                    # and go on with the next batch.
+                    log.exception("rules engine: evaluating a batch failed")
                 finally:
                     self._queue.task_done()
         finally:
-            for task in self._in_flight.values():
+            timers.cancel()
+            for task in list(self._sends.values()):
                 task.cancel()
 
     async def drained(self) -> None:
         """Wait until every batch received so far has been evaluated."""
         await self._queue.join()
 
-    def _evaluate_batch(self, batch: Sequence[Sample]) -> None:
-        touched = {sample.tag for sample in batch if sample.tag in self._watched}
-        for sample in batch:
-            if sample.tag in touched:
-                self._latest[sample.tag] = sample
-        for rule in self._rules:
-            if rule.input_tag in touched or rule.output_tag in touched:
-                self._evaluate(rule)
+    async def _run_timers(self) -> None:
+        while True:
+            self._wake.clear()
+            due = self._evaluator.next_due()
+            self._sleeping_until = due
+            if due is None:
+                await self._wake.wait()
+                continue
+            delay = (due - self._clock.now()).total_seconds()
+            if delay > 0 and await self._sleep_or_wake(delay):
+                continue
+            try:
+                self._apply(self._evaluator.advance(max(due, self._clock.now())))
+            except Exception:
+                log.exception("rules engine: firing timers failed")
 
-    def _evaluate(self, rule: HysteresisRule) -> None:
-        measured = self._latest.get(rule.input_tag)
-        if measured is None:
-            return
-        value = measured.numeric
-        if not measured.quality.is_good or value is None:
-            if rule.name not in self._holding:
-                self._holding.add(rule.name)
-                log.warning(
-                    "rule %s holds its output: %s is %s (%s)",
-                    rule.name,
-                    rule.input_tag,
-                    measured.quality.label(),
-                    measured.quality.reason,
-                )
-            return
-        if rule.name in self._holding:
-            self._holding.discard(rule.name)
-            log.info("rule %s resumes: %s is good again", rule.name, rule.input_tag)
-        desired = rule.desired_output(value)
-        if desired is None or rule.name in self._in_flight:
-            return
-        output = self._latest.get(rule.output_tag)
-        if output is not None and output.quality.is_good and output.value == desired:
-            return
-        last = self._last_command_at.get(rule.name)
-        now = self._clock.monotonic()
-        if last is not None and now - last < rule.min_command_interval_s:
-            return
-        self._last_command_at[rule.name] = now
-        command = Command(
-            tag=rule.output_tag,
-            value=desired,
-            origin=CommandOrigin.RULE,
-            requested_by=rule.name,
-            reason=rule.reason(value, desired),
-            issued_at=self._clock.now(),
-            priority=CommandPriority.AUTOMATION,
-        )
-        task = asyncio.get_running_loop().create_task(
-            self._send(rule, command), name=f"rule {rule.name}"
-        )
-        self._in_flight[rule.name] = task
+    async def _sleep_or_wake(self, seconds: float) -> bool:
+        """Sleep ``seconds`` of the clock; True if woken early (a new timer or rule set)."""
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            done, _ = await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+        return waker in done
 
-    async def _send(self, rule: HysteresisRule, command: Command) -> None:
+    def _apply(self, decisions: Decisions) -> None:
+        if decisions.calculated:
+            self._publish(decisions.calculated)
+        for event in decisions.events:
+            self._journal.record(event)
+        loop = asyncio.get_running_loop()
+        for command in decisions.commands:
+            task = loop.create_task(self._send(command), name=f"rule command {command.tag}")
+            self._sends[command.command_id] = task
+
+    async def _send(self, command: Command) -> None:
         try:
             result = await self._commands.submit(command)
             if not result.confirmed:
                 log.warning(
-                    "rule %s: command %s := %r %s: %s",
-                    rule.name,
+                    "rule command %s := %r %s: %s (%s)",
                     command.tag,
                     command.value,
                     result.status.value,
                     result.reason,
+                    command.reason,
                 )
+        except Exception:
+            # The sink promises a result; if it breaks that promise, the command is still over.
+            log.exception("rule command %s := %r failed in the sink", command.tag, command.value)
         finally:
-            self._in_flight.pop(rule.name, None)
+            self._sends.pop(command.command_id, None)
+            self._evaluator.command_done(command.command_id)
+
+
+def _replacement_summary(old: CompiledRuleSet, new: CompiledRuleSet) -> str:
+    """``rule set replaced: ...`` naming the rules added, removed and changed."""
+    before = {rule.name: rule.definition for rule in old.rules}
+    after = {rule.name: rule.definition for rule in new.rules}
+    added = sorted(after.keys() - before.keys())
+    removed = sorted(before.keys() - after.keys())
+    changed = sorted(name for name in after.keys() & before.keys() if before[name] != after[name])
+    text = f"rule set replaced: {len(after)} rules, {len(new.calculated)} calculated tags"
+    for label, names in (("added", added), ("removed", removed), ("changed", changed)):
+        if names:
+            shown = ", ".join(names[:10]) + (
+                f" and {len(names) - 10} more" if len(names) > 10 else ""
+            )
+            text += f"; {label}: {shown}"
+    return text

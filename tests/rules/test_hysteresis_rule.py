@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rules_testkit import FakeClock, ListJournal, RecordingSink, compiled, spot, until
 
-from controlcenter.model import (
-    Command,
-    CommandOrigin,
-    CommandResult,
-    CommandStatus,
-    Quality,
-    Sample,
-    Substatus,
-    Value,
-)
+from controlcenter.automation import HysteresisControl, RuleDef
+from controlcenter.model import CommandOrigin, Quality, Sample, Substatus, Value
 from rules.engine import RulesEngine
 from rules.hysteresis import HysteresisRule
 
@@ -53,37 +46,12 @@ def test_output_changes_only_beyond_the_switching_levels(levels: list[float]) ->
         state = new_state
 
 
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    @property
-    def speed(self) -> float:
-        return 1.0
-
-    def now(self) -> datetime:
-        return T0 + timedelta(seconds=self.seconds)
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.seconds += seconds
-
-
-class RecordingSink:
-    """Confirms every command and remembers it."""
-
-    def __init__(self) -> None:
-        self.commands: list[Command] = []
-        self.received = asyncio.Event()
-
-    async def submit(self, command: Command) -> CommandResult:
-        self.commands.append(command)
-        self.received.set()
-        return CommandResult(command, CommandStatus.CONFIRMED, "ok", T0, command.value)
+FILL = RuleDef(
+    name="water.fill",
+    hysteresis=HysteresisControl("water.tank1.level", "water.tank1.pump_cmd", 1.5, 4.0),
+    min_command_interval_s=10.0,
+    spot=spot(1),
+)
 
 
 def batch(
@@ -97,13 +65,8 @@ def batch(
     return samples
 
 
-async def settle(engine: RulesEngine, sink: RecordingSink, expected: int) -> None:
-    async def wait() -> None:
-        while len(sink.commands) < expected:
-            sink.received.clear()
-            await sink.received.wait()
-
-    await asyncio.wait_for(wait(), 2)
+def engine_for(clock: FakeClock, sink: RecordingSink) -> RulesEngine:
+    return RulesEngine(compiled([FILL]), sink, clock, ListJournal(), lambda samples: None)
 
 
 async def drain(engine: RulesEngine) -> None:
@@ -111,57 +74,58 @@ async def drain(engine: RulesEngine) -> None:
 
 
 async def test_engine_commands_on_below_and_off_above_once() -> None:
-    clock, sink = FakeClock(), RecordingSink()
-    engine = RulesEngine([RULE], sink, clock)
+    clock, sink = FakeClock(T0), RecordingSink()
+    engine = engine_for(clock, sink)
     task = asyncio.create_task(engine.run())
     try:
         engine.on_samples(batch(1.2, False))
-        await settle(engine, sink, 1)
+        await until(lambda: sink.finished == 1, "the first command")
         first = sink.commands[0]
         assert (first.tag, first.value, first.origin) == (
             "water.tank1.pump_cmd",
             True,
             CommandOrigin.RULE,
         )
-        assert first.requested_by == "water.fill" and "below 1.5" in first.reason
+        assert first.requested_by == "rules-svc"
+        assert first.reason.startswith("water.fill: ") and "below 1.5" in first.reason
         # Still below, output not yet read back as on, within the minimum interval: no repeat.
         engine.on_samples(batch(1.1, False))
         await drain(engine)
         assert len(sink.commands) == 1
         # Output reads back on: nothing to do inside the gap or below.
-        clock.seconds += 60
+        clock.advance(60)
         engine.on_samples(batch(2.5, True))
         engine.on_samples(batch(1.0, True))
         await drain(engine)
         assert len(sink.commands) == 1
         engine.on_samples(batch(4.2, True))
-        await settle(engine, sink, 2)
+        await until(lambda: sink.finished == 2, "the second command")
         assert sink.commands[1].value is False and "above 4" in sink.commands[1].reason
     finally:
         task.cancel()
 
 
 async def test_engine_repeats_after_min_interval_when_output_ignores_it() -> None:
-    clock, sink = FakeClock(), RecordingSink()
-    engine = RulesEngine([RULE], sink, clock)
+    clock, sink = FakeClock(T0), RecordingSink()
+    engine = engine_for(clock, sink)
     task = asyncio.create_task(engine.run())
     try:
         engine.on_samples(batch(1.0, False))
-        await settle(engine, sink, 1)
-        clock.seconds += 5
-        engine.on_samples(batch(1.0, False))
+        await until(lambda: sink.finished == 1, "the first command")
+        clock.advance(5)
+        engine.on_samples(batch(1.01, False))
         await drain(engine)
         assert len(sink.commands) == 1
-        clock.seconds += 6
+        clock.advance(6)
         engine.on_samples(batch(1.0, False))
-        await settle(engine, sink, 2)
+        await until(lambda: sink.finished == 2, "the repeated command")
     finally:
         task.cancel()
 
 
 async def test_engine_holds_on_bad_input() -> None:
-    clock, sink = FakeClock(), RecordingSink()
-    engine = RulesEngine([RULE], sink, clock)
+    clock, sink = FakeClock(T0), RecordingSink()
+    engine = engine_for(clock, sink)
     task = asyncio.create_task(engine.run())
     try:
         bad = Quality.bad(Substatus.COMM_FAILURE, "device offline")
@@ -170,6 +134,6 @@ async def test_engine_holds_on_bad_input() -> None:
         await drain(engine)
         assert sink.commands == []
         engine.on_samples(batch(0.5, False))
-        await settle(engine, sink, 1)
+        await until(lambda: sink.finished == 1, "the command after recovery")
     finally:
         task.cancel()
