@@ -8,9 +8,14 @@ Implementations live in their own packages; the composition root
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
+# Re-exported (``as``): the historian stores rule versions but may import only the vocabulary of
+# ``model`` and ``ports`` (import-linter), so it reaches the rule file's type through here.
+from controlcenter.automation import RuleSource as RuleSource  # noqa: PLC0414
 from controlcenter.model import (
     Command,
     CommandOrigin,
@@ -196,6 +201,79 @@ class OverrideStore(Protocol):
 
     def active_overrides(self) -> list[Override]:
         """Every stored override, ordered by tag."""
+        ...
+
+
+class RuleVersionStatus(StrEnum):
+    """Where a stored rule-set version stands."""
+
+    PENDING = "pending"
+    """Stored, not yet taken up by a running center."""
+    ACTIVE = "active"
+    """The set the center runs (at most one version is active)."""
+    SUPERSEDED = "superseded"
+    """Was active; replaced by a later activation."""
+    REFUSED = "refused"
+    """Did not parse or compile against the site; ``detail`` says why, line by line."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleVersion:
+    """One stored version of the whole rule set: the full text of every rule file, who stored
+    it, why, and what became of it."""
+
+    version: int
+    created_at: datetime
+    author: str
+    reason: str
+    sources: tuple[RuleSource, ...]
+    status: RuleVersionStatus = RuleVersionStatus.PENDING
+    detail: str = ""
+    """For a refused version, every problem (``file:line:column: reason``), one per line."""
+    decided_at: datetime | None = None
+    """When the status last changed (None while pending)."""
+
+
+class UnknownRuleVersionError(KeyError):
+    """No rule-set version has that number."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
+
+    def __str__(self) -> str:
+        return f"no rule-set version {self.version}"
+
+
+class RuleVersionStore(Protocol):
+    """Where rule-set versions are kept, with the version the center is asked to run; shared by
+    the running center and the command line (another process); safe to call from any thread."""
+
+    def add_rule_version(
+        self, sources: Sequence[RuleSource], author: str, reason: str, created_at: datetime
+    ) -> RuleVersion:
+        """Store a new pending version numbered one above the highest stored so far."""
+        ...
+
+    def rule_versions(self) -> list[RuleVersion]:
+        """Every stored version, oldest first."""
+        ...
+
+    def rule_version(self, version: int) -> RuleVersion:
+        """One stored version; raises UnknownRuleVersionError."""
+        ...
+
+    def requested_rule_version(self) -> int | None:
+        """The version the center is asked to run, or None before any request."""
+        ...
+
+    def request_rule_version(self, version: int) -> None:
+        """Ask the center to run ``version``; raises UnknownRuleVersionError."""
+        ...
+
+    def mark_rule_version(self, version: int, status: RuleVersionStatus, detail: str = "") -> None:
+        """Record what became of ``version``; marking one active marks the previously active
+        version superseded in the same transaction. Raises UnknownRuleVersionError."""
         ...
 
 

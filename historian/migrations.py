@@ -64,8 +64,17 @@ def _to_version_3(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {samples.name} ADD COLUMN {spec}")
 
 
-MIGRATIONS: Mapping[int, MigrationStep] = {2: _to_version_2, 3: _to_version_3}
-"""Steps by the version they produce (2, 3...); version 1 is the initial schema."""
+def _to_version_4(conn: Connection) -> None:
+    """Rule-set versions, the requested-version pointer and the operators' overrides.
+
+    New tables only: ``create_missing_tables`` creates them empty (``checkfirst``, so a step 2
+    that already created them from the current metadata is no problem).
+    """
+    create_missing_tables(conn)
+
+
+MIGRATIONS: Mapping[int, MigrationStep] = {2: _to_version_2, 3: _to_version_3, 4: _to_version_4}
+"""Steps by the version they produce (2, 3, 4...); version 1 is the initial schema."""
 
 # Any constant will do: it only has to be the same for every process opening the database.
 _POSTGRES_LOCK_KEY = 0x43_43_48_49  # "CCHI"

@@ -25,6 +25,10 @@ Design notes for what comes next:
   so a reader knows how far an interpolated value may be off) and the audit journal.
 - Version 3 renamed ``time`` to ``server_time`` and added ``source_time`` (rows stored before
   keep their one time as both).
+- Version 4 added the rule-set versions (``rule_versions`` with one ``rule_version_files`` row
+  per rule file, and the single-row ``rule_deployment`` pointer to the version the center is
+  asked to run) and the operators' active overrides (``command_overrides``): tables of their
+  own, so the migration creates them and touches no existing row.
 - On PostgreSQL ``samples`` is created by ``historian.postgres`` rather than from this metadata:
   range-partitioned by day, or a TimescaleDB hypertable where that extension is installed.
 """
@@ -37,6 +41,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Double,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -49,7 +54,7 @@ from sqlalchemy import (
 
 from historian.timetypes import UtcDateTime
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version of the schema this code creates and expects; bump it with every migration."""
 
 metadata = MetaData()
@@ -198,3 +203,59 @@ def _rollup_table(name: str) -> Table:
 
 rollup_1m = _rollup_table("rollup_1m")
 rollup_1h = _rollup_table("rollup_1h")
+
+
+rule_versions = Table(
+    "rule_versions",
+    metadata,
+    # Every version of the whole rule set ever stored; never updated but for its status.
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    # controlcenter.ports.RuleVersionStatus: pending, active, superseded, refused.
+    Column("status", Text, nullable=False),
+    # For a refused version: every problem, file:line:column: reason, one per line.
+    Column("detail", Text, nullable=False, default=""),
+    Column("decided_at", UtcDateTime, nullable=True),
+    CheckConstraint("version >= 1", name="rule_versions_positive"),
+)
+
+rule_version_files = Table(
+    "rule_version_files",
+    metadata,
+    # One row per rule file of a version, in the order the site lists them: the full text, so
+    # that any version can be shown, compared, re-activated or backtested later as it was.
+    Column("version", Integer, ForeignKey("rule_versions.version"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    PrimaryKeyConstraint("version", "position", name="rule_version_files_pkey"),
+)
+
+rule_deployment = Table(
+    "rule_deployment",
+    metadata,
+    # A single row: the version the center is asked to run (the command line writes it, the
+    # running center polls it).
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("requested_version", Integer, ForeignKey("rule_versions.version"), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    CheckConstraint("id = 1", name="rule_deployment_single_row"),
+)
+
+command_overrides = Table(
+    "command_overrides",
+    metadata,
+    # The operators' active manual overrides (the manual-operator slot of a BACnet priority
+    # array, ASHRAE 135 19.2), kept so that they survive a restart of the center.
+    Column("tag", Text, primary_key=True),
+    # historian.values.encode_typed_value: JSON that gives back bool, int, float, str or a
+    # datetime as it was.
+    Column("value", Text, nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("until", UtcDateTime, nullable=True),
+    Column("priority", Integer, nullable=False),
+)

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
@@ -27,9 +27,17 @@ from controlcenter.model import (
     DataType,
     Event,
     EventKind,
+    Override,
     Quality,
     Sample,
     TagDef,
+    utc_now,
+)
+from controlcenter.ports import (
+    RuleSource,
+    RuleVersion,
+    RuleVersionStatus,
+    UnknownRuleVersionError,
 )
 from historian.audit import AuditAction, AuditRecord
 from historian.compression import (
@@ -52,22 +60,32 @@ from historian.schema import (
     TAG_COMPRESSION_COLUMNS,
     audit_journal,
     command_journal,
+    command_overrides,
     event_journal,
+    rule_deployment,
+    rule_version_files,
+    rule_versions,
     samples,
     tags,
 )
 from historian.timetypes import to_epoch_us
 from historian.values import (
     ValueMismatchError,
+    check_storable_text,
     decode_json_value,
     decode_sample_value,
+    decode_typed_value,
     encode_json_value,
     encode_sample_value,
+    encode_typed_value,
     storable_text,
 )
 
 _NAME_CHUNK = 500
 """Tag names per IN (...) lookup, well under every backend's bound-parameter limit."""
+
+_RULE_VERSION_LOCK_KEY = 0x43_43_52_56  # "CCRV"
+"""PostgreSQL advisory lock serialising the numbering of new rule-set versions."""
 
 _SQLITE_INSERT_SAMPLES = (
     "INSERT INTO samples (tag_id, server_time, source_time, value, text_value, quality, reason) "
@@ -576,6 +594,194 @@ class SqlHistorian:
             for row in rows
         ]
 
+    # --- rule-set versions (ports.RuleVersionStore) ------------------------------------------
+
+    def add_rule_version(
+        self, sources: Sequence[RuleSource], author: str, reason: str, created_at: datetime
+    ) -> RuleVersion:
+        """Store a new pending version numbered one above the highest stored so far.
+
+        Raises ValueError, before writing, for a version without files, a naive time or text a
+        database cannot hold (a NUL character, a lone surrogate).
+        """
+        if not sources:
+            raise ValueError("a rule-set version needs at least one rule file")
+        _require_aware(created_at, "created_at")
+        for item in (
+            author,
+            reason,
+            *(part for source in sources for part in (source.name, source.text)),
+        ):
+            try:
+                check_storable_text(item)
+            except ValueMismatchError as err:
+                raise ValueError(str(err)) from err
+        with self._storage_errors("store a rule-set version"), self._write() as conn:
+            if self._dialect == "postgresql":
+                # Two processes storing at once must not pick the same number (SQLite's BEGIN
+                # IMMEDIATE already serialises writers).
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RULE_VERSION_LOCK_KEY}
+                )
+            highest = conn.execute(select(func.max(rule_versions.c.version))).scalar_one()
+            number = 1 if highest is None else int(highest) + 1
+            conn.execute(
+                rule_versions.insert(),
+                [
+                    {
+                        "version": number,
+                        "created_at": created_at,
+                        "author": author,
+                        "reason": reason,
+                        "status": RuleVersionStatus.PENDING.value,
+                        "detail": "",
+                        "decided_at": None,
+                    }
+                ],
+            )
+            conn.execute(
+                rule_version_files.insert(),
+                [
+                    {"version": number, "position": index, "name": source.name, "text": source.text}
+                    for index, source in enumerate(sources)
+                ],
+            )
+        return RuleVersion(
+            version=number,
+            created_at=created_at,
+            author=author,
+            reason=reason,
+            sources=tuple(RuleSource(source.name, source.text) for source in sources),
+        )
+
+    def rule_versions(self) -> list[RuleVersion]:
+        """Every stored version with its files, oldest first."""
+        with self._storage_errors("read the rule-set versions"), self._read() as conn:
+            return _select_rule_versions(conn, None)
+
+    def rule_version(self, version: int) -> RuleVersion:
+        """One stored version with its files; raises UnknownRuleVersionError."""
+        with self._storage_errors(f"read rule-set version {version}"), self._read() as conn:
+            found = _select_rule_versions(conn, version)
+        if not found:
+            raise UnknownRuleVersionError(version)
+        return found[0]
+
+    def requested_rule_version(self) -> int | None:
+        """The version the center is asked to run, or None before any request."""
+        query = select(rule_deployment.c.requested_version).where(rule_deployment.c.id == 1)
+        with self._storage_errors("read the requested rule-set version"), self._read() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def request_rule_version(self, version: int, *, requested_at: datetime | None = None) -> None:
+        """Ask the center to run ``version``; raises UnknownRuleVersionError."""
+        moment = requested_at if requested_at is not None else utc_now()
+        _require_aware(moment, "requested_at")
+        insert = self._dialect_insert(rule_deployment)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[rule_deployment.c.id],
+            set_={
+                "requested_version": insert.excluded.requested_version,
+                "requested_at": insert.excluded.requested_at,
+            },
+        )
+        with self._storage_errors("request a rule-set version"), self._write() as conn:
+            _require_rule_version(conn, version)
+            conn.execute(upsert, [{"id": 1, "requested_version": version, "requested_at": moment}])
+
+    def mark_rule_version(
+        self,
+        version: int,
+        status: RuleVersionStatus,
+        detail: str = "",
+        *,
+        decided_at: datetime | None = None,
+    ) -> None:
+        """Record what became of ``version``; marking one active marks the version active
+        before it superseded, in the same transaction, so at most one is ever active.
+        Raises UnknownRuleVersionError."""
+        moment = decided_at if decided_at is not None else utc_now()
+        _require_aware(moment, "decided_at")
+        with self._storage_errors(f"mark rule-set version {version}"), self._write() as conn:
+            _require_rule_version(conn, version)
+            if status is RuleVersionStatus.ACTIVE:
+                conn.execute(
+                    update(rule_versions)
+                    .where(
+                        rule_versions.c.status == RuleVersionStatus.ACTIVE.value,
+                        rule_versions.c.version != version,
+                    )
+                    .values(status=RuleVersionStatus.SUPERSEDED.value, decided_at=moment)
+                )
+            conn.execute(
+                update(rule_versions)
+                .where(rule_versions.c.version == version)
+                .values(status=status.value, detail=storable_text(detail), decided_at=moment)
+            )
+
+    # --- operator overrides (ports.OverrideStore) ---------------------------------------------
+
+    def save_override(self, override: Override) -> None:
+        """Store ``override``, replacing any active override of its tag.
+
+        Raises ValueError, before writing, for a value that would not come back as it was
+        (NaN, an infinity, a naive datetime) or a naive time.
+        """
+        _require_aware(override.since, "since")
+        _require_aware(override.until, "until")
+        try:
+            value = encode_typed_value(override.value)
+        except ValueMismatchError as err:
+            raise ValueError(f"override of {override.tag}: {err}") from err
+        row = {
+            "tag": override.tag,
+            "value": value,
+            "user_name": override.user,
+            "reason": storable_text(override.reason),
+            "since": override.since,
+            "until": override.until,
+            "priority": int(override.priority),
+        }
+        insert = self._dialect_insert(command_overrides)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[command_overrides.c.tag],
+            set_={name: insert.excluded[name] for name in row if name != "tag"},
+        )
+        with self._storage_errors(f"save the override of {override.tag}"), self._write() as conn:
+            conn.execute(upsert, [row])
+
+    def clear_override(self, tag: str) -> None:
+        """Forget the active override of ``tag`` (released or expired); no-op if none."""
+        delete = command_overrides.delete().where(command_overrides.c.tag == tag)
+        with self._storage_errors(f"clear the override of {tag}"), self._write() as conn:
+            conn.execute(delete)
+
+    def active_overrides(self) -> list[Override]:
+        """Every stored override, ordered by tag."""
+        query = select(command_overrides).order_by(command_overrides.c.tag)
+        with self._storage_errors("read the overrides"), self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        overrides: list[Override] = []
+        for row in rows:
+            try:
+                value = decode_typed_value(row["value"])
+                priority = CommandPriority(row["priority"])
+            except ValueError as err:
+                raise StorageError(f"override of {row['tag']} is damaged: {err}") from err
+            overrides.append(
+                Override(
+                    tag=row["tag"],
+                    value=value,
+                    user=row["user_name"],
+                    reason=row["reason"],
+                    since=row["since"],
+                    until=row["until"],
+                    priority=priority,
+                )
+            )
+        return overrides
+
     # --- plumbing ---------------------------------------------------------------------------
 
     def _live_engine(self) -> Engine:
@@ -630,6 +836,49 @@ class SqlHistorian:
         if self._dialect == "sqlite":
             return sqlite.insert(table)
         return postgresql.insert(table)
+
+
+def _select_rule_versions(conn: Connection, version: int | None) -> list[RuleVersion]:
+    """Stored versions (all, or the one numbered ``version``) with their files, oldest first."""
+    heads = select(rule_versions).order_by(rule_versions.c.version)
+    files = select(rule_version_files).order_by(
+        rule_version_files.c.version, rule_version_files.c.position
+    )
+    if version is not None:
+        heads = heads.where(rule_versions.c.version == version)
+        files = files.where(rule_version_files.c.version == version)
+    sources: dict[int, list[RuleSource]] = {}
+    for row in conn.execute(files).mappings():
+        sources.setdefault(int(row["version"]), []).append(RuleSource(row["name"], row["text"]))
+    found: list[RuleVersion] = []
+    for row in conn.execute(heads).mappings():
+        number = int(row["version"])
+        try:
+            status = RuleVersionStatus(row["status"])
+        except ValueError as err:
+            raise StorageError(
+                f"rule-set version {number} has unknown status {row['status']!r}"
+            ) from err
+        found.append(
+            RuleVersion(
+                version=number,
+                created_at=row["created_at"],
+                author=row["author"],
+                reason=row["reason"],
+                sources=tuple(sources.get(number, ())),
+                status=status,
+                detail=row["detail"],
+                decided_at=row["decided_at"],
+            )
+        )
+    return found
+
+
+def _require_rule_version(conn: Connection, version: int) -> None:
+    """Raise UnknownRuleVersionError unless ``version`` is stored."""
+    query = select(rule_versions.c.version).where(rule_versions.c.version == version)
+    if conn.execute(query).scalar_one_or_none() is None:
+        raise UnknownRuleVersionError(version)
 
 
 def _compression_columns(settings: CompressionSettings) -> dict[str, Any]:

@@ -135,3 +135,44 @@ def decode_json_value(text: str) -> Value:
     if isinstance(decoded, bool | int | float | str):
         return decoded
     raise ValueError(f"journaled value {text!r} is not a scalar")
+
+
+_DATETIME_KEY = "datetime"
+"""The one key of the JSON object that stands for a datetime in ``encode_typed_value``."""
+
+
+def encode_typed_value(value: Value) -> str:
+    """A value as JSON that ``decode_typed_value`` gives back with its type: bool, int, float
+    and str as JSON scalars (``1``, ``1.0`` and ``true`` stay distinct), a datetime as
+    ``{"datetime": ISO 8601 in UTC}`` (JSON has no time type).
+
+    Raises ValueMismatchError for what would not come back as it was: NaN or an infinity
+    (not JSON), a naive datetime, text a database cannot hold.
+    """
+    if isinstance(value, datetime):
+        return json.dumps({_DATETIME_KEY: encode_datetime(value)})
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueMismatchError(f"{value!r} is not a storable number")
+    if isinstance(value, str):
+        check_storable_text(value)
+    return json.dumps(value)
+
+
+def decode_typed_value(text: str) -> Value:
+    """The value written by ``encode_typed_value``; raises ValueMismatchError for anything else."""
+    try:
+        decoded: object = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueMismatchError(f"stored value {text!r} is not JSON") from err
+    if isinstance(decoded, bool | int | float | str):
+        return decoded
+    if isinstance(decoded, dict) and set(decoded) == {_DATETIME_KEY}:
+        stamp = decoded[_DATETIME_KEY]
+        if isinstance(stamp, str):
+            try:
+                moment = datetime.fromisoformat(stamp)
+            except ValueError as err:
+                raise ValueMismatchError(f"stored time {stamp!r} is not ISO 8601") from err
+            if moment.utcoffset() is not None:
+                return moment
+    raise ValueMismatchError(f"stored value {text!r} is not a typed scalar")
