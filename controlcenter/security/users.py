@@ -9,6 +9,10 @@ command line) has changed it, so a running center sees added or removed users at
 New passwords must pass the policy of ``controlcenter.security.passwords``. Each account carries
 a session epoch, a random value renewed whenever its password or role changes: a session opened
 under an older epoch is no longer valid (``controlcenter.security.sessions``).
+
+A user may be bound to areas of the site (``areas`` in the site file): such a user may command
+only the tags of those areas; a user without areas may command every area. Changing a user's
+areas, like their role, ends their sessions.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import re
 import secrets
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,7 @@ from controlcenter.security.passwords import (
 __all__ = [
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
+    "InvalidAreaNameError",
     "InvalidPasswordError",
     "InvalidUserNameError",
     "UnknownUserError",
@@ -49,6 +55,7 @@ __all__ = [
 ]
 
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_AREA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FILE_FORMAT_VERSION = 1
 
 
@@ -58,6 +65,10 @@ class UserStoreError(Exception):
 
 class InvalidUserNameError(UserStoreError, ValueError):
     """A user name is empty, too long or contains characters outside [A-Za-z0-9_.@-]."""
+
+
+class InvalidAreaNameError(UserStoreError, ValueError):
+    """An area name is empty, too long or contains characters outside [A-Za-z0-9_.-]."""
 
 
 class InvalidPasswordError(UserStoreError, ValueError):
@@ -78,17 +89,19 @@ class UnknownUserError(UserStoreError, KeyError):
 
 @dataclass(frozen=True, slots=True)
 class _Account:
-    """One stored user: name, role, the Argon2id hash of the password and the session epoch."""
+    """One stored user: name, role, the Argon2id hash of the password, the session epoch and
+    the areas the user may command (empty: every area)."""
 
     name: str
     role: Role
     password_hash: str
     session_epoch: str
+    areas: tuple[str, ...] = ()
 
     @property
     def user(self) -> User:
         """The account as the rest of the center sees it."""
-        return User(self.name, self.role)
+        return User(self.name, self.role, self.areas)
 
 
 # Identity of the file last loaded: (inode, size, modification time in ns).
@@ -153,15 +166,17 @@ class UserStore:
             self._reload_if_changed()
             return [self._accounts[name].user for name in sorted(self._accounts)]
 
-    def add_user(self, name: str, password: str, role: Role) -> User:
-        """Create a user; raise UserExistsError, InvalidUserNameError or InvalidPasswordError."""
+    def add_user(self, name: str, password: str, role: Role, areas: Sequence[str] = ()) -> User:
+        """Create a user (bound to ``areas``; none: every area); raise UserExistsError,
+        InvalidUserNameError, InvalidAreaNameError or InvalidPasswordError."""
         _check_user_name(name)
+        bound = _checked_areas(areas)
         password_hash = self._hash_new_password(name, password)
         with self._lock:
             self._reload_if_changed()
             if name in self._accounts:
                 raise UserExistsError(f"user {name!r} already exists")
-            account = _Account(name, role, password_hash, _new_epoch())
+            account = _Account(name, role, password_hash, _new_epoch(), bound)
             self._save({**self._accounts, name: account})
             return account.user
 
@@ -172,7 +187,7 @@ class UserStore:
         with self._lock:
             self._reload_if_changed()
             account = self._account(name)
-            updated = _Account(name, account.role, password_hash, _new_epoch())
+            updated = _Account(name, account.role, password_hash, _new_epoch(), account.areas)
             self._save({**self._accounts, name: updated})
 
     def set_role(self, name: str, role: Role) -> User:
@@ -183,7 +198,20 @@ class UserStore:
             current = self._account(name)
             if current.role is role:
                 return current.user
-            account = _Account(name, role, current.password_hash, _new_epoch())
+            account = _Account(name, role, current.password_hash, _new_epoch(), current.areas)
+            self._save({**self._accounts, name: account})
+            return account.user
+
+    def set_areas(self, name: str, areas: Sequence[str]) -> User:
+        """Bind a user to ``areas`` (none: every area), ending their sessions if that changes
+        them; raise UnknownUserError or InvalidAreaNameError."""
+        bound = _checked_areas(areas)
+        with self._lock:
+            self._reload_if_changed()
+            current = self._account(name)
+            if current.areas == bound:
+                return current.user
+            account = _Account(name, current.role, current.password_hash, _new_epoch(), bound)
             self._save({**self._accounts, name: account})
             return account.user
 
@@ -213,7 +241,9 @@ class UserStore:
             self._reload_if_changed()
             # Only if nobody changed the password or removed the user meanwhile.
             if self._accounts.get(account.name) == account:
-                updated = _Account(account.name, account.role, new_hash, account.session_epoch)
+                updated = _Account(
+                    account.name, account.role, new_hash, account.session_epoch, account.areas
+                )
                 self._save({**self._accounts, account.name: updated})
 
     def _reload_if_changed(self) -> None:
@@ -238,6 +268,7 @@ class UserStore:
                     "role": a.role.value,
                     "password_hash": a.password_hash,
                     "session_epoch": a.session_epoch,
+                    "areas": list(a.areas),
                 }
                 for a in sorted(accounts.values(), key=lambda a: a.name)
             ],
@@ -254,6 +285,20 @@ def _new_epoch() -> str:
 
 def _derived_epoch(password_hash: str, role: str) -> str:
     return hashlib.sha256(f"{password_hash}\0{role}".encode()).hexdigest()[:16]
+
+
+def _checked_areas(areas: Sequence[str]) -> tuple[str, ...]:
+    """``areas`` sorted without duplicates; raise InvalidAreaNameError for a bad name."""
+    if isinstance(areas, str):
+        # A lone string would otherwise be taken as its characters.
+        raise InvalidAreaNameError("areas must be a list of area names, not one string")
+    for area in areas:
+        if not isinstance(area, str) or not _AREA_NAME.fullmatch(area):
+            raise InvalidAreaNameError(
+                f"area name {area!r} must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-' "
+                "starting with a letter or digit"
+            )
+    return tuple(sorted(set(areas)))
 
 
 def _check_user_name(name: str) -> None:
@@ -280,7 +325,13 @@ def _parse(path: Path) -> dict[str, _Account]:
             name, role, password_hash = entry["name"], entry["role"], entry["password_hash"]
             # Files written before session epochs existed: derive a stable one from the hash.
             epoch = entry.get("session_epoch") or _derived_epoch(str(password_hash), str(role))
-            account = _Account(str(name), Role(role), str(password_hash), str(epoch))
+            # Files written before areas existed: no areas, i.e. every area.
+            areas = entry.get("areas", [])
+            if not isinstance(areas, list):
+                raise TypeError(f"'areas' must be a list, not {type(areas).__name__}")
+            account = _Account(
+                str(name), Role(role), str(password_hash), str(epoch), _checked_areas(areas)
+            )
         except (TypeError, KeyError, ValueError) as err:
             raise UserStoreError(f"{path}: user entry {index} is invalid: {err!r}") from err
         if account.name in accounts:

@@ -2,60 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
-
 import pytest
 
 from controlcenter.clock import WallClock
 from controlcenter.commands.pipeline import CommandPipeline
-from controlcenter.model import Command, CommandOrigin, CommandPriority, CommandStatus, Value
-from controlcenter.runtime.app import build_driver
-from controlcenter.runtime.demo import load_demo_site
+from controlcenter.model import CommandStatus, Value
+from drivers.base import Driver
+from drivers.modbus.config import ModbusDeviceConfig
+from drivers.modbus.driver import ModbusDriver
 from historian.store import SqlHistorian
 from plc_sim.city import SimulatedCity
+from tests.controlcenter.commands.support import (
+    PUMP,
+    TAGS,
+    TANK1_RTU,
+    command,
+    directory,
+    modbus_driver,
+    pump_command,
+)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlHistorian]:
-    historian = SqlHistorian(f"sqlite:///{tmp_path / 'journal.db'}")
-    yield historian
-    historian.close()
+def pipeline_on(drivers: dict[str, Driver], store: SqlHistorian) -> CommandPipeline:
+    return CommandPipeline(TAGS, drivers, store, WallClock(), timeout_s=2.0, users=directory)
 
 
-def pipeline_for(endpoint: str, store: SqlHistorian) -> CommandPipeline:
-    clock = WallClock()
-    site = load_demo_site().with_endpoints({"water.tank1_rtu": endpoint})
-    drivers = {device.name: build_driver(device, clock) for device in site.devices}
-    return CommandPipeline(site.tag_defs(), drivers, store, clock, timeout_s=2.0)
-
-
-def command(tag: str, value: Value, reason: str = "test") -> Command:
-    return Command(
-        tag=tag,
-        value=value,
-        origin=CommandOrigin.OPERATOR,
-        requested_by="alice",
-        reason=reason,
-        issued_at=datetime.now(UTC),
-        priority=CommandPriority.MANUAL_OPERATOR,
-    )
+def unreachable(port: int) -> dict[str, Driver]:
+    config = ModbusDeviceConfig(host="127.0.0.1", port=port, timeout_s=0.5)
+    return {TANK1_RTU: ModbusDriver(TANK1_RTU, config, WallClock())}
 
 
 async def test_confirmed_command_reaches_the_plc_and_is_journaled(
     tank_city: SimulatedCity, store: SqlHistorian
 ) -> None:
-    host, port = tank_city.endpoints()["water.tank1_rtu"]
-    pipeline = pipeline_for(f"{host}:{port}", store)
-    result = await pipeline.submit(command("water.tank1.pump_cmd", True, "fill for inspection"))
+    driver = modbus_driver(tank_city, TANK1_RTU, WallClock())
+    try:
+        pipeline = pipeline_on({TANK1_RTU: driver}, store)
+        result = await pipeline.submit(command(PUMP, True, by="alice", reason="fill"))
+        assert result.reason == "not authorised: unknown user 'alice'"
+        result = await pipeline.submit(command(PUMP, True, reason="fill for inspection"))
+    finally:
+        await driver.close()
     assert result.status is CommandStatus.CONFIRMED, result.reason
     assert result.readback is True
-    assert tank_city.water is not None
-    assert tank_city.water.tank1.pump_command is True
-    (journaled,) = store.read_commands()
+    assert pump_command(tank_city) is True
+    rejected, journaled = store.read_commands()
+    assert rejected.status is CommandStatus.REJECTED
     assert journaled.command.command_id == result.command.command_id
-    assert journaled.command.requested_by == "alice"
+    assert journaled.command.requested_by == "olga"
     assert journaled.command.reason == "fill for inspection"
     assert journaled.status is CommandStatus.CONFIRMED
 
@@ -63,27 +57,47 @@ async def test_confirmed_command_reaches_the_plc_and_is_journaled(
 @pytest.mark.parametrize(
     ("tag", "value", "reason", "expected"),
     [
-        ("water.tank1.nope", True, "x", "unknown tag"),
-        ("water.tank1.level", 2.0, "x", "read-only"),
-        ("water.tank1.pump_cmd", 1.5, "x", "true or false"),
-        ("water.tank1.pump_cmd", True, "  ", "needs a reason"),
+        ("water.tank1.nope", True, "x", "unknown tag 'water.tank1.nope'"),
+        ("water.tank1.level", 2.0, "x", "tag 'water.tank1.level' is read-only"),
+        ("water.tank1.pump_cmd", 1.5, "x", "limits: water.tank1.pump_cmd takes true or false"),
+        ("water.tank1.pump_cmd", True, "  ", "a command needs a reason"),
+        ("water.tank2.inlet_valve", 5.0, "x", "no driver for device 'water.tank2_rtu'"),
     ],
 )
 async def test_bad_commands_are_rejected_and_journaled(
     closed_port: int, store: SqlHistorian, tag: str, value: Value, reason: str, expected: str
 ) -> None:
-    pipeline = pipeline_for(f"127.0.0.1:{closed_port}", store)
-    result = await pipeline.submit(command(tag, value, reason))
+    pipeline = pipeline_on(unreachable(closed_port), store)
+    result = await pipeline.submit(command(tag, value, reason=reason))
     assert result.status is CommandStatus.REJECTED
-    assert expected in result.reason
+    assert result.reason == expected
     (journaled,) = store.read_commands()
-    assert journaled.status is CommandStatus.REJECTED and expected in journaled.reason
+    assert journaled.status is CommandStatus.REJECTED and journaled.reason == expected
 
 
 async def test_unreachable_device_fails_with_reason(closed_port: int, store: SqlHistorian) -> None:
-    pipeline = pipeline_for(f"127.0.0.1:{closed_port}", store)
-    result = await pipeline.submit(command("water.tank1.pump_cmd", True))
+    pipeline = pipeline_on(unreachable(closed_port), store)
+    result = await pipeline.submit(command(PUMP, True))
     assert result.status is CommandStatus.FAILED
     assert result.reason
     (journaled,) = store.read_commands()
     assert journaled.status is CommandStatus.FAILED
+
+
+async def test_a_pipeline_without_a_user_directory_writes_nothing(
+    tank_city: SimulatedCity, store: SqlHistorian
+) -> None:
+    driver = modbus_driver(tank_city, TANK1_RTU, WallClock())
+    try:
+        pipeline = CommandPipeline(TAGS, {TANK1_RTU: driver}, store, WallClock())
+        result = await pipeline.submit(command(PUMP, True))
+    finally:
+        await driver.close()
+    assert result.reason == "not authorised: no user directory: nobody is authorised to command"
+    assert pump_command(tank_city) is False
+    assert store.read_commands()[0].status is CommandStatus.REJECTED
+
+
+def test_the_selection_timeout_must_be_positive(store: SqlHistorian) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        CommandPipeline(TAGS, {}, store, WallClock(), selection_timeout_s=0.0)

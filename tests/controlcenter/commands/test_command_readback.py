@@ -7,9 +7,7 @@ running, so the result says the write was accepted and not confirmed, failed or 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -24,26 +22,20 @@ from controlcenter.model import (
     Sample,
     Substatus,
 )
-from controlcenter.runtime.app import build_driver
-from controlcenter.runtime.demo import load_demo_site
 from drivers.base import (
     CommunicationTimeoutError,
     WriteUnconfirmedError,
     confirm_write,
 )
+from drivers.modbus.config import ModbusDeviceConfig
+from drivers.modbus.driver import ModbusDriver
 from historian.store import SqlHistorian
 from plc_sim.city import SimulatedCity
 from plc_sim.device import FaultKind, PointValue, SimDevice
+from tests.controlcenter.commands.support import PUMP_TAG, directory
 
 TANK = "water.tank1_rtu"
 PUMP = "water.tank1.pump_cmd"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlHistorian]:
-    historian = SqlHistorian(f"sqlite:///{tmp_path / 'journal.db'}")
-    yield historian
-    historian.close()
 
 
 def pump_on() -> Command:
@@ -51,7 +43,7 @@ def pump_on() -> Command:
         tag=PUMP,
         value=True,
         origin=CommandOrigin.OPERATOR,
-        requested_by="alice",
+        requested_by="olga",
         reason="fill for inspection",
         issued_at=datetime.now(UTC),
         priority=CommandPriority.MANUAL_OPERATOR,
@@ -73,11 +65,11 @@ async def submit_pump_on(
     monkeypatch.setattr(SimDevice, "write", fail_after_write)
     host, port = city.endpoints()[TANK]
     clock = WallClock()
-    site = load_demo_site().with_endpoints({TANK: f"{host}:{port}"})
-    device = site.device(TANK).model_copy(update={"timeout": 0.5, "retries": 0})
-    driver = build_driver(device, clock)
-    tags = [tag for tag in site.tag_defs() if tag.device == TANK]
-    pipeline = CommandPipeline(tags, {TANK: driver}, store, clock, timeout_s=10.0)
+    config = ModbusDeviceConfig(host=host, port=port, timeout_s=0.5, retries=0)
+    driver = ModbusDriver(TANK, config, clock)
+    pipeline = CommandPipeline(
+        [PUMP_TAG], {TANK: driver}, store, clock, timeout_s=10.0, users=directory
+    )
     try:
         return await pipeline.submit(pump_on())
     finally:

@@ -15,6 +15,7 @@ from argon2.profiles import CHEAPEST
 from controlcenter.model import Role, User
 from controlcenter.ports import AuthenticationError, Authenticator
 from controlcenter.security.users import (
+    InvalidAreaNameError,
     InvalidPasswordError,
     InvalidUserNameError,
     UnknownUserError,
@@ -252,3 +253,58 @@ def test_concurrent_additions_all_land(store: UserStore, path: Path) -> None:
         thread.join()
 
     assert [u.name for u in UserStore(path, hasher=FAST).users()] == sorted(names)
+
+
+def test_areas_default_to_every_area_and_round_trip(store: UserStore, path: Path) -> None:
+    assert store.add_user("olga", PASSWORD, Role.OPERATOR).areas == ()
+    wanda = store.add_user("wanda", PASSWORD, Role.OPERATOR, ["water", "heating", "water"])
+    assert wanda == User("wanda", Role.OPERATOR, ("heating", "water"))
+    reopened = UserStore(path, hasher=FAST)
+    assert reopened.get_user("wanda").areas == ("heating", "water")
+    assert reopened.authenticate("wanda", PASSWORD).areas == ("heating", "water")
+    assert reopened.get_user("olga").areas == ()
+
+
+def test_set_areas_ends_sessions_only_when_they_change(store: UserStore) -> None:
+    store.add_user("wanda", PASSWORD, Role.OPERATOR, ["water"])
+    epoch = store.session_epoch("wanda")
+    assert store.set_areas("wanda", ["water"]).areas == ("water",)
+    assert store.session_epoch("wanda") == epoch
+    assert store.set_areas("wanda", []).areas == ()
+    assert store.session_epoch("wanda") != epoch
+    # Role and password changes keep the areas.
+    store.set_areas("wanda", ["lighting"])
+    store.set_role("wanda", Role.ENGINEER)
+    store.set_password("wanda", "another horse battery")
+    assert store.get_user("wanda") == User("wanda", Role.ENGINEER, ("lighting",))
+    with pytest.raises(UnknownUserError):
+        store.set_areas("nobody", ["water"])
+
+
+@pytest.mark.parametrize("areas", [[""], ["water*"], ["a b"], ["x" * 65], "water"])
+def test_bad_area_names_are_refused(store: UserStore, areas: list[str]) -> None:
+    with pytest.raises(InvalidAreaNameError):
+        store.add_user("wanda", PASSWORD, Role.OPERATOR, areas)
+    assert store.users() == []
+
+
+def test_a_user_file_without_areas_still_loads(path: Path, store: UserStore) -> None:
+    store.add_user("olga", PASSWORD, Role.OPERATOR)
+    document = json.loads(path.read_text())
+    for entry in document["users"]:
+        del entry["areas"]
+    path.write_text(json.dumps(document))
+    assert UserStore(path, hasher=FAST).get_user("olga") == User("olga", Role.OPERATOR)
+
+
+def test_a_user_file_with_damaged_areas_is_refused(path: Path, store: UserStore) -> None:
+    store.add_user("olga", PASSWORD, Role.OPERATOR)
+    document = json.loads(path.read_text())
+    document["users"][0]["areas"] = "water"
+    path.write_text(json.dumps(document))
+    with pytest.raises(UserStoreError, match="user entry 0 is invalid"):
+        UserStore(path, hasher=FAST)
+    document["users"][0]["areas"] = ["../etc"]
+    path.write_text(json.dumps(document))
+    with pytest.raises(UserStoreError, match="user entry 0 is invalid"):
+        UserStore(path, hasher=FAST)
