@@ -1,9 +1,11 @@
 """Generate a site file from the simulated city's point list.
 
 The demo city's devices and tags are never written by hand: they come from the same source the
-simulator serves them from, so the two cannot disagree. The site's name, location, rules and
-displays come from a hand-written overlay (``sites/demo-city.yaml``); this module adds the
-``devices`` and ``tags`` sections. Tags are written one per line (YAML flow mappings), so a site
+simulator serves them from, so the two cannot disagree. The site's name, location, automation,
+areas, interlocks and displays come from a hand-written overlay (``sites/demo-overlay.yaml``);
+this module adds the ``devices`` and ``tags`` sections. The overlay names the demo's rule files
+relative to the site file (``demo-rules/*.yaml``): ``write_demo_site`` puts copies of them next
+to a site file it writes elsewhere. Tags are written one per line (YAML flow mappings), so a site
 of twenty thousand points stays readable and every problem still has its own line number.
 """
 
@@ -13,6 +15,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import yaml
 
@@ -128,8 +131,41 @@ def _flow(fields: Mapping[str, object]) -> str:
     return "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in fields.items()) + "}"
 
 
+DEMO_RULES_DIRECTORY = "demo-rules"
+"""The folder, next to the demo site file, of the demo's rule files."""
+
+
+def demo_rule_files() -> dict[str, str]:
+    """The demo's packaged rule files: file name to text."""
+    folder = resources.files("controlcenter") / "sites" / DEMO_RULES_DIRECTORY
+    return {
+        entry.name: entry.read_text("utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml") and entry.is_file()
+    }
+
+
+def write_demo_site(path: Path, site_text: str) -> None:
+    """Write a generated demo site file, and the demo's rule files into ``demo-rules/`` next to
+    it, each written whole and then renamed (a watcher never reads half a file); the site file
+    comes last, so that whoever waits for it finds its rule files there."""
+    rules = path.parent / DEMO_RULES_DIRECTORY
+    rules.mkdir(parents=True, exist_ok=True)
+    for name, text in demo_rule_files().items():
+        _write_whole(rules / name, text)
+    _write_whole(path, site_text)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return  # e.g. the packaged file itself
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
 def demo_overlay_text() -> str:
-    """The hand-written part of the demo site: site, rules and displays."""
+    """The hand-written part of the demo site: site, automation, areas, interlocks, displays."""
     return (resources.files("controlcenter") / "sites" / "demo-overlay.yaml").read_text("utf-8")
 
 

@@ -1,25 +1,48 @@
-"""The site file: pydantic models of the site, its devices, tags, rules and displays.
+"""The site file: pydantic models of the site, its devices, tags, automation and displays.
 
 A site file is validated as a whole before anything starts. Every problem is reported with the
-file, the line and the offending key, so an engineer can fix a file in one pass.
+file, the line and column and the offending key, so an engineer can fix a file in one pass.
+
+The site file names the rule files (``automation.rule_files``, read by
+``controlcenter.site.rulefile``) and the identity the rules command as; it defines the site's
+areas and interlocks itself. Rules no longer live in the site file: a ``rules:`` section is
+refused with a pointer to rule files.
 """
 
 from __future__ import annotations
 
-import difflib
+import fnmatch
 import ipaddress
 import itertools
 import re
+import stat
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from controlcenter.model import DataType, TagDef
+from controlcenter.automation import (
+    NOWHERE,
+    AreaDef,
+    Expression,
+    InterlockDef,
+    SiteLocation,
+    SourceSpot,
+)
+from controlcenter.model import DataType, Role, TagDef, User
 from controlcenter.site.fields import (
+    ExpressionText,
     FiniteFloat,
     Integer,
     Name,
@@ -27,6 +50,7 @@ from controlcenter.site.fields import (
     SitePath,
     Text,
 )
+from controlcenter.site.validation import ModelVocabulary, problems_from_validation_error
 from controlcenter.site.yamlsource import (
     MAX_PROBLEMS,
     LocatedDocument,
@@ -34,7 +58,6 @@ from controlcenter.site.yamlsource import (
     SourceFileError,
     SourceProblem,
     collector_paused,
-    format_location,
     load_located_yaml,
 )
 from drivers.bacnet.address import validate_address as validate_bacnet_address
@@ -49,8 +72,13 @@ DOTTED_NAME = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
 
 MAX_DEVICES = 10_000
 MAX_TAGS = 200_000
-MAX_RULES = 10_000
 """Largest site: four times the simulated city at scale 35 (773 devices, 49,555 tags)."""
+MAX_RULE_FILES = 100
+MAX_AREAS = 1000
+MAX_INTERLOCKS = 10_000
+MAX_PATTERNS = 10_000
+"""Most tag names or patterns of one area or interlock."""
+RULES_MOVED = "rules now live in rule files: list them under automation.rule_files"
 
 AddressValidator = Callable[[str, DataType], None]
 # Each protocol checks its own address syntax; the site file is refused before anything starts.
@@ -313,6 +341,12 @@ class TagConfig(_Strict):
     scale: FiniteFloat = Field(default=1.0, description="engineering = raw x scale + offset")
     offset: FiniteFloat = 0.0
     compression: CompressionConfig | None = None
+    max_step: FiniteFloat | None = Field(
+        default=None, gt=0, description="largest change one command may make (numeric tags)"
+    )
+    min_command_interval: FiniteFloat = Field(
+        default=0.0, ge=0, le=86_400, description="seconds between two commands to the tag"
+    )
 
     @model_validator(mode="after")
     def _compression_span(self) -> TagConfig:
@@ -337,6 +371,8 @@ class TagConfig(_Strict):
         # A range bounds commands and spans deviations: it means nothing for text or times.
         if self.range is not None and not numeric:
             raise ValueError(f"only numeric tags can have a range, not {self.data_type}")
+        if self.max_step is not None and not numeric:
+            raise ValueError(f"only numeric tags can have a max_step, not {self.data_type}")
         return self
 
     @field_validator("range")
@@ -361,32 +397,71 @@ class TagConfig(_Strict):
             description=self.description,
             scale=self.scale,
             offset=self.offset,
+            max_step=self.max_step,
+            min_command_interval_s=self.min_command_interval,
         )
 
 
-class HysteresisRuleConfig(_Strict):
-    """Two-position control with a differential gap: on below one level, off above another."""
+class IdentityConfig(_Strict):
+    """The service identity the rules command as: its role and areas authorise their commands
+    in the command pipeline exactly as an operator's would be."""
+
+    name: Name = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@-]+$")
+    role: Role = Role.OPERATOR
+    areas: list[Name] = Field(
+        default_factory=list, max_length=MAX_AREAS, description="empty: every area"
+    )
+
+    @field_validator("role")
+    @classmethod
+    def _may_command(cls, value: Role) -> Role:
+        if not value.includes(Role.OPERATOR):
+            raise ValueError(f"the rules' identity must be able to command, not a {value.value}")
+        return value
+
+
+def _default_identity() -> IdentityConfig:
+    return IdentityConfig(name="rules")
+
+
+class AutomationConfig(_Strict):
+    """Where the rules are (rule files, relative to the site file) and whom they act as."""
+
+    rule_files: list[SitePath] = Field(default_factory=list, max_length=MAX_RULE_FILES)
+    identity: IdentityConfig = Field(
+        default_factory=_default_identity,
+        description="the identity the rules command as (default: 'rules', operator)",
+    )
+
+
+TagPattern = Annotated[Name, Field(min_length=1)]
+"""A tag name or an ``fnmatch`` pattern of tag names (``water.ps1.pump*.run_cmd``)."""
+
+
+class AreaConfig(_Strict):
+    """A part of the site whose tags a user may be allowed to command."""
 
     name: Name = Field(pattern=DOTTED_NAME)
-    kind: Literal["hysteresis"]
-    input: Name = Field(description="analog tag watched")
-    output: Name = Field(description="writable boolean tag commanded")
-    on_below: FiniteFloat
-    off_above: FiniteFloat
-    min_command_interval: FiniteFloat = Field(
-        default=10.0, ge=0, description="seconds between repeated commands to the output"
+    tags: list[TagPattern] = Field(min_length=1, max_length=MAX_PATTERNS)
+
+
+def _applies_to_text(value: object) -> object:
+    """``applies_to: true`` (a YAML bool) as the text ``"true"``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+class InterlockConfig(_Strict):
+    """Blocks commands to some tags while a condition holds (checked in the command pipeline)."""
+
+    name: Name = Field(pattern=DOTTED_NAME)
+    tags: list[TagPattern] = Field(min_length=1, max_length=MAX_PATTERNS)
+    block_when: ExpressionText
+    applies_to: Annotated[Literal["any", "true", "false"], BeforeValidator(_applies_to_text)] = (
+        "any"
     )
-    description: Text = ""
-    enabled: bool = True
-
-    @model_validator(mode="after")
-    def _gap(self) -> HysteresisRuleConfig:
-        if self.on_below >= self.off_above:
-            raise ValueError("on_below must be lower than off_above")
-        return self
-
-
-RuleConfig = Annotated[HysteresisRuleConfig, Field(discriminator="kind")]
+    message: Text = ""
 
 
 class HmiConfig(_Strict):
@@ -402,9 +477,50 @@ class SiteConfig(_Strict):
     # Bounded lists: a hostile file cannot make validation report millions of problems.
     devices: list[DeviceConfig] = Field(min_length=1, max_length=MAX_DEVICES)
     tags: list[TagConfig] = Field(min_length=1, max_length=MAX_TAGS)
-    rules: list[RuleConfig] = Field(default_factory=list, max_length=MAX_RULES)
+    automation: AutomationConfig = Field(default_factory=AutomationConfig)
+    areas: list[AreaConfig] = Field(default_factory=list, max_length=MAX_AREAS)
+    interlocks: list[InterlockConfig] = Field(default_factory=list, max_length=MAX_INTERLOCKS)
     hmi: HmiConfig = Field(default_factory=HmiConfig)
     historian: HistorianConfig = Field(default_factory=HistorianConfig)
+    _interlock_spots: tuple[tuple[SourceSpot, SourceSpot], ...] = PrivateAttr(default=())
+    """Per interlock: where it is written and where its block_when expression starts (set
+    when the site is loaded from a file)."""
+
+    def location(self) -> SiteLocation:
+        """Where the site is, for sun events and local time."""
+        return SiteLocation(self.site.latitude, self.site.longitude, self.site.timezone)
+
+    def rule_file_paths(self) -> tuple[Path, ...]:
+        """The rule files, in the order the site names them (absolute once loaded from a file:
+        resolved against the site file's directory)."""
+        return tuple(self.automation.rule_files)
+
+    def automation_identity(self) -> User:
+        """The user the rules command as."""
+        identity = self.automation.identity
+        return User(identity.name, identity.role, tuple(identity.areas))
+
+    def area_defs(self) -> tuple[AreaDef, ...]:
+        """The site's areas."""
+        return tuple(AreaDef(area.name, tuple(area.tags)) for area in self.areas)
+
+    def interlock_defs(self) -> tuple[InterlockDef, ...]:
+        """The site's interlocks, each with its spot and its expression's spot."""
+        spots = self._interlock_spots
+        definitions = []
+        for index, interlock in enumerate(self.interlocks):
+            spot, expression_spot = spots[index] if index < len(spots) else (NOWHERE, NOWHERE)
+            definitions.append(
+                InterlockDef(
+                    name=interlock.name,
+                    tags=tuple(interlock.tags),
+                    block_when=Expression(interlock.block_when, expression_spot),
+                    message=interlock.message,
+                    applies_to=interlock.applies_to,
+                    spot=spot,
+                )
+            )
+        return tuple(definitions)
 
     def compression_settings(self) -> dict[str, CompressionSettings]:
         """Each tag's compression: its own, else the historian default for numeric tags with a
@@ -469,121 +585,77 @@ def load_site(path: Path, var_directory: Path = CENTER_VAR_DIRECTORY) -> SiteCon
     """Load and validate a site file; raise SourceFileError listing every problem with its line.
 
     Paths in the file are resolved against the file's directory and must stay inside it or
-    inside ``var_directory`` (see ``PathRoots``); they come back absolute.
+    inside ``var_directory`` (see ``PathRoots``); they come back absolute. Each rule file named
+    must exist (its contents are read by ``controlcenter.site.rulefile``).
     """
     with collector_paused():
         return _load_site(path, var_directory)
 
 
 def _load_site(path: Path, var_directory: Path) -> SiteConfig:
-    document = load_located_yaml(path)
+    document = load_located_yaml(path, record_values=frozenset({"interlocks"}))
     if not isinstance(document.data, dict):
         raise SourceFileError(
-            [SourceProblem(document.file, 1, "", "a site file is a mapping with a 'site' key")]
+            [SourceProblem(document.file, 1, "", "a site file is a mapping with a 'site' key", 1)]
         )
     roots = PathRoots(site_directory=path.absolute().parent, var_directory=var_directory)
     try:
         site = SiteConfig.model_validate(document.data, context=roots)
     except ValidationError as err:
-        errors = err.errors(include_url=False)[:MAX_PROBLEMS]
-        problems = [_problem_from_pydantic(document, error) for error in errors]
-        raise SourceFileError(_with_count(document, problems, err.error_count())) from err
+        problems = problems_from_validation_error(document, err, SITE_VOCABULARY)
+        raise SourceFileError(problems) from err
     found = list(itertools.islice(_cross_reference_problems(site, document), MAX_PROBLEMS + 1))
-    problems = [
-        SourceProblem(document.file, document.line_of(location), format_location(location), text)
-        for location, text in found[:MAX_PROBLEMS]
-    ]
+    problems = [document.problem(location, text) for location, text in found[:MAX_PROBLEMS]]
     if problems:
         raise SourceFileError(problems)
+    site._interlock_spots = tuple(
+        (
+            source_spot(document, ("interlocks", index)),
+            source_spot(document, ("interlocks", index, "block_when"), value=True),
+        )
+        for index in range(len(site.interlocks))
+    )
     return site
 
 
-def _with_count(
-    document: LocatedDocument, problems: list[SourceProblem], total: int
-) -> list[SourceProblem]:
-    """``problems``, and a last line saying how many more were found, if any."""
-    if total <= len(problems):
-        return problems
-    more = f"{total - len(problems):,} more problems not shown"
-    return [*problems, SourceProblem(document.file, None, "", more)]
-
-
-def _problem_from_pydantic(document: LocatedDocument, error: ErrorDetails) -> SourceProblem:
-    location: Location = tuple(error["loc"])
-    # Discriminated unions add the discriminator value ('modbus') to the location; drop it so
-    # that the location points at the key in the file.
-    location = _strip_union_tags(document.data, location)
-    line = document.line_of(location)
-    message = error["msg"]
-    if error["type"] == "extra_forbidden" and location:
-        key = str(location[-1])
-        message = f"unknown key '{key}'"
-        suggestion = _suggest_key(location)
-        if suggestion:
-            message += f" (did you mean '{suggestion}'?)"
-    elif error["type"] == "missing" and location:
-        message = f"missing required key '{location[-1]}'"
-    elif isinstance(error.get("input"), dict | list):
-        message = message.removeprefix("Value error, ")
-    else:
-        message = f"{message.removeprefix('Value error, ')} (got {_short(error.get('input'))})"
-    return SourceProblem(document.file, line, format_location(location), message)
-
-
-def _strip_union_tags(data: Any, location: Location) -> Location:
-    kept: list[str | int] = []
-    node = data
-    for part in location:
-        in_mapping = isinstance(node, dict) and part in node
-        in_sequence = isinstance(node, list) and isinstance(part, int) and part < len(node)
-        if in_mapping or in_sequence:
-            kept.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
-            # Either a union tag ('modbus') or a missing/extra key: keep a key that is not a tag.
-            if part not in _UNION_TAGS:
-                kept.append(part)
-                node = None
-        else:
-            kept.append(part)
-            node = None
-    return tuple(kept)
+def source_spot(
+    document: LocatedDocument, location: Location, *, value: bool = False
+) -> SourceSpot:
+    """The spot of ``location`` in ``document`` (``value``: of its scalar text's first
+    character, when recorded; else of its key or item)."""
+    if value:
+        recorded = document.value_spots.get(location)
+        if recorded is not None:
+            return SourceSpot(document.file, recorded[0], recorded[1])
+    line, column = document.spot_of(location)
+    return SourceSpot(document.file, line, column)
 
 
 # The discriminator values of the tagged unions, read from the models so they never drift.
-_UNION_TAGS = {
+_UNION_TAGS = frozenset(
     str(value)
-    for model, key in (
-        (ModbusDeviceConfig, "protocol"),
-        (OpcUaDeviceConfig, "protocol"),
-        (BacnetDeviceConfig, "protocol"),
-        (HysteresisRuleConfig, "kind"),
-    )
-    for value in get_args(model.model_fields[key].annotation)
-}
-_SECTION_MODELS: dict[str, list[type[BaseModel]]] = {
-    "site": [SiteInfo],
-    "devices": [ModbusDeviceConfig, OpcUaDeviceConfig, BacnetDeviceConfig],
-    "tags": [TagConfig],
-    "rules": [HysteresisRuleConfig],
-    "hmi": [HmiConfig],
-    "historian": [HistorianConfig],
-}
-
-
-def _suggest_key(location: Location) -> str | None:
-    if len(location) == 1:
-        candidates = list(SiteConfig.model_fields)
-    else:
-        models = _SECTION_MODELS.get(str(location[0]), [])
-        candidates = [name for model in models for name in model.model_fields]
-    matches = difflib.get_close_matches(str(location[-1]), candidates, n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    for model in (ModbusDeviceConfig, OpcUaDeviceConfig, BacnetDeviceConfig)
+    for value in get_args(model.model_fields["protocol"].annotation)
+)
+SITE_VOCABULARY = ModelVocabulary(
+    root=SiteConfig,
+    sections={
+        "site": [SiteInfo],
+        "devices": [ModbusDeviceConfig, OpcUaDeviceConfig, BacnetDeviceConfig],
+        "tags": [TagConfig],
+        "compression": [CompressionConfig],
+        "automation": [AutomationConfig],
+        "identity": [IdentityConfig],
+        "areas": [AreaConfig],
+        "interlocks": [InterlockConfig],
+        "hmi": [HmiConfig],
+        "historian": [HistorianConfig],
+        "retention": [RetentionConfig],
+    },
+    union_tags=_UNION_TAGS,
+    refused_keys={"rules": RULES_MOVED},
+)
+"""How the site file's validation errors are told (see ``ModelVocabulary``)."""
 
 
 def _cross_reference_problems(
@@ -592,7 +664,6 @@ def _cross_reference_problems(
     device_protocols = {device.name: device.protocol for device in site.devices}
     yield from _duplicates("devices", [device.name for device in site.devices], "device")
     yield from _duplicates("tags", [tag.name for tag in site.tags], "tag")
-    yield from _duplicates("rules", [rule.name for rule in site.rules], "rule")
     tags = {tag.name: tag for tag in site.tags}
     for index, tag in enumerate(site.tags):
         protocol = device_protocols.get(tag.device)
@@ -604,22 +675,67 @@ def _cross_reference_problems(
         except (AddressError, ValueError) as err:
             yield ("tags", index, "address"), str(err)
     yield from _overlapping_modbus_points(site, document, device_protocols)
-    for index, rule in enumerate(site.rules):
-        watched = tags.get(rule.input)
-        if watched is None:
-            yield ("rules", index, "input"), f"unknown tag '{rule.input}'"
-        elif watched.data_type not in (DataType.FLOAT, DataType.INT):
-            yield ("rules", index, "input"), f"tag '{rule.input}' is not numeric"
-        commanded = tags.get(rule.output)
-        if commanded is None:
-            yield ("rules", index, "output"), f"unknown tag '{rule.output}'"
-        elif not commanded.writable:
-            yield ("rules", index, "output"), f"tag '{rule.output}' is not writable"
-        elif commanded.data_type is not DataType.BOOL:
-            yield ("rules", index, "output"), f"tag '{rule.output}' is not boolean"
+    yield from _rule_file_problems(site.automation.rule_files)
+    yield from _duplicates("areas", [area.name for area in site.areas], "area")
+    yield from _duplicates("interlocks", [lock.name for lock in site.interlocks], "interlock")
+    matcher = TagMatcher(list(tags))
+    patterns: list[tuple[str, Sequence[Sequence[str]]]] = [
+        ("areas", [area.tags for area in site.areas]),
+        ("interlocks", [interlock.tags for interlock in site.interlocks]),
+    ]
+    for section, entries in patterns:
+        for index, entry in enumerate(entries):
+            for position, pattern in enumerate(entry):
+                if not matcher.matches_any(pattern):
+                    yield (section, index, "tags", position), f"'{pattern}' matches no tag"
+    area_names = {area.name for area in site.areas}
+    for index, area in enumerate(site.automation.identity.areas):
+        if area not in area_names:
+            yield ("automation", "identity", "areas", index), f"unknown area '{area}'"
     for index, name in enumerate(site.hmi.featured):
         if name not in tags:
             yield ("hmi", "featured", index), f"unknown tag '{name}'"
+
+
+def _rule_file_problems(paths: Sequence[Path]) -> Iterator[tuple[Location, str]]:
+    """A rule file named twice, missing, or not a regular file (a FIFO would block its reader)."""
+    seen: set[Path] = set()
+    for index, path in enumerate(paths):
+        location: Location = ("automation", "rule_files", index)
+        if path in seen:
+            yield location, f"rule file '{path}' is named twice"
+            continue
+        seen.add(path)
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            yield location, f"rule file '{path}' does not exist"
+            continue
+        except OSError as err:
+            yield (
+                location,
+                f"rule file '{path}' cannot be read: {err.strerror or type(err).__name__}",
+            )
+            continue
+        if not stat.S_ISREG(mode):
+            yield location, f"rule file '{path}' is not a regular file"
+
+
+class TagMatcher:
+    """Whether a tag name or ``fnmatch`` pattern names at least one of a site's tags."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self._names = names
+        self._known = frozenset(names)
+
+    def matches_any(self, pattern: str) -> bool:
+        """Whether ``pattern`` (case-sensitive, as tag names are) matches a tag."""
+        if pattern in self._known:
+            return True
+        if not any(character in pattern for character in "*?["):
+            return False
+        match = re.compile(fnmatch.translate(pattern)).match
+        return any(match(name) is not None for name in self._names)
 
 
 def _duplicates(section: str, names: list[str], what: str) -> Iterator[tuple[Location, str]]:

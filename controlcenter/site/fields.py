@@ -8,6 +8,7 @@ characters, ``/etc/shadow``) is refused the same way wherever it appears.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,42 @@ Name = Annotated[str, Field(max_length=NAME_MAX_CHARACTERS), _printable(_CONTROL
 
 Text = Annotated[str, Field(max_length=TEXT_MAX_CHARACTERS), _printable(_CONTROL_IN_TEXT)]
 """Free text for people, such as a description (tabs and line breaks allowed)."""
+
+
+EXPRESSION_MAX_CHARACTERS = 2000
+"""Longest expression of the rule language (the rules package refuses longer ones as well)."""
+
+
+def literal_as_expression(value: object) -> object:
+    """A YAML bool or number as the text of the same literal in the expression language, so that
+    ``value: 1`` and ``block_when: true`` need no quotes; other values are left to the type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("an expression's number must be finite")
+        return repr(value)
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("an expression must not be empty")
+    return value
+
+
+ExpressionText = Annotated[
+    str,
+    Strict(),
+    Field(max_length=EXPRESSION_MAX_CHARACTERS),
+    BeforeValidator(literal_as_expression),
+    _printable(_CONTROL_IN_TEXT),
+    AfterValidator(_not_blank),
+]
+"""The text of an expression of the rule language (compiled by the rules package, which knows
+the tags); a YAML bool or number is taken as its literal."""
 
 
 @dataclass(frozen=True, slots=True)

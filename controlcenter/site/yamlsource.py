@@ -1,7 +1,8 @@
 """YAML loading that remembers where every key and value came from, for error messages.
 
-A site file comes from people and tools the center does not control, so the reader refuses, with
-the file and line, everything that is not a plain YAML document of mappings, lists and scalars:
+Site and rule files come from people and tools the center does not control, so the reader
+refuses, with the file, line and column, everything that is not a plain YAML document of
+mappings, lists and scalars:
 
 - anything that is not a regular file (FIFOs and devices are refused before they are read, and a
   file is opened non-blocking so that a FIFO swapped in meanwhile cannot hang the reader);
@@ -17,8 +18,10 @@ the file and line, everything that is not a plain YAML document of mappings, lis
   than ``MAX_VALUES`` values in all, a second document;
 - numbers longer than ``MAX_NUMBER_CHARACTERS`` characters.
 
-Plain scalars that YAML 1.1 would read as dates stay text: a site file has no date values.
-At most ``MAX_PROBLEMS`` problems are reported for one file.
+Plain scalars that YAML 1.1 would read as dates stay text: these files have no date values.
+At most ``MAX_PROBLEMS`` problems are reported for one file. Every problem names the file, and
+where it can, the line and column (both counted from 1; a column counts characters, not bytes):
+``file:line:column: location: reason``.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 Location = tuple[str | int, ...]
+Spot = tuple[int, int]
+"""A line and a column, both counted from 1."""
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 """Largest site file read. The largest site the center is benchmarked with (the simulated city
@@ -57,17 +62,20 @@ site setting needs more than a few digits)."""
 
 @dataclass(frozen=True, slots=True)
 class SourceProblem:
-    """One problem in a source file: where it is (line None: the file as a whole) and what."""
+    """One problem in a source file: where it is (line None: the file as a whole; column None:
+    the line as a whole) and what."""
 
     file: str
     line: int | None
     location: str
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f" {self.location}:" if self.location else ""
         line = f":{self.line}" if self.line is not None else ""
-        return f"{self.file}{line}:{where} {self.message}"
+        column = f":{self.column}" if self.line is not None and self.column is not None else ""
+        return f"{self.file}{line}{column}:{where} {self.message}"
 
 
 class SourceFileError(Exception):
@@ -80,19 +88,35 @@ class SourceFileError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LocatedDocument:
-    """A parsed YAML document with the line of every mapping key and value."""
+    """A parsed YAML document with the spot (line, column) of every mapping key and value.
+
+    ``spots`` maps a location to where it is written: for a mapping key's location, the key;
+    for a list item, the item's first character. ``value_spots`` (recorded only when asked
+    for, see ``parse_located_yaml``) maps the location of every scalar to the spot of the first
+    character of its text, as ``value_spot`` describes.
+    """
 
     file: str
     data: Any
-    lines: dict[Location, int]
+    spots: dict[Location, Spot]
+    value_spots: dict[Location, Spot] = field(default_factory=dict)
+
+    def spot_of(self, location: Location) -> Spot:
+        """Spot of the nearest enclosing element of ``location`` that has one."""
+        for end in range(len(location), -1, -1):
+            spot = self.spots.get(location[:end])
+            if spot is not None:
+                return spot
+        return (1, 1)
 
     def line_of(self, location: Location) -> int:
         """Line of the nearest enclosing element of ``location`` that has one (1-based)."""
-        for end in range(len(location), -1, -1):
-            line = self.lines.get(location[:end])
-            if line is not None:
-                return line
-        return 1
+        return self.spot_of(location)[0]
+
+    def problem(self, location: Location, message: str) -> SourceProblem:
+        """A problem at ``location`` of this document (its key's or item's line and column)."""
+        line, column = self.spot_of(location)
+        return SourceProblem(self.file, line, format_location(location), message, column)
 
 
 def format_location(location: Location) -> str:
@@ -157,19 +181,42 @@ class _LocatingLoader(_BASE_LOADER):  # type: ignore[misc,valid-type]
 class _Refused(Exception):
     """Construction stops at once: the document cannot be read further (depth, aliases)."""
 
-    def __init__(self, line: int, message: str) -> None:
+    def __init__(self, spot: Spot, message: str) -> None:
         super().__init__(message)
-        self.line = line
+        self.spot = spot
         self.message = message
 
 
-def load_located_yaml(path: Path) -> LocatedDocument:
-    """Parse a YAML file, recording lines; raise SourceFileError for unreadable or invalid YAML."""
+ValueSections = bool | frozenset[str]
+"""Whose scalars' text spots to record: none (False), all (True), or those under these
+top-level keys."""
+
+
+def load_located_yaml(path: Path, *, record_values: ValueSections = False) -> LocatedDocument:
+    """Parse a YAML file, recording spots; raise SourceFileError for unreadable or invalid YAML
+    (``record_values``: see ``parse_located_yaml``)."""
     file = str(path)
-    data = read_source_bytes(path)
-    text = _decode(file, data)
+    text = decode_source(file, read_source_bytes(path))
     with collector_paused():
-        return _parse(file, text)
+        return _parse(file, text, record_values)
+
+
+def parse_located_yaml(
+    file: str, text: str, *, record_values: ValueSections = False, limit: int = MAX_FILE_BYTES
+) -> LocatedDocument:
+    """Parse YAML text named ``file`` (e.g. a stored version of a file) as a file is parsed.
+
+    The text is held to the same rules as a file's bytes: at most ``limit`` bytes as UTF-8,
+    printable characters and LF or CR LF line breaks only. With ``record_values``, the spot of
+    the first character of every scalar's text (or of those under the named top-level keys) is
+    recorded too (``LocatedDocument.value_spots``, see ``value_spot``), for values that are
+    expressions.
+    """
+    if len(text) > limit or len(text.encode("utf-8", errors="surrogatepass")) > limit:
+        raise SourceFileError([_whole_file(file, _too_large(limit))])
+    check_source_text(file, text)
+    with collector_paused():
+        return _parse(file, text, record_values)
 
 
 def read_source_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -224,7 +271,7 @@ def _kind(mode: int) -> str:
 
 
 def _too_large(limit: int) -> str:
-    return f"larger than {limit // (1024 * 1024)} MiB, the most a site file may be"
+    return f"larger than {limit // (1024 * 1024)} MiB, the most a site or rule file may be"
 
 
 def _os_reason(err: OSError) -> str:
@@ -235,24 +282,38 @@ def _whole_file(file: str, message: str) -> SourceProblem:
     return SourceProblem(file, None, "", message)
 
 
-def _decode(file: str, data: bytes) -> str:
+def decode_source(file: str, data: bytes) -> str:
+    """The text of a source file's bytes; raise SourceFileError (with the line and column of
+    the first offending character) unless it is UTF-8 text that ``check_source_text`` accepts."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        column = len(data[line_start : err.start].decode("utf-8", errors="replace")) + 1
         byte = data[err.start]
-        raise SourceFileError(
-            [SourceProblem(file, line, "", f"not UTF-8: byte 0x{byte:02X} cannot be decoded")]
-        ) from err
-    other_break = _OTHER_LINE_BREAK.search(text)
-    if other_break is not None:
-        line = text.count("\n", 0, other_break.start()) + 1
         raise SourceFileError(
             [
                 SourceProblem(
+                    file, line, "", f"not UTF-8: byte 0x{byte:02X} cannot be decoded", column
+                )
+            ]
+        ) from err
+    check_source_text(file, text)
+    return text
+
+
+def check_source_text(file: str, text: str) -> None:
+    """Raise SourceFileError at the first line break other than LF or CR LF, or the first
+    character YAML does not allow (its line and column)."""
+    other_break = _OTHER_LINE_BREAK.search(text)
+    if other_break is not None:
+        raise SourceFileError(
+            [
+                _at_offset(
                     file,
-                    line,
-                    "",
+                    text,
+                    other_break.start(),
                     f"line break U+{ord(other_break.group()):04X} is not allowed "
                     "(lines end with LF or CR LF)",
                 )
@@ -260,19 +321,23 @@ def _decode(file: str, data: bytes) -> str:
         )
     bad = _NOT_PRINTABLE.search(text)
     if bad is not None:
-        line = text.count("\n", 0, bad.start()) + 1
         raise SourceFileError(
             [
-                SourceProblem(
+                _at_offset(
                     file,
-                    line,
-                    "",
+                    text,
+                    bad.start(),
                     f"character U+{ord(bad.group()):04X} is not allowed "
                     "(YAML allows printable characters, tab and line breaks only)",
                 )
             ]
         )
-    return text
+
+
+def _at_offset(file: str, text: str, offset: int, message: str) -> SourceProblem:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return SourceProblem(file, line, "", message, column)
 
 
 @contextmanager
@@ -292,43 +357,52 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _parse(file: str, text: str) -> LocatedDocument:
+def _parse(file: str, text: str, record_values: ValueSections) -> LocatedDocument:
     loader = _LocatingLoader(text)
-    builder = _Builder(file, loader)
+    builder = _Builder(file, loader, text, record_values)
     try:
         data = builder.document()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         # libyaml marks the end of the stream one line past the last line of a file that does
-        # not end with a line break: name the last line instead.
-        last_line = text.count("\n") + 1
-        line = min(mark.line + 1, last_line) if mark is not None else 1
+        # not end with a line break: name the end of the last line instead.
+        lines = text.split("\n")
+        if mark is None:
+            line, column = 1, 1
+        elif mark.line >= len(lines):
+            line, column = len(lines), len(lines[-1].rstrip("\r")) + 1
+        else:
+            line, column = mark.line + 1, mark.column + 1
         raise SourceFileError(
-            [SourceProblem(file, line, "", f"invalid YAML: {err.problem}")]
+            [SourceProblem(file, line, "", f"invalid YAML: {err.problem}", column)]
         ) from err
     except yaml.YAMLError as err:
-        raise SourceFileError([SourceProblem(file, 1, "", f"invalid YAML: {err}")]) from err
+        raise SourceFileError([SourceProblem(file, 1, "", f"invalid YAML: {err}", 1)]) from err
     except _Refused as err:
-        raise SourceFileError([SourceProblem(file, err.line, "", err.message)]) from err
+        line, column = err.spot
+        raise SourceFileError([SourceProblem(file, line, "", err.message, column)]) from err
     finally:
         loader.dispose()
     if builder.problems:
         raise SourceFileError(builder.problems)
-    return LocatedDocument(file, data, builder.lines)
+    return LocatedDocument(file, data, builder.spots, builder.value_spots)
 
 
 class _Builder:
-    """Builds Python values straight from libyaml's parse events, with the line of every key
+    """Builds Python values straight from libyaml's parse events, with the spot of every key
     and value.
 
     Building from events rather than from a composed node tree is faster (no node objects) and
-    lets every limit stop the reading at once, at the line where it is passed, before the
+    lets every limit stop the reading at once, at the spot where it is passed, before the
     rest of a hostile file costs time or memory.
     """
 
-    def __init__(self, file: str, loader: _LocatingLoader) -> None:
+    def __init__(
+        self, file: str, loader: _LocatingLoader, text: str, record_values: ValueSections
+    ) -> None:
         self.file = file
-        self.lines: dict[Location, int] = {}
+        self.spots: dict[Location, Spot] = {}
+        self.value_spots: dict[Location, Spot] = {}
         self.problems: list[SourceProblem] = []
         self._next_event = loader.get_event
         self._resolve = loader.resolve
@@ -336,6 +410,10 @@ class _Builder:
         self._open_anchors: set[str] = set()
         self._values = 0
         self._alias_values = 0
+        self._record_all = record_values is True
+        self._record_sections = record_values if isinstance(record_values, frozenset) else None
+        self._text = text
+        self._text_lines: list[str] | None = None
 
     def document(self) -> Any:
         """The value of the stream's single document (None for an empty file)."""
@@ -348,37 +426,45 @@ class _Builder:
         self._next_event()  # document end
         event = self._next_event()
         if not isinstance(event, yaml.StreamEndEvent):
-            raise _Refused(_line(event), "a site file is one YAML document; another starts here")
+            raise _Refused(_spot(event), "a file is one YAML document; another starts here")
         return value
 
     def _build(self, event: yaml.Event, location: Location, depth: int) -> tuple[Any, int]:
         """The value that starts with ``event`` and how many values it holds once aliases are
         expanded."""
-        line = _line(event)
-        self.lines.setdefault(location, line)
+        spot = _spot(event)
+        self.spots.setdefault(location, spot)
         if isinstance(event, yaml.AliasEvent):
-            return self._alias(str(event.anchor), line)
+            return self._alias(str(event.anchor), spot)
         self._values += 1
         if self._values > MAX_VALUES:
-            raise _Refused(line, f"more than {MAX_VALUES:,} values in one site file")
+            raise _Refused(spot, f"more than {MAX_VALUES:,} values in one file")
         if not isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent):
-            raise _Refused(line, f"unexpected {type(event).__name__}")  # the parser prevents it
+            raise _Refused(spot, f"unexpected {type(event).__name__}")  # the parser prevents it
         anchor = event.anchor
         if isinstance(event, yaml.ScalarEvent):
             tag = event.tag
             if tag is None or tag == "!":
                 tag = self._resolve(yaml.ScalarNode, event.value, event.implicit)
-            built: tuple[Any, int] = (self._scalar(tag, event.value, line, location), 1)
+            if self._record_all or (
+                self._record_sections is not None
+                and location
+                and location[0] in self._record_sections
+            ):
+                if self._text_lines is None:
+                    self._text_lines = self._text.split("\n")
+                self.value_spots[location] = value_spot(event, self._text_lines)
+            built: tuple[Any, int] = (self._scalar(tag, event.value, spot, location), 1)
         else:
             if depth >= MAX_DEPTH:
-                raise _Refused(line, f"nested deeper than {MAX_DEPTH} levels")
+                raise _Refused(spot, f"nested deeper than {MAX_DEPTH} levels")
             if anchor is not None:
                 self._open_anchors.add(anchor)
             if isinstance(event, yaml.SequenceStartEvent):
-                self._check_tag(event.tag, _SEQ, "a list", line, location)
+                self._check_tag(event.tag, _SEQ, "a list", spot, location)
                 built = self._sequence(location, depth)
             else:
-                self._check_tag(event.tag, _MAP, "a mapping", line, location)
+                self._check_tag(event.tag, _MAP, "a mapping", spot, location)
                 built = self._mapping(location, depth)
             if anchor is not None:
                 self._open_anchors.discard(anchor)
@@ -386,18 +472,18 @@ class _Builder:
             self._anchors[anchor] = built
         return built
 
-    def _alias(self, anchor: str, line: int) -> tuple[Any, int]:
+    def _alias(self, anchor: str, spot: Spot) -> tuple[Any, int]:
         if anchor in self._open_anchors:
-            raise _Refused(line, f"recursive alias: '*{anchor[:40]}' is inside its own anchor")
+            raise _Refused(spot, f"recursive alias: '*{anchor[:40]}' is inside its own anchor")
         built = self._anchors.get(anchor)
         if built is None:
-            raise _Refused(line, f"alias '*{anchor[:40]}' names no anchor before it")
+            raise _Refused(spot, f"alias '*{anchor[:40]}' names no anchor before it")
         # The value is shared, not rebuilt, but what it repeats still counts, so that a few
         # lines cannot stand for billions of values once validated.
         self._alias_values += built[1]
         if self._alias_values > MAX_ALIAS_EXPANSION:
             raise _Refused(
-                line,
+                spot,
                 f"aliases repeat more than {MAX_ALIAS_EXPANSION:,} values (alias expansion limit)",
             )
         return built
@@ -420,7 +506,7 @@ class _Builder:
             event = self._next_event()
             if isinstance(event, yaml.MappingEndEvent):
                 return mapping, size
-            key_line = _line(event)
+            key_spot = _spot(event)
             key = self._key(event, location, depth)
             if key is None:
                 self._build(self._next_event(), location, depth + 1)  # read past its value
@@ -428,46 +514,46 @@ class _Builder:
             child = (*location, key)
             if key in mapping:
                 # PyYAML keeps the last of two equal keys silently; a site file must not.
-                self._problem(key_line, child, f"duplicate key '{key[:60]}'")
-            self.lines[child] = key_line
+                self._problem(key_spot, child, f"duplicate key '{key[:60]}'")
+            self.spots[child] = key_spot
             mapping[key], value_size = self._build(self._next_event(), child, depth + 1)
             size += value_size
 
     def _key(self, event: yaml.Event, location: Location, depth: int) -> str | None:
         """The key that ``event`` starts, or None (with a problem) when it cannot be one."""
-        line = _line(event)
+        spot = _spot(event)
         if not isinstance(event, yaml.ScalarEvent):
             self._build(event, location, depth + 1)  # read past it
-            self._problem(line, location, "a key must be a plain name, not a list, map or alias")
+            self._problem(spot, location, "a key must be a plain name, not a list, map or alias")
             return None
         tag = event.tag
         if tag is None or tag == "!":
             tag = self._resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == _MERGE:
-            self._problem(line, location, "merge keys ('<<') are not supported")
+            self._problem(spot, location, "merge keys ('<<') are not supported")
             return None
         if tag not in _SCALAR_TAGS:
-            self._check_tag(tag, _STR, "a key", line, location)
+            self._check_tag(tag, _STR, "a key", spot, location)
             return None
         # Keys are names: their text, whatever YAML 1.1 would read it as (1, true, ~).
         return str(event.value)
 
-    def _scalar(self, tag: str, text: str, line: int, location: Location) -> Any:
+    def _scalar(self, tag: str, text: str, spot: Spot, location: Location) -> Any:
         if tag == _STR:
             return text
         if tag == _NULL:
             return None
         if tag not in _SCALAR_TAGS:
-            self._check_tag(tag, _STR, "a scalar", line, location)
+            self._check_tag(tag, _STR, "a scalar", spot, location)
             return text
         if tag == _BOOL:
             value = _CONSTRUCTOR.bool_values.get(text.lower())
             if value is None:
-                self._problem(line, location, f"{_short(text)} is not a bool")
+                self._problem(spot, location, f"{_short(text)} is not a bool")
             return value
         if len(text) > MAX_NUMBER_CHARACTERS:
             self._problem(
-                line,
+                spot,
                 location,
                 f"a number of {len(text):,} characters (at most {MAX_NUMBER_CHARACTERS})",
             )
@@ -481,11 +567,11 @@ class _Builder:
             # The text does not fit its explicit tag (!!int abc; PyYAML's constructors raise
             # IndexError for an empty or sign-only '!!int ""'): a problem of this value.
             kind = "an integer" if tag == _INT else "a number"
-            self._problem(line, location, f"{_short(text)} is not {kind}")
+            self._problem(spot, location, f"{_short(text)} is not {kind}")
             return None
 
     def _check_tag(
-        self, tag: str | None, expected: str, what: str, line: int, location: Location
+        self, tag: str | None, expected: str, what: str, spot: Spot, location: Location
     ) -> None:
         """Record a problem unless ``tag`` is absent, non-specific or ``expected``."""
         if tag is None or tag in ("!", expected):
@@ -498,20 +584,54 @@ class _Builder:
                 f"tag {shown} is not allowed (only !!str, !!int, !!float, !!bool, !!null, "
                 "!!seq and !!map)"
             )
-        self._problem(line, location, message)
+        self._problem(spot, location, message)
 
-    def _problem(self, line: int, location: Location, message: str) -> None:
+    def _problem(self, spot: Spot, location: Location, message: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(SourceProblem(self.file, line, format_location(location), message))
+            line, column = spot
+            self.problems.append(
+                SourceProblem(self.file, line, format_location(location), message, column)
+            )
 
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 
-def _line(event: yaml.Event) -> int:
-    """The 1-based line where ``event`` starts (libyaml always marks events)."""
+def _spot(event: yaml.Event) -> Spot:
+    """The 1-based line and column where ``event`` starts (libyaml always marks events)."""
     mark = event.start_mark
-    return mark.line + 1 if mark is not None else 1
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
+def value_spot(event: yaml.ScalarEvent, text_lines: list[str]) -> Spot:
+    """The spot of the first character of a scalar's text (for an expression's columns).
+
+    - plain scalar: where it starts;
+    - single- or double-quoted scalar: one column after the opening quote (a column further
+      into the text maps one to one onto the file while the text stays on one line and holds
+      no escapes);
+    - literal (``|``) or folded (``>``) block scalar: the line after the indicator, at the
+      block's indentation (its content lines are the file's lines without that indentation).
+    """
+    line, column = _spot(event)
+    style = event.style
+    if style in ("'", '"'):
+        return (line, column + 1)
+    if style in ("|", ">"):
+        content = next(
+            (
+                text_lines[index]
+                for index in range(line, len(text_lines))
+                if text_lines[index].strip(" \r")
+            ),
+            "",
+        )
+        indent = len(content) - len(content.lstrip(" "))
+        first_value_line = event.value.split("\n", 1)[0]
+        # An explicit indentation indicator (|2) may leave spaces at the start of the text.
+        indent -= len(first_value_line) - len(first_value_line.lstrip(" "))
+        return (line + 1, max(indent, 0) + 1)
+    return (line, column)
 
 
 def _short(text: str) -> str:

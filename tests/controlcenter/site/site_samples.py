@@ -22,6 +22,8 @@ tags:
     range: [0, 5]
     scale: 1.0
     offset: 0.0
+    max_step: 0.5
+    min_command_interval: 5
     compression:
       mode: swinging_door
       compression_deviation: 0.5%
@@ -30,20 +32,23 @@ tags:
     address: coil:0
     data_type: bool
     writable: true
-rules:
-  - name: water.fill
-    kind: hysteresis
-    input: water.tank1.level
-    output: water.tank1.pump_cmd
-    on_below: 1.0
-    off_above: 4.0
+automation:
+  identity: {name: rules, role: operator, areas: [water]}
+areas:
+  - {name: water, tags: ["water.*"]}
+interlocks:
+  - name: water.tank1_high
+    tags: [water.tank1.pump_cmd]
+    block_when: water.tank1.level > 4.5
+    applies_to: "true"
+    message: tank 1 is nearly full
 historian:
   spool_path: var/historian.spool
   compression:
     mode: exception
     exception_deviation: 0.01
 """
-"""A Modbus site with a rule, compression and a spool (the line numbers are used by tests)."""
+"""A Modbus site with command limits, an area, an interlock, compression and a spool."""
 
 MIXED_SITE = """\
 site: {name: Mixed, latitude: -33.9, longitude: 18.4, timezone: Africa/Johannesburg}

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+import controlcenter
 from controlcenter.model import DataType
-from controlcenter.runtime.demo import demo_site_path
 from controlcenter.site.config import ModbusDeviceConfig, load_site
 from controlcenter.site.yamlsource import SourceFileError
+
+DEMO_SITE = Path(controlcenter.__file__).parent / "sites" / "demo.yaml"
 
 GOOD = """\
 site:
@@ -33,13 +35,8 @@ tags:
     address: coil:0
     data_type: bool
     writable: true
-rules:
-  - name: water.fill
-    kind: hysteresis
-    input: water.tank1.level
-    output: water.tank1.pump_cmd
-    on_below: 1.0
-    off_above: 4.0
+hmi:
+  featured: [water.tank1.level]
 """
 
 
@@ -64,11 +61,11 @@ def test_good_file_loads(tmp_path: Path) -> None:
     level, pump = site.tag_defs()
     assert (level.low, level.high, level.data_type) == (0.0, 5.0, DataType.FLOAT)
     assert pump.writable and pump.data_type is DataType.BOOL
-    assert site.rules[0].on_below == 1.0
+    assert site.hmi.featured == ["water.tank1.level"]
 
 
 def test_demo_site_file_is_valid() -> None:
-    site = load_site(demo_site_path())
+    site = load_site(DEMO_SITE)
     assert {tag.name for tag in site.tags} >= {"water.tank1.level", "water.tank1.pump_cmd"}
 
 
@@ -76,7 +73,7 @@ def test_misspelt_key_names_file_line_and_key(tmp_path: Path) -> None:
     path = tmp_path / "site.yaml"
     problems = refused(tmp_path, GOOD.replace("scan_interval: 0.5", "scan_intervall: 0.5"))
     assert problems == [
-        f"{path}:10: devices[0].scan_intervall: unknown key 'scan_intervall' "
+        f"{path}:10:5: devices[0].scan_intervall: unknown key 'scan_intervall' "
         "(did you mean 'scan_interval'?)"
     ]
 
@@ -84,35 +81,35 @@ def test_misspelt_key_names_file_line_and_key(tmp_path: Path) -> None:
 def test_wrong_type_names_line_and_key(tmp_path: Path) -> None:
     problems = refused(tmp_path, GOOD.replace("scan_interval: 0.5", "scan_interval: fast"))
     assert len(problems) == 1
-    assert ":10: devices[0].scan_interval:" in problems[0]
+    assert ":10:5: devices[0].scan_interval:" in problems[0]
     assert "'fast'" in problems[0]
 
 
 def test_missing_key_points_at_its_parent(tmp_path: Path) -> None:
     problems = refused(tmp_path, GOOD.replace("    endpoint: 127.0.0.1:1502\n", ""))
     assert len(problems) == 1
-    assert ":7: devices[0].endpoint: missing required key 'endpoint'" in problems[0]
+    assert ":7:5: devices[0].endpoint: missing required key 'endpoint'" in problems[0]
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     text = GOOD.replace("latitude: 52.0", "latitude: 152.0").replace("unit: m", "units: m")
     problems = refused(tmp_path, text)
-    assert any(":3: site.latitude:" in p for p in problems)
-    assert any(":15: tags[0].units: unknown key 'units'" in p for p in problems)
+    assert any(":3:3: site.latitude:" in p for p in problems)
+    assert any(":15:5: tags[0].units: unknown key 'units'" in p for p in problems)
 
 
 def test_unknown_references_are_refused_with_their_line(tmp_path: Path) -> None:
     text = GOOD.replace(
         "device: water.rtu1\n    address: coil:0", "device: water.rtu9\n    address: coil:0"
-    ).replace("input: water.tank1.level", "input: nope")
+    ).replace("featured: [water.tank1.level]", "featured: [water.tank1.level, nope]")
     problems = refused(tmp_path, text)
-    assert any(":18: tags[1].device: unknown device 'water.rtu9'" in p for p in problems)
-    assert any(":25: rules[0].input: unknown tag 'nope'" in p for p in problems)
+    assert any(":18:5: tags[1].device: unknown device 'water.rtu9'" in p for p in problems)
+    assert any(":23:33: hmi.featured[1]: unknown tag 'nope'" in p for p in problems)
 
 
 def test_bad_address_is_refused(tmp_path: Path) -> None:
     problems = refused(tmp_path, GOOD.replace("address: ir:0:float32", "address: ir:zero"))
-    assert len(problems) == 1 and ":14: tags[0].address:" in problems[0]
+    assert len(problems) == 1 and ":14:5: tags[0].address:" in problems[0]
 
 
 def test_a_range_on_a_non_numeric_tag_is_refused(tmp_path: Path) -> None:
@@ -126,26 +123,16 @@ def test_a_range_on_a_non_numeric_tag_is_refused(tmp_path: Path) -> None:
     assert any("tags[1]" in p and "only numeric tags can have a range" in p for p in problems)
 
 
-def test_rule_output_must_be_writable_boolean(tmp_path: Path) -> None:
-    problems = refused(
-        tmp_path, GOOD.replace("output: water.tank1.pump_cmd", "output: water.tank1.level")
-    )
-    assert any("rules[0].output: tag 'water.tank1.level' is not writable" in p for p in problems)
-
-
-def test_rule_gap_must_be_ordered(tmp_path: Path) -> None:
-    problems = refused(tmp_path, GOOD.replace("on_below: 1.0", "on_below: 5.0"))
-    assert any(":23: rules[0]:" in p and "on_below must be lower" in p for p in problems)
-
-
 def test_duplicate_key_is_refused(tmp_path: Path) -> None:
     problems = refused(tmp_path, GOOD.replace("    unit: m\n", "    unit: m\n    unit: cm\n"))
-    assert any(":16: tags[0].unit: duplicate key 'unit'" in p for p in problems)
+    assert any(":16:5: tags[0].unit: duplicate key 'unit'" in p for p in problems)
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
     problems = refused(tmp_path, GOOD.replace("  name: Test Town", "  name: [Test Town"))
     assert len(problems) == 1 and "invalid YAML" in problems[0]
+    assert problems[0].startswith(f"{path}:3:11: invalid YAML"), problems
 
 
 def test_missing_file_is_refused(tmp_path: Path) -> None:
@@ -155,4 +142,4 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_timezone(tmp_path: Path) -> None:
     problems = refused(tmp_path, GOOD.replace("Europe/Amsterdam", "Mars/Olympus"))
-    assert any(":5: site.timezone:" in p and "unknown time zone" in p for p in problems)
+    assert any(":5:3: site.timezone:" in p and "unknown time zone" in p for p in problems)

@@ -221,7 +221,7 @@ def test_the_number_of_values_is_limited_where_it_is_passed(
     path = write(tmp_path, text)
     code, report, elapsed = check(path)
     assert code == 1 and len(report) == 1 and elapsed < ANSWER_WITHIN_S, report
-    assert report[0].endswith("more than 1,000 values in one site file")
+    assert report[0].endswith("more than 1,000 values in one file")
     line = int(report[0].removeprefix(f"{path}:").split(":")[0])
     assert APPENDED < line <= APPENDED + 1000, "stopped inside the list, where the limit passed"
 
@@ -337,8 +337,8 @@ NON_FINITE = [".nan", ".inf", "-.inf", "1e999"]
         ("range: [0, 5]", "range: [0, {}]", "tags[0].range[1]"),
         ("scale: 1.0", "scale: {}", "tags[0].scale"),
         ("offset: 0.0", "offset: {}", "tags[0].offset"),
-        ("on_below: 1.0", "on_below: {}", "rules[0].on_below"),
-        ("off_above: 4.0", "off_above: {}", "rules[0].off_above"),
+        ("max_step: 0.5", "max_step: {}", "tags[0].max_step"),
+        ("min_command_interval: 5", "min_command_interval: {}", "tags[0].min_command_interval"),
         ("exception_deviation: 0.01", "exception_deviation: {}", "exception_deviation"),
         ("compression_deviation: 0.5%", "compression_deviation: {}", "compression_devi"),
         ("latitude: 52.0", "latitude: {}", "site.latitude"),
@@ -384,7 +384,7 @@ def test_every_number_and_string_of_the_site_model_is_bounded() -> None:
     lists = [s for s in schemas if s["type"] == "list"]
     assert lists and all(isinstance(s.get("max_length"), int) for s in lists), lists
     paths = [s for s in schemas if s["type"] == "function-before" and "path" in str(s)]
-    assert len(paths) == 5, "certificate, private_key, certificate_dir, trusted, spool_path"
+    assert len(paths) == 6, "certificate, private_key, certificate_dir, trusted, spool, rules"
 
 
 # --- cross-checks -------------------------------------------------------------------------------
@@ -409,7 +409,7 @@ def test_overlapping_modbus_registers_name_both_tags_lines(tmp_path: Path) -> No
     )
     report = assert_refused(write(tmp_path, text), 24, "tags[2].address")
     assert report == [
-        f"{tmp_path / 'site.yaml'}:24: tags[2].address: hr:11 overlaps hr:10-11 of tag "
+        f"{tmp_path / 'site.yaml'}:24:5: tags[2].address: hr:11 overlaps hr:10-11 of tag "
         "'water.a' (line 18) on device 'water.rtu1'"
     ]
 
@@ -527,7 +527,7 @@ def test_run_refuses_a_bad_file_the_same_way(tmp_path: Path) -> None:
     path = write(tmp_path, replaced(MODBUS_SITE, "latitude: 52.0", "latitude: .nan"))
     result = CliRunner().invoke(app, ["run", "--site", str(path), "--no-hmi", "--duration", "0"])
     assert result.exit_code == 1, result.output
-    assert result.stderr.startswith(f"{path}:3: site.latitude:")
+    assert result.stderr.startswith(f"{path}:3:3: site.latitude:")
 
 
 def test_the_loader_raises_only_its_own_error(tmp_path: Path) -> None:
