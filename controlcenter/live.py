@@ -27,6 +27,15 @@ class LiveSnapshot:
                 if sample.tag in self._latest:
                     self._latest[sample.tag] = sample
 
+    def add_tags(self, tags: Sequence[TagDef], now: datetime) -> None:
+        """Add tags defined while running (calculated tags of a newly deployed rule set)."""
+        waiting = Quality.bad(Substatus.WAITING_FOR_INITIAL_DATA, "no value read yet")
+        with self._lock:
+            new = [tag for tag in tags if tag.name not in self._latest]
+            for tag in new:
+                self._latest[tag.name] = Sample(tag.name, None, waiting, now, now)
+            self._tags = (*self._tags, *new)
+
     def tags(self) -> Sequence[TagDef]:
         """Every configured tag."""
         return self._tags

@@ -18,6 +18,7 @@ from datetime import datetime
 from controlcenter.model import Command, Event, EventKind, Sample
 from controlcenter.ports import Clock, CommandSink, EventJournal
 from rules.evaluator import Decisions, RuleEvaluator
+from rules.expressions import EvaluationContext
 from rules.ruleset import CompiledRuleSet
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,12 @@ class RulesEngine:
     def rule_set(self) -> CompiledRuleSet:
         """The rule set the engine runs."""
         return self._evaluator.rule_set
+
+    @property
+    def context(self) -> EvaluationContext:
+        """What expressions outside the rule set (interlocks) read: the center's time, the
+        latest qualities, change times and windows the engine keeps."""
+        return self._evaluator
 
     def on_samples(self, samples: Sequence[Sample]) -> None:
         """Take a batch from the bus (a ``SampleListener``); never blocks."""

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlcenter.cli.bench import bench_app
+from controlcenter.cli.commands import commands_app
 from controlcenter.cli.history import history
+from controlcenter.cli.rules import rules_app
 from controlcenter.cli.sim import sim_app
 from controlcenter.cli.user import user_app
 from controlcenter.runtime.defaults import (
@@ -43,6 +45,8 @@ app = typer.Typer(
 app.add_typer(user_app, name="user")
 app.add_typer(bench_app, name="bench")
 app.add_typer(sim_app, name="sim")
+app.add_typer(rules_app, name="rules")
+app.add_typer(commands_app, name="commands")
 
 log = logging.getLogger("controlcenter")
 
@@ -203,7 +207,10 @@ def run(
         await asyncio.to_thread(prepare_private_database, db)
         store = await asyncio.to_thread(SqlHistorian, db)
         try:
-            await ControlCenter(config, store, WallClock(), hmi=hmi).run(stop)
+            center = ControlCenter(
+                config, store, WallClock(), hmi=hmi, site_directory=site.absolute().parent
+            )
+            await center.run(stop)
         finally:
             await asyncio.to_thread(store.close)
 
@@ -213,10 +220,19 @@ def run(
 @app.command()
 def check(site: Annotated[Path, typer.Option(help="Site file (YAML).")]) -> None:
     """Validate a site file: exit 0 when valid, 1 with file, line and reason otherwise."""
+    from controlcenter.runtime.app import AutomationRefusedError, check_automation
+
     config = _load_site_or_exit(site)
+    try:
+        rule_set = check_automation(config, site.absolute().parent)
+    except AutomationRefusedError as err:
+        for problem in err.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(1) from err
     typer.echo(
         f"{site}: valid ({len(config.devices)} devices, {len(config.tags)} tags, "
-        f"{len(config.rules)} rules)"
+        f"{len(rule_set.rules)} rules, {len(rule_set.calculated)} calculated tags, "
+        f"{len(config.interlocks)} interlocks)"
     )
 
 

@@ -136,7 +136,11 @@ def sim(
     """Run the simulated city (or print its point list, or write its site file)."""
     if ctx.invoked_subcommand is not None:
         return
-    from controlcenter.runtime.demo_site import demo_city_options, render_demo_site
+    from controlcenter.runtime.demo_site import (
+        demo_city_options,
+        render_demo_site,
+        write_demo_site,
+    )
     from plc_sim.city import SimulatedCity
     from plc_sim.clock import SimClock
     from plc_sim.control import ControlEndpoint
@@ -163,7 +167,7 @@ def sim(
     if site_file is not None:
         if base_port == 0:
             raise typer.BadParameter("a site file needs fixed ports: give --base-port")
-        site_file.write_text(render_demo_site(city, scan_interval), encoding="utf-8")
+        write_demo_site(site_file, render_demo_site(city, scan_interval))
         typer.echo(f"site file written: {site_file} ({len(city.points())} tags)")
         return
     control_host, control_port = _split(control)
@@ -176,10 +180,9 @@ def sim(
         try:
             await endpoint.start()
             if ready_file is not None:
-                # Written whole, then renamed: a watcher never reads half a site file.
-                partial = ready_file.with_name(ready_file.name + ".partial")
-                partial.write_text(render_demo_site(city, scan_interval), encoding="utf-8")
-                partial.replace(ready_file)
+                # Written whole, then renamed, after its rule files: a watcher never reads
+                # half a site file, nor one whose rule files are missing.
+                write_demo_site(ready_file, render_demo_site(city, scan_interval))
             for name, (device_host, device_port) in city.endpoints().items():
                 protocol = city.device(name).protocol
                 typer.echo(f"{name:<24} {protocol:<6} {device_host}:{device_port}")

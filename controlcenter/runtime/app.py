@@ -7,7 +7,7 @@ import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -17,8 +17,16 @@ from controlcenter.acquisition.scan import DeviceScan, ScanEngine
 from controlcenter.bus import SampleBus
 from controlcenter.commands.pipeline import CommandPipeline
 from controlcenter.live import LiveSnapshot
-from controlcenter.model import Event, EventKind, Sample, TagDef
-from controlcenter.ports import Clock
+from controlcenter.model import Event, EventKind, Quality, Sample, TagDef, User
+from controlcenter.ports import Authenticator, Clock
+from controlcenter.runtime.rule_deployment import (
+    RuleDeployment,
+    RuleSetRefusedError,
+    SiteRules,
+    read_rule_sources,
+    site_validator,
+    validate_rule_set,
+)
 from controlcenter.runtime.runner import ServiceFailedError, freeze_startup_objects
 from controlcenter.security.files import ensure_private_file, load_or_create_secret_key
 from controlcenter.security.login import LoginService
@@ -51,7 +59,14 @@ from historian.writer import HistorianWriter
 from hmi.app import LOCAL_HOST_NAMES, HmiSecurity, create_hmi
 from hmi.server import HmiServer, ServerLimits, TlsFiles
 from rules.engine import RulesEngine
-from rules.hysteresis import HysteresisRule
+from rules.expressions import (
+    EvaluationContext,
+    ExpressionCompiler,
+    ExpressionError,
+    TagSignature,
+)
+from rules.interlocks import InterlockSet
+from rules.ruleset import CompiledRuleSet
 
 log = logging.getLogger(__name__)
 
@@ -222,23 +237,6 @@ def scan_timeout(device: DeviceConfig) -> float:
     return device.timeout * (retries + 1) + 0.5
 
 
-def build_rules(site: SiteConfig) -> list[HysteresisRule]:
-    """The site's rules as rule definitions."""
-    return [
-        HysteresisRule(
-            name=rule.name,
-            input_tag=rule.input,
-            output_tag=rule.output,
-            on_below=rule.on_below,
-            off_above=rule.off_above,
-            min_command_interval_s=rule.min_command_interval,
-            description=rule.description,
-            enabled=rule.enabled,
-        )
-        for rule in site.rules
-    ]
-
-
 def build_writer(
     site: SiteConfig,
     store: SqlHistorian,
@@ -284,6 +282,85 @@ def retention_policy(site: SiteConfig) -> RetentionPolicy | None:
     return RetentionPolicy(raw=raw, rollup_1m=minute, rollup_1h=hour)
 
 
+COMMAND_UPKEEP_S = 1.0
+"""Clock seconds between sweeps for lapsed overrides and selections."""
+
+
+def tag_signatures(tags: Sequence[TagDef]) -> dict[str, TagSignature]:
+    """What the expression compiler knows of each tag."""
+    return {tag.name: TagSignature(tag.name, tag.data_type, tag.writable) for tag in tags}
+
+
+def _rules_directory(site: SiteConfig) -> Path:
+    paths = site.rule_file_paths()
+    return paths[0].parent if paths else Path.cwd()
+
+
+class DeferredContext:
+    """An expression ``EvaluationContext`` whose target is set once it exists (the rules
+    engine's, built after the command pipeline that the interlocks guard)."""
+
+    def __init__(self) -> None:
+        self.target: EvaluationContext | None = None
+
+    def _context(self) -> EvaluationContext:
+        if self.target is None:
+            raise RuntimeError("the interlocks' evaluation context is not set")
+        return self.target
+
+    def now(self) -> datetime:
+        """The center's time."""
+        return self._context().now()
+
+    def quality(self, tag: str) -> Quality:
+        """The latest quality of ``tag``."""
+        return self._context().quality(tag)
+
+    def since_change(self, tag: str) -> float:
+        """Seconds since ``tag`` last changed value."""
+        return self._context().since_change(tag)
+
+    def window(self, tag: str, seconds: float, statistic: str) -> float:
+        """A statistic of ``tag`` over the last ``seconds``."""
+        return self._context().window(tag, seconds, statistic)
+
+
+class AutomationRefusedError(Exception):
+    """A site's rules or interlocks cannot run; ``problems`` lists each with its spot."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def check_automation(site: SiteConfig, site_directory: Path) -> CompiledRuleSet:
+    """Check and compile a site's rule files and interlocks as the center would run them;
+    raise AutomationRefusedError listing every problem as ``file:line:column: reason``."""
+    site_tags = tuple(site.tag_defs())
+    identity = site.automation_identity().name
+    try:
+        sources = read_rule_sources(site.rule_file_paths(), site_directory)
+        rule_set = validate_rule_set(sources, SiteRules(site_tags, site.location(), identity))
+    except RuleSetRefusedError as err:
+        raise AutomationRefusedError(err.problems) from err
+    tags = [*site_tags, *rule_set.calculated_tag_defs()]
+    try:
+        InterlockSet(
+            site.interlock_defs(),
+            ExpressionCompiler(tag_signatures(tags), site.location()),
+            LiveSnapshot(tags, site_clock_origin()),
+            DeferredContext(),
+        )
+    except ExpressionError as err:
+        raise AutomationRefusedError([str(err)]) from err
+    return rule_set
+
+
+def site_clock_origin() -> datetime:
+    """A placeholder time for views built only to be checked."""
+    return datetime(2000, 1, 1, tzinfo=UTC)
+
+
 class ControlCenter:
     """One running center: scan engine, bus, historian writer, rules, command pipeline and HMI."""
 
@@ -294,11 +371,30 @@ class ControlCenter:
         clock: Clock,
         *,
         hmi: HmiOptions | None = None,
+        site_directory: Path | None = None,
     ) -> None:
+        """``site_directory``: the folder of the site file, against which rule files are named
+        in the stored rule-set versions (default: the folder of the first rule file)."""
         self.site = site
         self.store = store
         self.clock = clock
-        self.tags: Sequence[TagDef] = site.tag_defs()
+        self.site_tags: Sequence[TagDef] = site.tag_defs()
+        self.journal = StoreJournal(store)
+        self.users = UserStore(hmi.users_path) if hmi is not None else None
+        self.identity = site.automation_identity()
+        self.deployment = RuleDeployment(
+            store,
+            self.journal,
+            site_validator(SiteRules(tuple(self.site_tags), site.location(), self.identity.name)),
+            self._activate_rule_set,
+            site_sources=read_rule_sources(
+                site.rule_file_paths(), site_directory or _rules_directory(site)
+            ),
+            now=clock.now,
+        )
+        # The stored rule set decides what runs (blocking, once, before anything starts).
+        rule_set = self.deployment.start()
+        self.tags: Sequence[TagDef] = [*self.site_tags, *rule_set.calculated_tag_defs()]
         gateways = ModbusGateways()
         self.drivers: dict[str, Driver] = {
             device.name: build_driver(device, clock, gateways) for device in site.devices
@@ -311,13 +407,33 @@ class ControlCenter:
         self.writer = build_writer(
             site, store, self.tags, self.compression, on_written=self.rollups.note_written
         )
-        self.commands = CommandPipeline(self.tags, self.drivers, store, clock)
-        self.rules = RulesEngine(build_rules(site), self.commands, clock)
+        self.interlock_context = DeferredContext()
+        self.interlocks = InterlockSet(
+            site.interlock_defs(),
+            ExpressionCompiler(tag_signatures(self.tags), site.location()),
+            self.live,
+            self.interlock_context,
+        )
+        self.commands = CommandPipeline(
+            self.tags,
+            self.drivers,
+            store,
+            clock,
+            users=self._user,
+            areas=site.area_defs(),
+            latest=self._latest,
+            interlocks=self.interlocks,
+            overrides=store,
+            events=self.journal,
+        )
+        self.rules = RulesEngine(rule_set, self.commands, clock, self.journal, self.bus.publish)
+        # Interlocks read time, change times and windows as the rules do.
+        self.interlock_context.target = self.rules.context
         self.scan_engine = ScanEngine(
             [
                 DeviceScan(
                     driver=self.drivers[device.name],
-                    points=tuple(tag for tag in self.tags if tag.device == device.name),
+                    points=tuple(tag for tag in self.site_tags if tag.device == device.name),
                     interval_s=device.scan_interval,
                     timeout_s=scan_timeout(device),
                     poll=not pushes_changes(device),
@@ -330,11 +446,35 @@ class ControlCenter:
         self.bus.subscribe("live", self.live.update)
         self.bus.subscribe("historian", self.writer.enqueue)
         self.bus.subscribe("rules", self.rules.on_samples)
-        self.journal = StoreJournal(store)
         self._hmi_options = hmi
         self.hmi_server: HmiServer | None = None
         self._hmi_sessions: SessionStore | None = None
         self.ready = asyncio.Event()
+
+    def _user(self, name: str) -> User:
+        """The requester of a command: the rules' identity, or a user of the HMI's store."""
+        if name == self.identity.name:
+            return self.identity
+        if self.users is None:
+            raise KeyError(name)
+        return self.users.get_user(name)
+
+    def _latest(self, tag: str) -> Sample | None:
+        try:
+            return self.live.latest(tag)
+        except KeyError:
+            return None
+
+    def _activate_rule_set(self, rule_set: CompiledRuleSet) -> None:
+        """Swap a newly deployed rule set into the running engine; its new calculated tags
+        are registered with the live view and the historian first."""
+        known = {tag.name for tag in self.tags}
+        added = [tag for tag in rule_set.calculated_tag_defs() if tag.name not in known]
+        if added:
+            self.store.ensure_tags(added, self.compression)
+            self.live.add_tags(added, self.clock.now())
+            self.tags = [*self.tags, *added]
+        self.rules.replace(rule_set)
 
     @property
     def hmi_url(self) -> str:
@@ -346,12 +486,15 @@ class ControlCenter:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down cleanly, flushing the historian."""
         await asyncio.to_thread(self.store.ensure_tags, self.tags, self.compression)
+        await self.commands.restore_overrides()
         self._record(EventKind.SYSTEM, f"center started for site {self.site.site.name}")
         tasks = [
             asyncio.create_task(self.writer.run(), name="historian writer"),
             asyncio.create_task(self.rules.run(), name="rules engine"),
             asyncio.create_task(self.scan_engine.run(), name="scan engine"),
             asyncio.create_task(self._historian_upkeep(), name="historian upkeep"),
+            asyncio.create_task(self.deployment.watch(), name="rule deployment"),
+            asyncio.create_task(self._command_upkeep(), name="command upkeep"),
         ]
         failure: BaseException | None = None
         try:
@@ -388,6 +531,12 @@ class ControlCenter:
         await asyncio.gather(writer_task, return_exceptions=True)
         self._record(EventKind.SYSTEM, "center stopped")
 
+    async def _command_upkeep(self) -> None:
+        """Let lapsed operator overrides and point selections go, once a second of clock time."""
+        while True:
+            await self.clock.sleep(COMMAND_UPKEEP_S)
+            await self.commands.expire_overrides()
+
     async def _historian_upkeep(self) -> None:
         """Keep the rollups current and apply retention, off the event loop."""
         failing = False
@@ -412,7 +561,7 @@ class ControlCenter:
                 failing = False
 
     def _start_hmi(self, options: HmiOptions) -> HmiServer:
-        users = UserStore(options.users_path)
+        users = self.users if self.users is not None else UserStore(options.users_path)
         # The key and the sessions persist, so that a restart of the center keeps operators
         # logged in (unless their sessions were revoked or expired meanwhile).
         secret_key = load_or_create_secret_key(options.state_dir / HMI_SECRET_KEY_FILE)

@@ -146,7 +146,13 @@ class Demo:
         await asyncio.to_thread(prepare_private_database, self.options.db_url)
         store = await asyncio.to_thread(SqlHistorian, self.options.db_url)
         try:
-            self.center = ControlCenter(site, store, self.clock, hmi=self.options.hmi)
+            self.center = ControlCenter(
+                site,
+                store,
+                self.clock,
+                hmi=self.options.hmi,
+                site_directory=self.options.site_path.absolute().parent,
+            )
             ready_signal = asyncio.create_task(self._signal_ready(self.center))
             try:
                 await self.center.run(stop)

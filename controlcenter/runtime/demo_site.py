@@ -199,4 +199,61 @@ def demo_city_options(
 def render_demo_site(city: SimulatedCity, scan_interval_s: float | None = None) -> str:
     """The demo site file for ``city`` at the ports it listens on (planned ones if stopped)."""
     devices = city_devices(city, scan_interval_s=scan_interval_s)
-    return render_site(demo_overlay_text(), devices, city.points())
+    points = city.points()
+    domains = {point.tag.split(".", 1)[0] for point in points}
+    return render_site(overlay_for_domains(demo_overlay_text(), domains), devices, points)
+
+
+DEMO_RULE_FILE_DOMAINS = {
+    "water.yaml": "water",
+    "lighting.yaml": "lights",
+    "heating.yaml": "heat",
+    "buildings.yaml": "bldg",
+}
+"""Which domain of the simulated city each demo rule file automates."""
+
+
+def overlay_for_domains(overlay_text: str, domains: set[str]) -> str:
+    """The overlay for a city simulating only some domains: the others' rule files, areas,
+    interlocks and featured tags left out (they would name tags the site does not have).
+    The whole city's overlay is returned as written, comments and all."""
+    overlay = yaml.safe_load(overlay_text)
+    if not isinstance(overlay, dict):
+        raise ValueError("the site overlay must be a mapping")
+    if (
+        all(
+            DEMO_RULE_FILE_DOMAINS.get(Path(name).name, "") in domains
+            for name in overlay.get("automation", {}).get("rule_files", [])
+        )
+        and all(_domain(tag) in domains for tag in overlay.get("hmi", {}).get("featured", []))
+        and all(
+            any(_domain(p) in domains for p in area["tags"]) for area in overlay.get("areas", [])
+        )
+    ):
+        return overlay_text
+    automation = overlay.get("automation", {})
+    automation["rule_files"] = [
+        name
+        for name in automation.get("rule_files", [])
+        if DEMO_RULE_FILE_DOMAINS.get(Path(name).name, "") in domains
+    ]
+    overlay["areas"] = [
+        area
+        for area in overlay.get("areas", [])
+        if all(_domain(p) in domains for p in area["tags"])
+    ]
+    overlay["interlocks"] = [
+        interlock
+        for interlock in overlay.get("interlocks", [])
+        if all(_domain(p) in domains for p in interlock["tags"])
+        and _domain(str(interlock["block_when"])) in domains
+    ]
+    hmi = overlay.get("hmi", {})
+    hmi["featured"] = [tag for tag in hmi.get("featured", []) if _domain(tag) in domains]
+    kept = ", ".join(sorted(domains))
+    header = f"# The demo city's settings for the simulated domains only ({kept}).\n"
+    return header + yaml.safe_dump(overlay, sort_keys=False)
+
+
+def _domain(tag_or_pattern: str) -> str:
+    return tag_or_pattern.strip().split(".", 1)[0]

@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from controlcenter.model import TagDef, Value
 from controlcenter.runtime.app import build_driver
-from controlcenter.runtime.demo_site import render_demo_site
+from controlcenter.runtime.demo_site import render_demo_site, write_demo_site
 from controlcenter.site.config import SiteConfig, load_site
 from drivers.base import Driver
 from plc_sim.city import CityOptions, SimulatedCity
@@ -79,7 +79,7 @@ async def running_city(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     await city.start()
     try:
         site_path: Path = tmp_path_factory.mktemp("site") / "city.yaml"
-        await asyncio.to_thread(site_path.write_text, render_demo_site(city), encoding="utf-8")
+        await asyncio.to_thread(write_demo_site, site_path, render_demo_site(city))
         running = RunningCity(city, await asyncio.to_thread(load_site, site_path))
         try:
             yield running

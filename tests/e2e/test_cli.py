@@ -29,6 +29,7 @@ from controlcenter.model import (
     TagDef,
 )
 from controlcenter.runtime.demo import demo_site_path
+from controlcenter.runtime.demo_site import write_demo_site
 from historian import SqlHistorian
 
 CLI = str(Path(sys.executable).with_name("controlcenter"))
@@ -60,19 +61,20 @@ def test_check_accepts_the_demo_site() -> None:
 def test_check_refuses_a_misspelt_key_with_file_line_and_key(tmp_path: Path) -> None:
     text = demo_site_path().read_text(encoding="utf-8")
     bad = tmp_path / "bad.yaml"
-    bad.write_text(text.replace("scan_interval: 1.0", "scan_intervall: 1.0"), encoding="utf-8")
-    line = 1 + text.splitlines().index(
-        next(row for row in text.splitlines() if "scan_interval:" in row)
-    )
+    write_demo_site(bad, text.replace("scan_interval: 1.0", "scan_intervall: 1.0"))
+    row = next(row for row in text.splitlines() if "scan_interval:" in row)
+    line = 1 + text.splitlines().index(row)
+    column = 1 + row.index("scan_interval")
     result = run_cli("check", "--site", str(bad))
     assert result.returncode == 1
-    assert f"{bad}:{line}: devices[0].scan_intervall: unknown key 'scan_intervall'" in result.stderr
+    expected = f"{bad}:{line}:{column}: devices[0].scan_intervall: unknown key 'scan_intervall'"
+    assert expected in result.stderr
 
 
 def test_check_refuses_a_wrong_type(tmp_path: Path) -> None:
     text = demo_site_path().read_text(encoding="utf-8")
     bad = tmp_path / "bad.yaml"
-    bad.write_text(text.replace("unit_id: 1", "unit_id: first"), encoding="utf-8")
+    write_demo_site(bad, text.replace("unit_id: 1", "unit_id: first"))
     result = run_cli("check", "--site", str(bad))
     assert result.returncode == 1
     assert "devices[0].unit_id:" in result.stderr and "'first'" in result.stderr

@@ -43,8 +43,12 @@ async def test_rule_keeps_tank_in_band_for_three_simulated_hours(tmp_path: Path)
     stop.set()
     await asyncio.wait_for(running, 30)
 
-    assert demo.site is not None
-    rule = demo.site.rules[0]
+    assert demo.center is not None
+    definition = next(
+        rule for rule in demo.center.rules.rule_set.definition.rules if rule.hysteresis is not None
+    )
+    rule = definition.hysteresis
+    assert rule is not None and rule.output_tag == "water.tank1.pump_cmd"
     store = SqlHistorian(db_url)
     try:
         levels = store.read_raw("water.tank1.level")
@@ -64,11 +68,17 @@ async def test_rule_keeps_tank_in_band_for_three_simulated_hours(tmp_path: Path)
     assert max(values) <= rule.off_above + tolerance, max(values)
     assert min(values) < rule.on_below + 0.5, "the level never came near the switch-on level"
 
-    by_rule = [c for c in commands if c.command.origin is CommandOrigin.RULE]
+    by_rule = [
+        c
+        for c in commands
+        if c.command.origin is CommandOrigin.RULE and c.command.tag == rule.output_tag
+    ]
     assert len(by_rule) >= 2
     assert all(c.status is CommandStatus.CONFIRMED for c in by_rule), [c.reason for c in by_rule]
     assert {c.command.value for c in by_rule} == {True, False}
-    assert all(c.command.requested_by == rule.name for c in by_rule)
+    # The rules command as the site's identity; the journal names the rule in each reason.
+    assert all(c.command.requested_by == "rules" for c in by_rule)
+    assert all(c.command.reason.startswith(definition.name) for c in by_rule)
     assert all(c.command.tag == "water.tank1.pump_cmd" and c.command.reason for c in by_rule)
     # Every start follows a low level, every stop a high one, as the journal explains.
     for result in by_rule:
