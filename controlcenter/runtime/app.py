@@ -18,7 +18,7 @@ from controlcenter.bus import SampleBus
 from controlcenter.commands.pipeline import CommandPipeline
 from controlcenter.live import LiveSnapshot
 from controlcenter.model import Event, EventKind, Quality, Sample, TagDef, User
-from controlcenter.ports import Authenticator, Clock
+from controlcenter.ports import Clock
 from controlcenter.runtime.rule_deployment import (
     RuleDeployment,
     RuleSetRefusedError,
@@ -372,15 +372,19 @@ class ControlCenter:
         *,
         hmi: HmiOptions | None = None,
         site_directory: Path | None = None,
+        users: UserStore | None = None,
     ) -> None:
         """``site_directory``: the folder of the site file, against which rule files are named
-        in the stored rule-set versions (default: the folder of the first rule file)."""
+        in the stored rule-set versions (default: the folder of the first rule file);
+        ``users``: who may command (default: the HMI's users file, if the HMI runs)."""
         self.site = site
         self.store = store
         self.clock = clock
         self.site_tags: Sequence[TagDef] = site.tag_defs()
         self.journal = StoreJournal(store)
-        self.users = UserStore(hmi.users_path) if hmi is not None else None
+        if users is None and hmi is not None:
+            users = UserStore(hmi.users_path)
+        self.users = users
         self.identity = site.automation_identity()
         self.deployment = RuleDeployment(
             store,
@@ -419,7 +423,7 @@ class ControlCenter:
             self.drivers,
             store,
             clock,
-            users=self._user,
+            users=self.user,
             areas=site.area_defs(),
             latest=self._latest,
             interlocks=self.interlocks,
@@ -451,7 +455,7 @@ class ControlCenter:
         self._hmi_sessions: SessionStore | None = None
         self.ready = asyncio.Event()
 
-    def _user(self, name: str) -> User:
+    def user(self, name: str) -> User:
         """The requester of a command: the rules' identity, or a user of the HMI's store."""
         if name == self.identity.name:
             return self.identity
