@@ -167,6 +167,8 @@ class _Building:
         "energy_kwh",
         "fan_auto",
         "fan_override",
+        "heat_energy_kwh",
+        "heat_power_kw",
         "index",
         "name",
         "power_kw",
@@ -187,6 +189,8 @@ class _Building:
         self.supply_air_c = 18.0
         self.power_kw = 0.0
         self.energy_kwh = 0.0
+        self.heat_power_kw = 0.0
+        self.heat_energy_kwh = 0.0
 
     @property
     def fan_on(self) -> bool:
@@ -335,6 +339,16 @@ class BuildingStock:
         fan_kw = _FAN_KW_PER_M3_S * mechanical_total + (0.3 if fan_on else 0.0)
         building.power_kw = electric_kw + fan_kw
         building.energy_kwh += building.power_kw * dt_s / 3600.0
+        # The heat meter: the radiators' output and the air handler's heating coil, which lifts
+        # the air leaving the heat recovery to the supply temperature.
+        coil_kw = 0.0
+        if fan_on and outdoor_c < mean_c:
+            recovered_c = outdoor_c + _HEAT_RECOVERY * (mean_c - outdoor_c)
+            if supply_air_c > recovered_c:
+                coil_kw = AIR_KJ_PER_M3K * mechanical_total * (supply_air_c - recovered_c)
+        start_kw = building.heat_power_kw
+        building.heat_power_kw = sum(zone.radiator_kw for zone in zones) + coil_kw
+        building.heat_energy_kwh += 0.5 * (start_kw + building.heat_power_kw) * dt_s / 3600.0
 
     @staticmethod
     def _supply_air(
@@ -422,6 +436,25 @@ class BuildingStock:
                 ),
                 read=lambda: building.energy_kwh,
             ),
+            # The heat meter, after the electricity meter so that no existing object moves.
+            _input(
+                f"{prefix}.heat.power",
+                "kW",
+                0.0,
+                1000.0,
+                0.5,
+                lambda: building.heat_power_kw,
+            ),
+            PointBinding(
+                PointSpec(
+                    f"{prefix}.heat.energy",
+                    "counter",
+                    "kWh",
+                    low=0.0,
+                    description="heat meter energy (radiators and air handler coil)",
+                ),
+                read=lambda: building.heat_energy_kwh,
+            ),
         ]
         return SimDevice(
             f"bldg.{building.name}_bms",
@@ -466,7 +499,7 @@ class BuildingStock:
                     "float",
                     "degC",
                     writable=True,
-                    low=15.0,
+                    low=12.0,  # frost-protection setback (EN 15500 building automation: 12 degC)
                     high=28.0,
                     role="value",
                     cov_increment=0.1,

@@ -54,6 +54,10 @@ SENSOR_NOISE_SD = 0.08
 SENSOR_NOISE_TAU_S = 300.0
 MAX_LUX = 130_000.0
 LAMP_RATINGS_W = (40, 50, 60, 75, 90, 100, 120)
+LAMP_ROAD_LUX_AT_FULL = 15.0
+"""Average maintained illuminance the lamps of a cabinet give its street at full output, lux:
+designed for EN 13201-2 class P2 (10 lx) with the margin a new LED installation has; the light
+scales with the output level and the share of working lamps."""
 
 MODE_AUTO, MODE_MANUAL, MODE_OFF = 0, 1, 2
 MODE_STATES = ("auto", "manual", "off")
@@ -80,6 +84,8 @@ class Cabinet:
     level: float = 0.0
     """The lamps' present output, 0-100 % (every working lamp of a cabinet follows it)."""
     lux: float = 0.0
+    ambient_lux: float = 0.0
+    """Daylight on the cabinet's street (what its sensor sees, without the sensor's noise)."""
     sensor_noise: float = 0.0
     door_open: bool = False
     door_closes_in_s: float = 0.0
@@ -92,6 +98,14 @@ class Cabinet:
     def prefix(self) -> str:
         """The cabinet's tag prefix, e.g. ``lights.d1.c2``."""
         return f"lights.d{self.district}.c{self.number}"
+
+    @property
+    def street_lux(self) -> float:
+        """Average illuminance on the cabinet's street: daylight plus its lamps' light, lux."""
+        if not self.output_on or self.lamp_count == 0:
+            return self.ambient_lux
+        working = (self.lamp_count - self.lamps_failed) / self.lamp_count
+        return self.ambient_lux + LAMP_ROAD_LUX_AT_FULL * self.level / 100.0 * working
 
 
 def output_share(level_percent: float) -> float:
@@ -230,7 +244,8 @@ class LightingNetwork:
         decay = math.exp(-dt_s / SENSOR_NOISE_TAU_S)
         spread = SENSOR_NOISE_SD * math.sqrt(1.0 - decay * decay)
         cabinet.sensor_noise = cabinet.sensor_noise * decay + spread * self._random.gauss(0, 1)
-        seen = daylight_lux * cabinet.shade * (1.0 + cabinet.sensor_noise)
+        cabinet.ambient_lux = daylight_lux * cabinet.shade
+        seen = cabinet.ambient_lux * (1.0 + cabinet.sensor_noise)
         cabinet.lux = min(MAX_LUX, max(0.0, seen))
 
     def _step_door(self, cabinet: Cabinet, dt_s: float) -> None:

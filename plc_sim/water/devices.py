@@ -173,6 +173,16 @@ def pump_station_device(number: int, station: PumpStation, seed: int) -> SimDevi
     ]
     for index, pump in enumerate(station.pumps, start=1):
         points.extend(_pump_points(f"{prefix}.pump{index}", station, pump))
+    # The station's electricity meter, after the pumps so that no existing address moves.
+    points += [
+        _measured(
+            f"{prefix}.power", "kW", 0.0, 400.0, lambda: station.power_kw, "Pumps' electrical power"
+        ),
+        PointBinding(
+            PointSpec(f"{prefix}.energy", "counter", unit="kWh", description="Electricity meter"),
+            lambda: station.energy_kwh,
+        ),
+    ]
     return SimDevice(f"water.ps{number}_rtu", "modbus", points, unit_id=MODBUS_UNIT_ID, seed=seed)
 
 

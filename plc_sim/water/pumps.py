@@ -232,6 +232,10 @@ class PumpStation:
     stop_fraction: float = 0.90
     header_head_m: float = 0.0
     flow_m3h: float = 0.0
+    power_kw: float = 0.0
+    """Electrical power of the running pumps' motors (the station's electricity meter)."""
+    energy_kwh: float = 0.0
+    """The station's electricity meter total."""
 
     def control(self, level_fraction: float) -> None:
         """Local level control (auto only): lead pump below one level, lag below a lower one."""
@@ -277,6 +281,10 @@ class PumpStation:
             volume_m3 += pump.relax_flow(dt_s)
             flow_m3h += pump.flow_m3h
         self.flow_m3h = flow_m3h
+        start_kw = self.power_kw
+        self.power_kw = sum(self.electrical_power_kw(pump) for pump in self.pumps)
+        # Trapezoid over the interval: the flows relax smoothly between its ends.
+        self.energy_kwh += 0.5 * (start_kw + self.power_kw) * dt_s / _SECONDS_PER_HOUR
         # The start-up delay ends at the end of the interval (the caller splits intervals at
         # start events), so a pump starting now ramps from the next interval on.
         for pump in self.pumps:
@@ -288,6 +296,12 @@ class PumpStation:
         if pump.running:
             return SUCTION_PRESSURE_BAR + self.header_head_m / METRES_PER_BAR
         return SUCTION_PRESSURE_BAR
+
+    def electrical_power_kw(self, pump: Pump) -> float:
+        """A pump motor's electrical power from its line current (P = sqrt(3) U I cos(phi))."""
+        curve = pump.curve
+        volt_amperes = math.sqrt(3.0) * curve.motor_voltage_v * self.current_a(pump)
+        return volt_amperes * curve.power_factor / 1000.0
 
     def current_a(self, pump: Pump) -> float:
         """A pump's motor current (0 when it stands)."""

@@ -280,7 +280,7 @@ def test_points_declare_what_the_bacnet_server_maps_from() -> None:
     assert (setpoint.role, setpoint.writable, setpoint.low, setpoint.high) == (
         "value",
         True,
-        15.0,
+        12.0,
         28.0,
     )
     assert (specs["bldg.school.z1.occupied"].kind, specs["bldg.school.z1.occupied"].role) == (
