@@ -99,3 +99,78 @@ def bench_historian(
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
     typer.echo(historian_bench.result_json(result))
+
+
+@bench_app.command("commands")
+def bench_commands(
+    commands: Annotated[
+        int, typer.Option(min=1, help="Commands per protocol (Modbus, OPC UA, BACnet).")
+    ] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
+) -> None:
+    """Command setpoints of the simulated city through the pipeline; print one JSON object."""
+    from controlcenter.bench.commands import (
+        CommandsBenchError,
+        CommandsBenchOptions,
+        run_commands_bench,
+    )
+
+    try:
+        figures = asyncio.run(run_commands_bench(CommandsBenchOptions(commands, seed)))
+    except CommandsBenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
+
+
+class RulesBenchScale(StrEnum):
+    """How much work the rules bench does."""
+
+    FULL = "full"
+    TINY = "tiny"
+
+
+@bench_app.command("rules")
+def bench_rules(
+    size: Annotated[
+        RulesBenchScale, typer.Option(help="full: the published figures; tiny: a smoke run.")
+    ] = RulesBenchScale.FULL,
+    engine_seconds: Annotated[
+        int | None, typer.Option(min=1, help="Seconds of samples fed to the live engine.")
+    ] = None,
+    backtest_hours: Annotated[
+        float | None, typer.Option(min=0.01, help="Hours of 1 s history the backtest replays.")
+    ] = None,
+) -> None:
+    """Measure expression evaluations, the live engine's CPU share and the backtest's speed."""
+    from dataclasses import replace
+
+    from controlcenter.bench.rules import TINY, RulesBenchError, RulesBenchSize, run_rules_bench
+
+    chosen = TINY if size is RulesBenchScale.TINY else RulesBenchSize()
+    if engine_seconds is not None:
+        chosen = replace(chosen, engine_seconds=engine_seconds)
+    if backtest_hours is not None:
+        chosen = replace(chosen, backtest_hours=backtest_hours)
+    try:
+        figures = run_rules_bench(chosen)
+    except RulesBenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
+
+
+@bench_app.command("outcomes")
+def bench_outcomes(
+    days: Annotated[float, typer.Option(min=0.01, help="Simulated days of the demo city.")] = 2.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
+) -> None:
+    """Run the demo city with its rules and with the baseline; print the outcomes as JSON."""
+    from controlcenter.bench.outcomes import OutcomesBenchError, run_outcomes_bench
+
+    try:
+        figures = run_outcomes_bench(days, seed)
+    except OutcomesBenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
