@@ -97,6 +97,11 @@ class HistoryReader(Protocol):
         """Stored samples of ``tag`` with start <= server time <= end, oldest first."""
         ...
 
+    def read_raw_many(self, names: Sequence[str], start: datetime, end: datetime) -> list[Sample]:
+        """Stored samples of every tag in ``names`` with start <= server time < end, in
+        server-time order; unknown tags have none."""
+        ...
+
     def read_commands(
         self, start: datetime | None = None, end: datetime | None = None
     ) -> list[CommandResult]:

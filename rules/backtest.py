@@ -378,32 +378,40 @@ def longest_window(rule_set: CompiledRuleSet) -> timedelta:
 
 def _prime(
     history: HistoryReader,
-    tags: Iterable[str],
+    tags: Sequence[str],
     warm_start: datetime,
     start: datetime,
     lookback: timedelta,
 ) -> list[Sample]:
     """The warm-up samples: every tag's history in [warm_start, start), and for a tag with none
     there, its last sample before ``warm_start`` (within ``lookback``)."""
-    per_tag: list[list[Sample]] = []
+    samples = _read_many(history, tags, warm_start, start)
+    seen = {sample.tag for sample in samples}
+    earlier: list[list[Sample]] = []
     for tag in tags:
-        samples = _before(_read(history, tag, warm_start, start), start)
-        if not samples:
-            earlier = _before(_read(history, tag, warm_start - lookback, warm_start), warm_start)
-            samples = earlier[-1:]
-        per_tag.append(samples)
-    return _merge(per_tag)
+        if tag not in seen:
+            before = _before(_read(history, tag, warm_start - lookback, warm_start), warm_start)
+            earlier.append(before[-1:])
+    return _merge([*earlier, samples])
 
 
 def _read_chunk(
-    history: HistoryReader, tags: Iterable[str], start: datetime, end: datetime, final: bool
+    history: HistoryReader, tags: Sequence[str], start: datetime, end: datetime, final: bool
 ) -> list[Sample]:
     """Every tag's samples in [start, end) merged in time order ([start, end] when final)."""
-    per_tag = []
-    for tag in tags:
-        samples = _read(history, tag, start, end)
-        per_tag.append(samples if final else _before(samples, end))
-    return _merge(per_tag)
+    if not final:
+        return _read_many(history, tags, start, end)
+    # The last window includes its end: read one microsecond further.
+    return _read_many(history, tags, start, end + timedelta(microseconds=1))
+
+
+def _read_many(
+    history: HistoryReader, tags: Sequence[str], start: datetime, end: datetime
+) -> list[Sample]:
+    try:
+        return history.read_raw_many(tags, start, end)
+    except Exception as err:
+        raise BacktestError(f"cannot read the history of the rules' tags: {err}") from err
 
 
 def _read(history: HistoryReader, tag: str, start: datetime, end: datetime) -> list[Sample]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -258,6 +258,9 @@ class BrokenHistory:
     def read_raw(
         self, tag: str, start: datetime | None = None, end: datetime | None = None
     ) -> list[Sample]:
+        raise OSError("disk I/O error")
+
+    def read_raw_many(self, names: Sequence[str], start: datetime, end: datetime) -> list[Sample]:
         raise OSError("disk I/O error")
 
     def read_commands(
