@@ -116,6 +116,8 @@ class _RuleState:
     """``for:`` rules: when the condition was first seen true in the current stretch."""
     acted: bool = False
     """``for:`` rules: acted in the current stretch of the condition being true."""
+    received: bool = False
+    """Every input has been received at least once (inputs never go missing afterwards)."""
 
 
 class _Cause:
@@ -145,6 +147,9 @@ class RuleEvaluator:
         self._now = now
         self._activated = now
         self._samples: dict[str, Sample] = {}
+        self._not_good: set[str] = set()
+        """Tags whose latest sample is not Good: most of the time none, so a rule's input
+        check is one set test."""
         self._values: dict[str, Value | None] = {}
         self._changed_at: dict[str, datetime] = {}
         self._windows: dict[str, TagWindows] = {}
@@ -301,6 +306,11 @@ class RuleEvaluator:
         tag = sample.tag
         previous = self._samples.get(tag)
         self._samples[tag] = sample
+        if sample.quality.severity is Severity.GOOD:
+            if self._not_good:
+                self._not_good.discard(tag)
+        else:
+            self._not_good.add(tag)
         windows = self._windows.get(tag)
         if windows is not None and sample.quality.severity is not Severity.BAD:
             numeric = sample.numeric
@@ -405,7 +415,7 @@ class RuleEvaluator:
     def _evaluate(self, state: _RuleState, cause: _Cause, out: _Collector) -> None:
         rule = state.rule
         try:
-            problem = self._input_problem(rule)
+            problem = self._input_problem(state)
         except _InputsMissing:
             return
         if problem is None:
@@ -454,7 +464,15 @@ class RuleEvaluator:
         out.holds.append(held)
         out.events.append(held)
 
-    def _input_problem(self, rule: CompiledRule) -> str | None:
+    def _input_problem(self, state: _RuleState) -> str | None:
+        rule = state.rule
+        if not state.received:
+            samples = self._samples
+            if any(tag not in samples for tag in rule.inputs):
+                raise _InputsMissing
+            state.received = True
+        if self._not_good.isdisjoint(rule.inputs):
+            return None
         policy = rule.definition.inputs_quality
         for tag in rule.inputs:
             sample = self._samples.get(tag)

@@ -292,6 +292,11 @@ async def test_watch_polls_on_its_interval_and_deploys_what_is_requested(
         harness.apply((LIGHTS,), "ana", "lights")
         await ticks.put(None)
         await asyncio.wait_for(activated.wait(), timeout=5)
+        # The outcome is recorded in a worker thread after the swap: wait for it, bounded.
+        deadline = asyncio.get_running_loop().time() + 5
+        while harness.statuses()[2] is not RuleVersionStatus.ACTIVE:
+            assert asyncio.get_running_loop().time() < deadline, harness.statuses()
+            await asyncio.sleep(0.01)
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
