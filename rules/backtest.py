@@ -17,17 +17,22 @@ warm-up is primed with its last stored sample before it, looked for up to ``look
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import queue
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-from controlcenter.model import Command, Sample, Value
+from controlcenter.automation import RuleSetDef, SiteLocation
+from controlcenter.model import Command, Sample, TagDef, Value
 from controlcenter.ports import HistoryReader
 from rules.evaluator import NO_DECISIONS, Decisions, RuleEvaluator
-from rules.ruleset import CompiledRuleSet
+from rules.ruleset import CompiledRuleSet, compile_rule_set
 
 DEFAULT_CHUNK = timedelta(hours=1)
 """How much history is read (per tag) and replayed at a time: a day of 1 s data for the
@@ -127,7 +132,8 @@ class RuleCounts:
 
 @dataclass(frozen=True, slots=True)
 class BacktestFigures:
-    """How much was replayed and how long it took."""
+    """How much was replayed and how long it took (over several workers: the sum of what each
+    read and computed, so a tag two workers read counts twice)."""
 
     tags_read: int
     samples_replayed: int
@@ -445,6 +451,238 @@ def _merge(per_tag: list[list[Sample]]) -> list[Sample]:
     merged = [sample for samples in non_empty for sample in samples]
     merged.sort(key=_SERVER_TIME)
     return merged
+
+
+HistoryOpener = Callable[[], AbstractContextManager[HistoryReader]]
+"""Opens the historian in a worker process (picklable: e.g. ``partial(SqlHistorian, url)``)."""
+
+MAX_DEFAULT_WORKERS = 4
+"""Most worker processes a backtest starts unless told otherwise."""
+
+
+def default_backtest_workers() -> int:
+    """One worker per core of this machine, at most ``MAX_DEFAULT_WORKERS``."""
+    return max(1, min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1))
+
+
+WORKER_START_TIMEOUT_S = 120.0
+"""How long a worker may stay silent (starting up, or between two chunks) before the backtest
+gives up on it."""
+
+
+def run_backtest_in_parallel(
+    definition: RuleSetDef,
+    tags: Sequence[TagDef],
+    site: SiteLocation,
+    open_history: HistoryOpener,
+    start: datetime,
+    end: datetime,
+    *,
+    workers: int,
+    progress: Progress | None = None,
+    chunk: timedelta = DEFAULT_CHUNK,
+    warm_up: timedelta | None = None,
+    lookback: timedelta = DEFAULT_LOOKBACK,
+) -> BacktestReport:
+    """``run_backtest`` of ``definition`` spread over ``workers`` processes, each replaying a
+    share of the rules; the commands, events, holds and counts are those a single process
+    reports (the figures add up the workers' own: a tag two shares read counts twice).
+
+    In a replay no command is executed, so a rule's decisions depend only on its own inputs,
+    state and timers: the rules can be replayed apart and their reports merged. Each worker
+    compiles its share (with the calculated tags it reads), opens its own connection to the
+    historian and reads only its share's tags. Raises RuleSetError for a set that does not
+    compile and BacktestError when a worker fails.
+    """
+    rule_set = compile_rule_set(definition, tags, site)
+    shares = rule_shares(rule_set, workers)
+    if len(shares) <= 1:
+        with open_history() as history:
+            return run_backtest(
+                rule_set,
+                history,
+                start,
+                end,
+                progress=progress,
+                chunk=chunk,
+                warm_up=warm_up,
+                lookback=lookback,
+            )
+    began = time.perf_counter()
+    context = multiprocessing.get_context("spawn")  # no inherited connections or threads
+    messages: multiprocessing.Queue[tuple[str, int, Any]] = context.Queue()
+    processes = [
+        context.Process(
+            target=_replay_share,
+            args=(
+                index,
+                share,
+                tuple(tags),
+                site,
+                open_history,
+                start,
+                end,
+                chunk,
+                warm_up,
+                lookback,
+                messages,
+            ),
+            name=f"backtest worker {index}",
+            daemon=True,
+        )
+        for index, share in enumerate(shares)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        reports = _collect(processes, messages, progress)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    return _merged(rule_set, start, end, reports, time.perf_counter() - began)
+
+
+def rule_shares(rule_set: CompiledRuleSet, workers: int) -> list[RuleSetDef]:
+    """The enabled rules split into at most ``workers`` shares of about equal work (the tags
+    each rule watches), each with the calculated tags its rules read, in dependency order."""
+    enabled = [rule for rule in rule_set.rules if rule.definition.enabled]
+    count = max(1, min(workers, len(enabled)))
+    # A worker's work: reading its tags (each once, whichever rules share it) and evaluating
+    # its rules (one evaluation per change of a watched tag). Each rule, heaviest first, goes
+    # where it adds least to the busiest worker: rules sharing tags gather in one share, so
+    # that fewer tags are read twice.
+    loads = [0] * count
+    reads: list[set[str]] = [set() for _ in range(count)]
+    members: list[list[int]] = [[] for _ in range(count)]
+    by_weight = sorted(range(len(enabled)), key=lambda i: -len(enabled[i].watched))
+    for index in by_weight:
+        watched = enabled[index].watched
+        costs = [
+            loads[worker] + len(watched - reads[worker]) + len(watched)
+            for worker in range(count)
+        ]
+        chosen = costs.index(min(costs))
+        members[chosen].append(index)
+        loads[chosen] = costs[chosen]
+        reads[chosen] |= watched
+    calculated = {calc.name: calc for calc in rule_set.calculated}
+    shares = []
+    for chosen in members:
+        rules = [enabled[i] for i in sorted(chosen)]
+        needed: set[str] = set()
+        pending = [tag for rule in rules for tag in rule.watched if tag in calculated]
+        while pending:
+            name = pending.pop()
+            if name not in needed:
+                needed.add(name)
+                pending.extend(tag for tag in calculated[name].inputs if tag in calculated)
+        shares.append(
+            replace(
+                rule_set.definition,
+                rules=tuple(rule.definition for rule in rules),
+                calculated=tuple(
+                    calc.definition for calc in rule_set.calculated if calc.name in needed
+                ),
+                sources=(),
+            )
+        )
+    return shares
+
+
+def _replay_share(
+    index: int,
+    share: RuleSetDef,
+    tags: tuple[TagDef, ...],
+    site: SiteLocation,
+    open_history: HistoryOpener,
+    start: datetime,
+    end: datetime,
+    chunk: timedelta,
+    warm_up: timedelta | None,
+    lookback: timedelta,
+    messages: multiprocessing.Queue[tuple[str, int, Any]],
+) -> None:
+    """A worker process: replay one share and send its report (or its failure) back."""
+    try:
+        rule_set = compile_rule_set(share, tags, site)
+        with open_history() as history:
+            report = run_backtest(
+                rule_set,
+                history,
+                start,
+                end,
+                progress=lambda fraction: messages.put(("progress", index, fraction)),
+                chunk=chunk,
+                warm_up=warm_up,
+                lookback=lookback,
+            )
+    except Exception as err:  # reported to the parent, which raises BacktestError
+        messages.put(("error", index, f"{type(err).__name__}: {err}"))
+        return
+    messages.put(("done", index, report))
+
+
+def _collect(
+    processes: Sequence[multiprocessing.process.BaseProcess],
+    messages: multiprocessing.Queue[tuple[str, int, Any]],
+    progress: Progress | None,
+) -> list[BacktestReport]:
+    """Every worker's report, reporting their mean progress meanwhile; BacktestError when one
+    fails, dies or falls silent."""
+    reports: dict[int, BacktestReport] = {}
+    fractions = [0.0] * len(processes)
+    while len(reports) < len(processes):
+        try:
+            kind, index, payload = messages.get(timeout=WORKER_START_TIMEOUT_S)
+        except queue.Empty as err:
+            raise BacktestError(
+                f"a backtest worker said nothing for {WORKER_START_TIMEOUT_S:g} s"
+            ) from err
+        if kind == "error":
+            raise BacktestError(f"backtest worker {index} failed: {payload}")
+        if kind == "progress":
+            fractions[index] = float(payload)
+            if progress is not None:
+                progress(sum(fractions) / len(fractions))
+        else:
+            reports[index] = payload
+    return [reports[index] for index in range(len(processes))]
+
+
+def _merged(
+    rule_set: CompiledRuleSet,
+    start: datetime,
+    end: datetime,
+    reports: Sequence[BacktestReport],
+    wall_seconds: float,
+) -> BacktestReport:
+    """One report of the shares' reports, in time order and then in the rules' order."""
+    order = {rule.name: position for position, rule in enumerate(rule_set.rules)}
+
+    def key(item: BacktestCommand | BacktestEvent | BacktestHold) -> tuple[datetime, int]:
+        return item.time, order.get(item.rule, len(order))
+
+    counts = {counts.rule: counts for report in reports for counts in report.rules}
+    for rule in rule_set.rules:
+        counts.setdefault(rule.name, RuleCounts(rule.name))
+    return BacktestReport(
+        start=start,
+        end=end,
+        commands=tuple(sorted((c for r in reports for c in r.commands), key=key)),
+        events=tuple(sorted((e for r in reports for e in r.events), key=key)),
+        holds=tuple(sorted((h for r in reports for h in r.holds), key=key)),
+        rules=tuple(counts[name] for name in sorted(counts)),
+        figures=BacktestFigures(
+            tags_read=len(replayed_tags(rule_set)),
+            samples_replayed=sum(r.figures.samples_replayed for r in reports),
+            warm_up_samples=sum(r.figures.warm_up_samples for r in reports),
+            calculated_samples=sum(r.figures.calculated_samples for r in reports),
+            timers_fired=sum(r.figures.timers_fired for r in reports),
+            wall_seconds=wall_seconds,
+        ),
+    )
 
 
 def _counts(rule_set: CompiledRuleSet, recorder: _Recorder) -> tuple[RuleCounts, ...]:

@@ -27,8 +27,9 @@ import random
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from controlcenter.automation import (
@@ -58,7 +59,7 @@ from controlcenter.model import (
     Value,
 )
 from historian.store import SqlHistorian
-from rules.backtest import replayed_tags, run_backtest
+from rules.backtest import default_backtest_workers, replayed_tags, run_backtest_in_parallel
 from rules.engine import RulesEngine
 from rules.expressions import ExpressionCompiler, TagSignature, ValueKind
 from rules.ruleset import CompiledRuleSet, compile_rule_set
@@ -89,6 +90,8 @@ class RulesBenchSize:
     """Simulated seconds of samples fed to the engine."""
     backtest_rules: int = 50
     backtest_hours: float = 24.0
+    backtest_workers: int = field(default_factory=default_backtest_workers)
+    """Processes replaying shares of the rules (``controlcenter rules backtest --workers``)."""
 
 
 TINY = RulesBenchSize(
@@ -99,6 +102,7 @@ TINY = RulesBenchSize(
     engine_seconds=3,
     backtest_rules=5,
     backtest_hours=0.25,
+    backtest_workers=2,
 )
 """A size for tests: every path runs, in seconds."""
 
@@ -521,10 +525,12 @@ class BacktestFigures:
     wall_s: float
     commands: int
     events: int
+    workers: int
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready figures."""
         return {
+            "workers": self.workers,
             "rules": self.rules,
             "tags": self.tags,
             "hours": self.hours,
@@ -548,17 +554,26 @@ def backtest_speed(size: RulesBenchSize) -> BacktestFigures:
     start = BENCH_START
     end = start + timedelta(seconds=seconds - 1)
     with tempfile.TemporaryDirectory(prefix="cc-bench-rules-") as directory:
-        store = SqlHistorian(f"sqlite:///{Path(directory) / 'history.db'}")
+        url = f"sqlite:///{Path(directory) / 'history.db'}"
+        store = SqlHistorian(url)
         try:
             store.ensure_tags(wanted)
             began = time.perf_counter()
             samples = _write_history(store, wanted, start, seconds)
             write_s = time.perf_counter() - began
-            began = time.perf_counter()
-            report = run_backtest(rule_set, store, start, end, progress=None)
-            wall_s = time.perf_counter() - began
         finally:
             store.close()
+        began = time.perf_counter()
+        report = run_backtest_in_parallel(
+            rule_set.definition,
+            tags,
+            rule_set.site,
+            partial(SqlHistorian, url),
+            start,
+            end,
+            workers=size.backtest_workers,
+        )
+        wall_s = time.perf_counter() - began
     return BacktestFigures(
         rules=len(rule_set.rules),
         tags=len(wanted),
@@ -568,6 +583,7 @@ def backtest_speed(size: RulesBenchSize) -> BacktestFigures:
         wall_s=wall_s,
         commands=len(report.commands),
         events=len(report.events),
+        workers=size.backtest_workers,
     )
 
 

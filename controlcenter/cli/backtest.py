@@ -8,6 +8,8 @@ uses (``rules.backtest``) on the historian's stored samples. Nothing is sent to 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -20,8 +22,8 @@ from controlcenter.model import utc_now
 from controlcenter.runtime.defaults import DEMO_DB_URL, DEMO_SITE_PATH
 
 if TYPE_CHECKING:
-    from historian.store import SqlHistorian
-    from rules.backtest import BacktestReport
+    from controlcenter.model import TagDef
+    from rules.backtest import BacktestReport, HistoryOpener
     from rules.ruleset import CompiledRuleSet
 
 
@@ -54,11 +56,20 @@ def backtest(
     output_format: Annotated[
         BacktestFormat, typer.Option("--format", help="text (a summary) or json (everything).")
     ] = BacktestFormat.TEXT,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes replaying shares of the rules (default: one per core, at most 4).",
+        ),
+    ] = None,
 ) -> None:
     """Replay stored history through rule files; print the commands, events and holds."""
+    from functools import partial
+
     from historian.errors import StorageError
     from historian.store import SqlHistorian
-    from rules.backtest import BacktestError, run_backtest
+    from rules.backtest import BacktestError, default_backtest_workers
 
     now = utc_now()
     try:
@@ -73,35 +84,43 @@ def backtest(
             err=True,
         )
         raise typer.Exit(EXIT_USAGE)
-    rule_set = _compiled_or_exit(files or [], site)
+    rule_set, tags = _compiled_or_exit(files or [], site)
     missing = _missing_sqlite_file(db)
     if missing is not None:
         typer.echo(f"no historian database at {missing}", err=True)
         raise typer.Exit(EXIT_USAGE)
     try:
-        store = SqlHistorian(db)
+        SqlHistorian(db).close()  # reachable, and its schema current, before workers start
     except StorageError as err:
         typer.echo(f"cannot open the historian {db}: {err}", err=True)
         raise typer.Exit(EXIT_USAGE) from err
+    replay = Replay(
+        rule_set,
+        tags,
+        partial(SqlHistorian, db),
+        start_time,
+        end_time,
+        workers or default_backtest_workers(),
+    )
     try:
         if output_format is BacktestFormat.JSON:
-            report = run_backtest(rule_set, store, start_time, end_time, progress=None)
+            report = replay.run(progress=None)
         else:
-            report = _with_progress_bar(rule_set, store, start_time, end_time)
+            report = _with_progress_bar(replay)
     except BacktestError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(EXIT_USAGE) from err
-    finally:
-        store.close()
     if output_format is BacktestFormat.JSON:
         typer.echo(json.dumps(report.as_dict()))
     else:
         typer.echo(render_text(report))
 
 
-def _compiled_or_exit(files: list[Path], site_path: Path) -> CompiledRuleSet:
+def _compiled_or_exit(
+    files: list[Path], site_path: Path
+) -> tuple[CompiledRuleSet, tuple[TagDef, ...]]:
     """The rule files (the site's own when none are given) compiled against the site's tags,
-    or exit 1 printing every problem as ``file:line:column: reason``."""
+    and those tags; or exit 1 printing every problem as ``file:line:column: reason``."""
     from dataclasses import replace
 
     from controlcenter.site.config import load_site
@@ -126,8 +145,9 @@ def _compiled_or_exit(files: list[Path], site_path: Path) -> CompiledRuleSet:
         raise typer.Exit(EXIT_INVALID) from err
     # The commands are reported as the site's rule identity would send them.
     definition = replace(definition, identity=site.automation.identity.name)
+    tags = tuple(site.tag_defs())
     try:
-        return compile_rule_set(definition, site.tag_defs(), site.location())
+        return compile_rule_set(definition, tags, site.location()), tags
     except RuleSetError as err:
         for expression_problem in err.problems:
             typer.echo(str(expression_problem), err=True)
@@ -152,14 +172,37 @@ def _missing_sqlite_file(db_url: str) -> str | None:
     return database
 
 
-def _with_progress_bar(
-    rule_set: CompiledRuleSet, store: SqlHistorian, start: datetime, end: datetime
-) -> BacktestReport:
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A backtest to run: the compiled set, the site's tags, the history and the window."""
+
+    rule_set: CompiledRuleSet
+    tags: tuple[TagDef, ...]
+    open_history: HistoryOpener
+    start: datetime
+    end: datetime
+    workers: int
+
+    def run(self, progress: Callable[[float], None] | None) -> BacktestReport:
+        """Replay the window over the workers."""
+        from rules.backtest import run_backtest_in_parallel
+
+        return run_backtest_in_parallel(
+            self.rule_set.definition,
+            self.tags,
+            self.rule_set.site,
+            self.open_history,
+            self.start,
+            self.end,
+            workers=self.workers,
+            progress=progress,
+        )
+
+
+def _with_progress_bar(replay: Replay) -> BacktestReport:
     """Run the backtest with a progress bar on stderr (gone once done)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from rules.backtest import run_backtest
 
     console = Console(stderr=True)
     columns = (
@@ -176,7 +219,7 @@ def _with_progress_bar(
         def advance(fraction: float) -> None:
             bar.update(task, completed=fraction)
 
-        return run_backtest(rule_set, store, start, end, progress=advance)
+        return replay.run(progress=advance)
 
 
 def render_text(report: BacktestReport) -> str:

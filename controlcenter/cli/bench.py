@@ -141,6 +141,10 @@ def bench_rules(
     backtest_hours: Annotated[
         float | None, typer.Option(min=0.01, help="Hours of 1 s history the backtest replays.")
     ] = None,
+    backtest_workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes the backtest uses (default: one per core, at most 4)."),
+    ] = None,
 ) -> None:
     """Measure expression evaluations, the live engine's CPU share and the backtest's speed."""
     from dataclasses import replace
@@ -152,6 +156,8 @@ def bench_rules(
         chosen = replace(chosen, engine_seconds=engine_seconds)
     if backtest_hours is not None:
         chosen = replace(chosen, backtest_hours=backtest_hours)
+    if backtest_workers is not None:
+        chosen = replace(chosen, backtest_workers=backtest_workers)
     try:
         figures = run_rules_bench(chosen)
     except RulesBenchError as err:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from controlcenter.automation import (
+    CalculatedTagDef,
     CommandAction,
     CronTrigger,
     EventAction,
@@ -31,7 +33,13 @@ from controlcenter.model import (
     Value,
 )
 from historian.store import SqlHistorian
-from rules.backtest import BacktestError, replayed_tags, run_backtest
+from rules.backtest import (
+    BacktestError,
+    replayed_tags,
+    rule_shares,
+    run_backtest,
+    run_backtest_in_parallel,
+)
 from rules.ruleset import CompiledRuleSet, compile_rule_set
 
 AMSTERDAM = SiteLocation(52.37, 4.90, "Europe/Amsterdam")
@@ -278,3 +286,91 @@ def test_unreadable_history_is_a_backtest_error_with_its_cause() -> None:
     with pytest.raises(BacktestError, match="disk I/O error") as caught:
         run_backtest(rule_set(), BrokenHistory(), START, END)
     assert isinstance(caught.value.__cause__, OSError)
+
+
+def _definition() -> RuleSetDef:
+    return rule_set().definition
+
+
+def test_the_rules_replayed_by_two_processes_give_the_single_process_report(
+    history: SqlHistorian, tmp_path: Path
+) -> None:
+    single = run_backtest(rule_set(), history, START, END)
+    fractions: list[float] = []
+    parallel = run_backtest_in_parallel(
+        _definition(),
+        TAGS,
+        AMSTERDAM,
+        partial(SqlHistorian, f"sqlite:///{tmp_path / 'history.db'}"),
+        START,
+        END,
+        workers=2,
+        progress=fractions.append,
+    )
+    assert parallel.commands == single.commands
+    assert parallel.events == single.events
+    assert parallel.holds == single.holds
+    assert parallel.rules == single.rules
+    assert parallel.figures.tags_read == single.figures.tags_read
+    assert fractions and fractions[-1] == pytest.approx(1.0)
+    assert fractions == sorted(fractions)
+
+
+def test_shares_split_the_rules_and_carry_the_calculated_tags_they_read() -> None:
+    definition = RuleSetDef(
+        rules=(
+            *(
+                RuleDef(
+                    name=f"r{index}",
+                    triggers=(TagChangeTrigger(("calc.total",)),),
+                    condition=Expression(f"calc.total > {index}.0"),
+                    actions=(EventAction("high", 100),),
+                )
+                for index in range(3)
+            ),
+            RuleDef(
+                name="plain",
+                triggers=(TagChangeTrigger(("water.tank1.level",)),),
+                condition=Expression("water.tank1.level > 1.0"),
+                actions=(EventAction("level", 100),),
+            ),
+        ),
+        calculated=(
+            CalculatedTagDef("calc.half", Expression("water.tank2.level / 2.0")),
+            CalculatedTagDef("calc.total", Expression("calc.half + water.tank1.level")),
+        ),
+        identity="rules",
+    )
+    compiled = compile_rule_set(definition, TAGS, AMSTERDAM)
+    shares = rule_shares(compiled, 2)
+    assert sorted(rule.name for share in shares for rule in share.rules) == [
+        "plain",
+        "r0",
+        "r1",
+        "r2",
+    ]
+    for share in shares:
+        names = {rule.name for rule in share.rules}
+        calculated = [calc.name for calc in share.calculated]
+        if names & {"r0", "r1", "r2"}:
+            assert calculated == ["calc.half", "calc.total"]  # with what it reads, in order
+        else:
+            assert calculated == []
+        compile_rule_set(share, TAGS, AMSTERDAM)  # every share compiles on its own
+    assert len(rule_shares(compiled, 8)) == 4  # never more shares than rules
+    assert len(rule_shares(compiled, 1)) == 1
+
+
+def test_a_failing_worker_is_a_backtest_error() -> None:
+    # Port 1 on loopback: nothing listens, the worker's historian cannot connect.
+    unreachable = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=2"
+    with pytest.raises(BacktestError, match="worker"):
+        run_backtest_in_parallel(
+            _definition(),
+            TAGS,
+            AMSTERDAM,
+            partial(SqlHistorian, unreachable),
+            START,
+            END,
+            workers=2,
+        )

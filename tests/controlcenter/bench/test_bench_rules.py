@@ -40,6 +40,7 @@ BACKTEST_KEYS = {
     "rules",
     "tags",
     "hours",
+    "workers",
     "samples",
     "write_s",
     "wall_s",
@@ -71,6 +72,7 @@ def test_bench_rules_prints_every_figure_with_its_target() -> None:
     assert set(backtest) == BACKTEST_KEYS
     assert backtest["rules"] == TINY.backtest_rules and backtest["target_s"] == 30
     assert backtest["samples"] == backtest["tags"] * int(TINY.backtest_hours * 3600)
+    assert backtest["workers"] == TINY.backtest_workers == 2
     assert backtest["wall_s"] > 0
     for part in figures.values():
         assert isinstance(part["pass"], bool)

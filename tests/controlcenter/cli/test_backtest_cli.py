@@ -94,7 +94,7 @@ WINDOW = ["--start", "2026-01-10T00:00:00Z", "--end", "2026-01-10T00:59:59Z"]
 
 
 def test_json_report_lists_commands_events_and_holds(site_dir: Path) -> None:
-    result = run(site_dir, *WINDOW, "--format", "json")
+    result = run(site_dir, *WINDOW, "--format", "json", "--workers", "1")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     # The pump never reads back on: the rule commands it when the level falls, and again when
@@ -114,6 +114,12 @@ def test_json_report_lists_commands_events_and_holds(site_dir: Path) -> None:
     ]
     assert report["figures"]["tags_read"] == 2
     assert report["figures"]["samples_replayed"] == 720
+    # Two worker processes, one rule each: the same decisions.
+    spread = run(site_dir, *WINDOW, "--format", "json", "--workers", "2")
+    assert spread.exit_code == 0, spread.output
+    parallel = json.loads(spread.stdout)
+    for part in ("commands", "events", "holds", "rules"):
+        assert parallel[part] == report[part]
 
 
 def test_rule_files_default_to_the_sites_and_text_is_a_summary(site_dir: Path) -> None:
