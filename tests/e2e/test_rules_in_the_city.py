@@ -38,6 +38,7 @@ SPEED = 60.0
 SCAN_S = 10.0
 """Simulated seconds between scans: a sixth of a wall second at this speed."""
 CABINET_MODE = "lights.d1.c1.mode"
+CALCULATED = "lights.d1.power_total"
 MODE_MANUAL = 1
 MODE_OFF = 2
 
@@ -61,7 +62,12 @@ interlocks:
     message: tank 1 must not be filled (test interlock, always on)
 """
 
-RULES = """rules:
+RULES = """calculated:
+  - name: lights.d1.power_total
+    description: District 1's streetlight power
+    expression: lights.d1.c1.power + lights.d1.c2.power + lights.d1.c3.power
+    unit: kW
+rules:
   - name: lights.d1.c1.dusk
     description: The cabinet's lamps on at civil dusk
     owner: lighting
@@ -238,6 +244,34 @@ async def test_rules_override_interlock_and_refused_set_in_the_running_city(
     events = store.read_events()
     assert any(e.kind is EventKind.RULE and "refused" in e.message for e in events)
     assert len(_rule_commands(store, CommandStatus.CONFIRMED)) >= before
+
+    # 6. A good rule set is applied to the running center without a restart.
+    calmer = RULES.replace("every: 1m", "every: 5m")
+    good = store.add_rule_version(
+        (RuleSource("rules/lighting.yaml", calmer),),
+        "olga",
+        "check every 5 minutes",
+        center.clock.now(),
+    )
+    store.request_rule_version(good.version)
+    await _until(
+        "the good rule set active",
+        lambda: store.rule_version(good.version).status is RuleVersionStatus.ACTIVE,
+    )
+    assert center.rules.rule_set is not running_set
+    assert "every: 5m" in center.rules.rule_set.definition.sources[0].text
+    assert any(e.kind is EventKind.RULE and "replaced" in e.message for e in store.read_events())
+
+    # 7. The calculated tag is historized with its inputs' quality, equal to their sum.
+    totals = [s for s in store.read_raw(CALCULATED) if s.quality.is_good]
+    assert totals, "the calculated tag was not historized"
+    last = totals[-1]
+    parts = [
+        [s for s in store.read_raw(f"lights.d1.c{n}.power") if s.server_time <= last.server_time]
+        for n in (1, 2, 3)
+    ]
+    expected = sum(float(p[-1].value) for p in parts if isinstance(p[-1].value, float))
+    assert last.value == pytest.approx(expected, abs=1e-6)
 
     # A viewer may not command at all.
     vera = center.user("vera")
