@@ -560,8 +560,7 @@ def rule_shares(rule_set: CompiledRuleSet, workers: int) -> list[RuleSetDef]:
     for index in by_weight:
         watched = enabled[index].watched
         costs = [
-            loads[worker] + len(watched - reads[worker]) + len(watched)
-            for worker in range(count)
+            loads[worker] + len(watched - reads[worker]) + len(watched) for worker in range(count)
         ]
         chosen = costs.index(min(costs))
         members[chosen].append(index)
