@@ -97,11 +97,6 @@ class HistoryReader(Protocol):
         """Stored samples of ``tag`` with start <= server time <= end, oldest first."""
         ...
 
-    def read_raw_many(self, names: Sequence[str], start: datetime, end: datetime) -> list[Sample]:
-        """Stored samples of every tag in ``names`` with start <= server time < end, in
-        server-time order; unknown tags have none."""
-        ...
-
     def read_commands(
         self, start: datetime | None = None, end: datetime | None = None
     ) -> list[CommandResult]:
@@ -165,6 +160,15 @@ class HistoryQueryReader(HistoryReader, Protocol):
         limit: int | None = None,
     ) -> list[Event]:
         """Journaled events, optionally of one kind, source or user; oldest first."""
+        ...
+
+
+class BulkHistoryReader(HistoryReader, Protocol):
+    """A historian that also reads many tags' samples in one query (replays, backtests)."""
+
+    def read_raw_many(self, names: Sequence[str], start: datetime, end: datetime) -> list[Sample]:
+        """Stored samples of every tag in ``names`` with start <= server time < end, in
+        server-time order; unknown tags have none."""
         ...
 
 

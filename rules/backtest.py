@@ -30,7 +30,7 @@ from typing import Any
 
 from controlcenter.automation import RuleSetDef, SiteLocation
 from controlcenter.model import Command, Sample, TagDef, Value
-from controlcenter.ports import HistoryReader
+from controlcenter.ports import BulkHistoryReader
 from rules.evaluator import NO_DECISIONS, Decisions, RuleEvaluator
 from rules.ruleset import CompiledRuleSet, compile_rule_set
 
@@ -237,7 +237,7 @@ def rule_of(command: Command) -> str:
 
 def run_backtest(
     rule_set: CompiledRuleSet,
-    history: HistoryReader,
+    history: BulkHistoryReader,
     start: datetime,
     end: datetime,
     *,
@@ -383,7 +383,7 @@ def longest_window(rule_set: CompiledRuleSet) -> timedelta:
 
 
 def _prime(
-    history: HistoryReader,
+    history: BulkHistoryReader,
     tags: Sequence[str],
     warm_start: datetime,
     start: datetime,
@@ -402,7 +402,7 @@ def _prime(
 
 
 def _read_chunk(
-    history: HistoryReader, tags: Sequence[str], start: datetime, end: datetime, final: bool
+    history: BulkHistoryReader, tags: Sequence[str], start: datetime, end: datetime, final: bool
 ) -> list[Sample]:
     """Every tag's samples in [start, end) merged in time order ([start, end] when final)."""
     if not final:
@@ -412,7 +412,7 @@ def _read_chunk(
 
 
 def _read_many(
-    history: HistoryReader, tags: Sequence[str], start: datetime, end: datetime
+    history: BulkHistoryReader, tags: Sequence[str], start: datetime, end: datetime
 ) -> list[Sample]:
     try:
         return history.read_raw_many(tags, start, end)
@@ -420,7 +420,7 @@ def _read_many(
         raise BacktestError(f"cannot read the history of the rules' tags: {err}") from err
 
 
-def _read(history: HistoryReader, tag: str, start: datetime, end: datetime) -> list[Sample]:
+def _read(history: BulkHistoryReader, tag: str, start: datetime, end: datetime) -> list[Sample]:
     try:
         return history.read_raw(tag, start, end)
     except KeyError:
@@ -453,7 +453,7 @@ def _merge(per_tag: list[list[Sample]]) -> list[Sample]:
     return merged
 
 
-HistoryOpener = Callable[[], AbstractContextManager[HistoryReader]]
+HistoryOpener = Callable[[], AbstractContextManager[BulkHistoryReader]]
 """Opens the historian in a worker process (picklable: e.g. ``partial(SqlHistorian, url)``)."""
 
 MAX_DEFAULT_WORKERS = 4
@@ -568,8 +568,8 @@ def rule_shares(rule_set: CompiledRuleSet, workers: int) -> list[RuleSetDef]:
         reads[chosen] |= watched
     calculated = {calc.name: calc for calc in rule_set.calculated}
     shares = []
-    for chosen in members:
-        rules = [enabled[i] for i in sorted(chosen)]
+    for share_members in members:
+        rules = [enabled[i] for i in sorted(share_members)]
         needed: set[str] = set()
         pending = [tag for rule in rules for tag in rule.watched if tag in calculated]
         while pending:

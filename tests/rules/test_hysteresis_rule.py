@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rules_testkit import FakeClock, ListJournal, RecordingSink, compiled, spot, until
 
 from controlcenter.automation import HysteresisControl, RuleDef
 from controlcenter.model import CommandOrigin, Quality, Sample, Substatus, Value
 from rules.engine import RulesEngine
 from rules.hysteresis import HysteresisRule
+from tests.rules.rules_testkit import FakeClock, ListJournal, RecordingSink, compiled, spot, until
 
 RULE = HysteresisRule("water.fill", "water.tank1.level", "water.tank1.pump_cmd", 1.5, 4.0, 10.0)
 T0 = datetime(2026, 11, 21, tzinfo=UTC)

@@ -8,22 +8,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rules_testkit import (
-    T0,
-    FakeClock,
-    ListJournal,
-    RecordingSink,
-    calculated,
-    command,
-    compiled,
-    event,
-    good,
-    on_change,
-    rule,
-    spot,
-    until,
-)
-
 from controlcenter.automation import HysteresisControl, IntervalTrigger, RuleDef, RuleSetDef
 from controlcenter.clock import WallClock
 from controlcenter.commands.pipeline import CommandPipeline
@@ -43,6 +27,21 @@ from plc_sim.city import SimulatedCity
 from rules.engine import RulesEngine
 from rules.evaluator import RuleEvaluator
 from rules.ruleset import compile_rule_set
+from tests.rules.rules_testkit import (
+    T0,
+    FakeClock,
+    ListJournal,
+    RecordingSink,
+    calculated,
+    command,
+    compiled,
+    event,
+    good,
+    on_change,
+    rule,
+    spot,
+    until,
+)
 
 LUX = "lights.d1.c1.lux"
 MODE = "lights.d1.c1.mode"

@@ -8,20 +8,6 @@ from zoneinfo import ZoneInfo
 
 from astral import Observer
 from astral.sun import dusk
-from rules_testkit import (
-    AMSTERDAM,
-    T0,
-    calculated,
-    command,
-    compiled,
-    event,
-    expr,
-    good,
-    on_change,
-    rule,
-    sample,
-    spot,
-)
 
 from controlcenter.automation import (
     CalculatedTagDef,
@@ -43,6 +29,20 @@ from controlcenter.model import (
     Substatus,
 )
 from rules.evaluator import NO_DECISIONS, RuleEvaluator
+from tests.rules.rules_testkit import (
+    AMSTERDAM,
+    T0,
+    calculated,
+    command,
+    compiled,
+    event,
+    expr,
+    good,
+    on_change,
+    rule,
+    sample,
+    spot,
+)
 
 LUX = "lights.d1.c1.lux"
 MODE = "lights.d1.c1.mode"

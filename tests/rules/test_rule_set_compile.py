@@ -3,19 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rules_testkit import (
-    AMSTERDAM,
-    FILE,
-    SITE_TAGS,
-    calculated,
-    command,
-    compiled,
-    event,
-    expr,
-    on_change,
-    rule,
-    spot,
-)
 
 from controlcenter.automation import (
     CronTrigger,
@@ -36,6 +23,19 @@ from rules.ruleset import (
     split_message,
 )
 from rules.schedule import CronSchedule, SunSchedule
+from tests.rules.rules_testkit import (
+    AMSTERDAM,
+    FILE,
+    SITE_TAGS,
+    calculated,
+    command,
+    compiled,
+    event,
+    expr,
+    on_change,
+    rule,
+    spot,
+)
 
 
 def problems_of(error: pytest.ExceptionInfo[RuleSetError]) -> list[str]:
