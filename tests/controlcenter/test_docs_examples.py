@@ -1,10 +1,13 @@
-"""The site-file example in the driver documentation is a valid site file."""
+"""The examples in the documentation are valid: the driver guide's site file, the rules guide's
+worked rule file."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from controlcenter.runtime.demo import demo_site_path
+from controlcenter.runtime.rule_deployment import SiteRules, read_rule_sources, validate_rule_set
 from controlcenter.site.config import load_site
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -18,3 +21,22 @@ def test_the_driver_guide_example_site_is_valid(tmp_path: Path) -> None:
     site = load_site(site_file)
     assert {device.protocol for device in site.devices} == {"modbus", "opcua", "bacnet"}
     assert len(site.tags) == 5
+
+
+def test_the_worked_rule_examples_compile_against_the_demo_site(tmp_path: Path) -> None:
+    text = (DOCS / "rules.md").read_text(encoding="utf-8")
+    section = text.split("## Worked examples", 1)[1].split("\n## ", 1)[0]
+    [example] = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    rule_file = tmp_path / "examples.yaml"
+    rule_file.write_text(example, encoding="utf-8")
+    site = load_site(demo_site_path())
+    rule_set = validate_rule_set(
+        read_rule_sources([rule_file], tmp_path),
+        SiteRules(tuple(site.tag_defs()), site.location(), "rules"),
+    )
+    assert [rule.name for rule in rule_set.rules] == [
+        "water.dma1.night_leak",
+        "water.ps1.rotate_duty",
+        "heat.plant.dp_trim",
+    ]
+    assert [calc.name for calc in rule_set.calculated] == ["water.dma1.flow_ratio"]
