@@ -10,7 +10,7 @@ name ``file:line:column``. This module imports only the standard library and the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from controlcenter.model import CommandPriority, DataType
 
@@ -220,3 +220,121 @@ class AreaDef:
     name: str
     tags: tuple[str, ...]
     """Tag names or ``fnmatch`` patterns."""
+
+
+# --- alarms (ISA-18.2 / IEC 62682; state names after OPC UA Part 9) ---------------------------
+
+
+class AlarmPriority(IntEnum):
+    """Four priorities, 1 the most urgent; EEMUA 191 aims at about 5 % / 15 % / 80 % of
+    alarms for the top three below critical (high / medium / low)."""
+
+    CRITICAL = 1
+    HIGH = 2
+    MEDIUM = 3
+    LOW = 4
+
+
+class AlarmKind(StrEnum):
+    """What condition an alarm watches."""
+
+    HIGH = "high"
+    HIGH_HIGH = "high_high"
+    LOW = "low"
+    LOW_LOW = "low_low"
+    DEVIATION = "deviation"
+    """|tag - setpoint_tag| above ``limit``."""
+    RATE = "rate_of_change"
+    """|change of tag per minute| above ``limit``."""
+    DISCRETE = "discrete"
+    """tag equal to ``state``."""
+    COMMAND_MISMATCH = "command_mismatch"
+    """``command_tag`` on and ``tag`` (the feedback) not following after ``delay_s``
+    ("failed to start"), or off and still running ("failed to stop")."""
+    FROZEN = "frozen"
+    """tag unchanged for ``delay_s`` while ``expect_change_when`` (if any) holds."""
+    EXPRESSION = "expression"
+    """``expression`` (the rule language) true."""
+    COMM_LOSS = "comm_loss"
+    """The device ``device`` cannot be reached: one alarm per device, not one per tag."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmGuidance:
+    """What the master alarm database tells the operator: why, what if not, what to do."""
+
+    cause: str = ""
+    consequence: str = ""
+    action: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmDef:
+    """One alarm as engineered (after templates are expanded for their assets)."""
+
+    name: str
+    kind: AlarmKind
+    priority: AlarmPriority = AlarmPriority.MEDIUM
+    tag: str = ""
+    """The measured tag (the feedback for a command mismatch); empty for comm loss."""
+    device: str = ""
+    """Comm loss: the device; otherwise the measured tag's device (filled from the site)."""
+    limit: float | None = None
+    """Limit kinds: the limit; deviation: the largest allowed |difference|; rate: per minute."""
+    setpoint_tag: str = ""
+    command_tag: str = ""
+    state: bool | float | str | None = None
+    """Discrete: the value that is abnormal."""
+    expression: Expression | None = None
+    expect_change_when: Expression | None = None
+    """Frozen: only while this holds is a still value abnormal (None: always)."""
+    delay_s: float = 0.0
+    """Command mismatch: the start delay; frozen: how long without change."""
+    deadband: float = 0.0
+    """The condition clears only once the value is back inside the limit by this much."""
+    on_delay_s: float = 0.0
+    off_delay_s: float = 0.0
+    latching: bool = False
+    """Stays active (latched) after the condition clears until an operator resets it."""
+    area: str = ""
+    asset: str = ""
+    message: str = ""
+    guidance: AlarmGuidance = AlarmGuidance()
+    suppress_when: Expression | None = None
+    """Suppression by design: while this holds the alarm is suppressed (not shown, not
+    notified, still recorded)."""
+    spot: SourceSpot = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class AreaSuppressionDef:
+    """Suppression by design of every alarm of an area while ``when`` holds."""
+
+    area: str
+    when: Expression
+    spot: SourceSpot = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class OnCallGroupDef:
+    """People notified together: e-mail addresses and webhook URLs."""
+
+    name: str
+    emails: tuple[str, ...] = ()
+    webhooks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRouteDef:
+    """Alarms of ``areas`` (empty: all) at ``max_priority`` or more urgent go to ``groups`` in
+    order: the first at once, each next one when the alarm stays unacknowledged for
+    ``escalate_after_s``. ``quiet_hours`` (local "22:00-07:00") hold back alarms of priority
+    ``quiet_below`` and less urgent until they end."""
+
+    name: str
+    groups: tuple[str, ...]
+    areas: tuple[str, ...] = ()
+    max_priority: AlarmPriority = AlarmPriority.LOW
+    escalate_after_s: float = 900.0
+    quiet_hours: str = ""
+    quiet_below: AlarmPriority = AlarmPriority.LOW
