@@ -1,0 +1,1 @@
+"""Alarm management to ISA-18.2 / IEC 62682: conditions, states, notifications, performance."""
