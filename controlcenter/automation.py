@@ -10,9 +10,10 @@ name ``file:line:column``. This module imports only the standard library and the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum, StrEnum
 
-from controlcenter.model import CommandPriority, DataType
+from controlcenter.model import CommandPriority, DataType, Value
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +258,9 @@ class AlarmKind(StrEnum):
     """``expression`` (the rule language) true."""
     COMM_LOSS = "comm_loss"
     """The device ``device`` cannot be reached: one alarm per device, not one per tag."""
+    NIGHT_FLOW = "night_flow"
+    """A metering area's minimum night flow (``tag``: its inflow) above its own baseline of
+    earlier nights by more than ``limit`` (a share: 0.05 is 5 %): a leak."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,3 +342,111 @@ class NotificationRouteDef:
     escalate_after_s: float = 900.0
     quiet_hours: str = ""
     quiet_below: AlarmPriority = AlarmPriority.LOW
+
+
+class AlarmDisplayState(StrEnum):
+    """The state an operator sees, after OPC UA Part 9 (5.8) and ISA-18.2 (figure 7): the
+    first that applies of out of service, shelved, suppressed, latched, active unacknowledged,
+    active acknowledged, returned to normal unacknowledged, normal."""
+
+    NORMAL = "normal"
+    UNACKNOWLEDGED = "unacknowledged"
+    ACKNOWLEDGED = "acknowledged"
+    RETURNED_UNACKNOWLEDGED = "returned_unacknowledged"
+    LATCHED = "latched"
+    SHELVED = "shelved"
+    SUPPRESSED = "suppressed"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class AlarmAction(StrEnum):
+    """What changed an alarm: its condition, time, or a person."""
+
+    ACTIVATE = "activate"
+    CLEAR = "clear"
+    ACKNOWLEDGE = "acknowledge"
+    RESET = "reset"
+    """An operator resets a latched alarm whose condition has cleared."""
+    SHELVE = "shelve"
+    UNSHELVE = "unshelve"
+    SHELF_EXPIRED = "shelf_expired"
+    REMOVE_FROM_SERVICE = "remove_from_service"
+    RETURN_TO_SERVICE = "return_to_service"
+    SUPPRESS = "suppress"
+    UNSUPPRESS = "unsuppress"
+    COMMENT = "comment"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmState:
+    """Everything the center remembers of one alarm (persisted: it survives a restart)."""
+
+    name: str
+    active: bool = False
+    """The condition, after on- and off-delays."""
+    acknowledged: bool = True
+    latched: bool = False
+    """A latching alarm whose condition cleared, waiting for an operator's reset."""
+    shelved_by: str = ""
+    shelve_reason: str = ""
+    shelved_until: datetime | None = None
+    """Timed shelving: when the shelf expires (None with ``one_shot`` or when not shelved)."""
+    one_shot: bool = False
+    """Shelved until the condition next clears."""
+    suppressed: bool = False
+    """Suppressed by design (an expression or the device's communication alarm)."""
+    suppressed_reason: str = ""
+    out_of_service_by: str = ""
+    out_of_service_reason: str = ""
+    activated_at: datetime | None = None
+    changed_at: datetime | None = None
+    value: Value | None = None
+    """The value that raised the alarm."""
+    message: str = ""
+
+    @property
+    def shelved(self) -> bool:
+        """Whether an operator has shelved the alarm."""
+        return bool(self.shelved_by)
+
+    @property
+    def out_of_service(self) -> bool:
+        """Whether maintenance has taken the alarm out of service."""
+        return bool(self.out_of_service_by)
+
+    @property
+    def display(self) -> AlarmDisplayState:
+        """The state shown to operators (see ``AlarmDisplayState``)."""
+        if self.out_of_service:
+            return AlarmDisplayState.OUT_OF_SERVICE
+        if self.shelved:
+            return AlarmDisplayState.SHELVED
+        if self.suppressed:
+            return AlarmDisplayState.SUPPRESSED
+        if self.latched:
+            return AlarmDisplayState.LATCHED
+        if self.active:
+            if self.acknowledged:
+                return AlarmDisplayState.ACKNOWLEDGED
+            return AlarmDisplayState.UNACKNOWLEDGED
+        if not self.acknowledged:
+            return AlarmDisplayState.RETURNED_UNACKNOWLEDGED
+        return AlarmDisplayState.NORMAL
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmTransition:
+    """One journaled change of an alarm: what, when, who and why, and the states around it."""
+
+    time: datetime
+    alarm: str
+    action: AlarmAction
+    before: AlarmDisplayState
+    after: AlarmDisplayState
+    user: str = ""
+    comment: str = ""
+    priority: AlarmPriority = AlarmPriority.MEDIUM
+    area: str = ""
+    tag: str = ""
+    device: str = ""
+    value: Value | None = None
