@@ -7,6 +7,10 @@ The site file names the rule files (``automation.rule_files``, read by
 ``controlcenter.site.rulefile``) and the identity the rules command as; it defines the site's
 areas and interlocks itself. Rules no longer live in the site file: a ``rules:`` section is
 refused with a pointer to rule files.
+
+The alarm sections (``alarm_templates``, ``assets``, ``alarms``, ``alarm_suppression``,
+``communication_alarms``, ``notifications``) are read by ``controlcenter.site.alarmfile`` and
+checked against the site's tags, devices and areas when the file is loaded.
 """
 
 from __future__ import annotations
@@ -34,13 +38,41 @@ from pydantic import (
 
 from controlcenter.automation import (
     NOWHERE,
+    AlarmDef,
     AreaDef,
+    AreaSuppressionDef,
     Expression,
     InterlockDef,
+    NotificationRouteDef,
+    OnCallGroupDef,
     SiteLocation,
     SourceSpot,
 )
 from controlcenter.model import DataType, Role, TagDef, User
+from controlcenter.site.alarmfile import (
+    MAX_ASSET_TYPES,
+    MAX_ASSETS,
+    MAX_SINGLE_ALARMS,
+    MAX_SUPPRESSIONS,
+    MAX_TEMPLATE_ALARMS,
+    AlarmBook,
+    AlarmConfig,
+    AlarmSections,
+    AssetConfig,
+    CommunicationAlarmsConfig,
+    EmailConfig,
+    EmailSettings,
+    GroupConfig,
+    GuidanceConfig,
+    NotificationsConfig,
+    OverrideConfig,
+    RouteConfig,
+    SuppressionConfig,
+    TemplateAlarmConfig,
+    WebhookConfig,
+    WebhookSettings,
+    build_alarm_book,
+)
 from controlcenter.site.fields import (
     ExpressionText,
     FiniteFloat,
@@ -482,6 +514,21 @@ class SiteConfig(_Strict):
     interlocks: list[InterlockConfig] = Field(default_factory=list, max_length=MAX_INTERLOCKS)
     hmi: HmiConfig = Field(default_factory=HmiConfig)
     historian: HistorianConfig = Field(default_factory=HistorianConfig)
+    alarm_templates: dict[
+        Name,
+        Annotated[list[TemplateAlarmConfig], Field(min_length=1, max_length=MAX_TEMPLATE_ALARMS)],
+    ] = Field(default_factory=dict, max_length=MAX_ASSET_TYPES)
+    assets: list[AssetConfig] = Field(default_factory=list, max_length=MAX_ASSETS)
+    alarms: list[AlarmConfig] = Field(default_factory=list, max_length=MAX_SINGLE_ALARMS)
+    alarm_suppression: list[SuppressionConfig] = Field(
+        default_factory=list, max_length=MAX_SUPPRESSIONS
+    )
+    communication_alarms: CommunicationAlarmsConfig = Field(
+        default_factory=CommunicationAlarmsConfig
+    )
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    _alarm_book: AlarmBook | None = PrivateAttr(default=None)
+    """The alarm definitions with their spots (set when the site is loaded from a file)."""
     _interlock_spots: tuple[tuple[SourceSpot, SourceSpot], ...] = PrivateAttr(default=())
     """Per interlock: where it is written and where its block_when expression starts (set
     when the site is loaded from a file)."""
@@ -521,6 +568,67 @@ class SiteConfig(_Strict):
                 )
             )
         return tuple(definitions)
+
+    def alarm_areas(self) -> frozenset[str]:
+        """The names an alarm's area may take: the site's areas and each device's domain (the
+        first part of its name, the area of its communication alarm)."""
+        return frozenset(area.name for area in self.areas) | {
+            device.name.split(".", 1)[0] for device in self.devices
+        }
+
+    def alarm_book(self) -> AlarmBook:
+        """Every alarm-related definition; raise SourceFileError if the alarm sections do not
+        fit the site (a site loaded from a file was checked already)."""
+        if self._alarm_book is None:
+            book, found = build_alarm_book(
+                self._alarm_sections(),
+                self.tag_defs(),
+                [device.name for device in self.devices],
+                self.alarm_areas(),
+                None,
+            )
+            if found:
+                document = LocatedDocument("<site>", None, {})
+                raise SourceFileError(
+                    [document.problem(location, text) for location, text in found[:MAX_PROBLEMS]]
+                )
+            self._alarm_book = book
+        return self._alarm_book
+
+    def _alarm_sections(self) -> AlarmSections:
+        return AlarmSections(
+            templates=self.alarm_templates,
+            assets=self.assets,
+            alarms=self.alarms,
+            suppressions=self.alarm_suppression,
+            communication=self.communication_alarms,
+            notifications=self.notifications,
+        )
+
+    def alarm_defs(self) -> tuple[AlarmDef, ...]:
+        """Every alarm: single ones, templates expanded for their assets, and one
+        communication alarm per device (``<device>.comm``) unless turned off."""
+        return self.alarm_book().alarms
+
+    def area_suppressions(self) -> tuple[AreaSuppressionDef, ...]:
+        """Suppression by design of whole areas."""
+        return self.alarm_book().suppressions
+
+    def oncall_groups(self) -> tuple[OnCallGroupDef, ...]:
+        """The on-call groups alarms are sent to."""
+        return self.alarm_book().groups
+
+    def notification_routes(self) -> tuple[NotificationRouteDef, ...]:
+        """Which alarms go to which on-call groups."""
+        return self.alarm_book().routes
+
+    def email_settings(self) -> EmailSettings | None:
+        """The SMTP server for alarm e-mail (None: no e-mail)."""
+        return self.alarm_book().email
+
+    def webhook_settings(self) -> WebhookSettings | None:
+        """How alarm webhooks are signed and retried (None: no webhooks)."""
+        return self.alarm_book().webhook
 
     def compression_settings(self) -> dict[str, CompressionSettings]:
         """Each tag's compression: its own, else the historian default for numeric tags with a
@@ -593,7 +701,7 @@ def load_site(path: Path, var_directory: Path = CENTER_VAR_DIRECTORY) -> SiteCon
 
 
 def _load_site(path: Path, var_directory: Path) -> SiteConfig:
-    document = load_located_yaml(path, record_values=frozenset({"interlocks"}))
+    document = load_located_yaml(path, record_values=_EXPRESSION_SECTIONS)
     if not isinstance(document.data, dict):
         raise SourceFileError(
             [SourceProblem(document.file, 1, "", "a site file is a mapping with a 'site' key", 1)]
@@ -605,6 +713,16 @@ def _load_site(path: Path, var_directory: Path) -> SiteConfig:
         problems = problems_from_validation_error(document, err, SITE_VOCABULARY)
         raise SourceFileError(problems) from err
     found = list(itertools.islice(_cross_reference_problems(site, document), MAX_PROBLEMS + 1))
+    if len(found) <= MAX_PROBLEMS:
+        book, alarm_problems = build_alarm_book(
+            site._alarm_sections(),
+            site.tag_defs(),
+            [device.name for device in site.devices],
+            site.alarm_areas(),
+            document,
+        )
+        found.extend(alarm_problems[: MAX_PROBLEMS + 1 - len(found)])
+        site._alarm_book = book
     problems = [document.problem(location, text) for location, text in found[:MAX_PROBLEMS]]
     if problems:
         raise SourceFileError(problems)
@@ -616,6 +734,10 @@ def _load_site(path: Path, var_directory: Path) -> SiteConfig:
         for index in range(len(site.interlocks))
     )
     return site
+
+
+_EXPRESSION_SECTIONS = frozenset({"interlocks", "alarms", "alarm_templates", "alarm_suppression"})
+"""The top-level sections holding expressions, whose values' spots are recorded."""
 
 
 def source_spot(
@@ -651,6 +773,18 @@ SITE_VOCABULARY = ModelVocabulary(
         "hmi": [HmiConfig],
         "historian": [HistorianConfig],
         "retention": [RetentionConfig],
+        "alarms": [AlarmConfig],
+        "alarm_templates": [TemplateAlarmConfig],
+        "assets": [AssetConfig],
+        "overrides": [OverrideConfig],
+        "guidance": [GuidanceConfig],
+        "alarm_suppression": [SuppressionConfig],
+        "communication_alarms": [CommunicationAlarmsConfig],
+        "notifications": [NotificationsConfig],
+        "email": [EmailConfig],
+        "webhook": [WebhookConfig],
+        "groups": [GroupConfig],
+        "routes": [RouteConfig],
     },
     union_tags=_UNION_TAGS,
     refused_keys={"rules": RULES_MOVED},
