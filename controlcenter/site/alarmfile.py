@@ -47,7 +47,15 @@ from controlcenter.automation import (
     SourceSpot,
 )
 from controlcenter.model import DataType, TagDef
-from controlcenter.site.fields import ExpressionText, FiniteFloat, Integer, Name, Text
+from controlcenter.site.fields import (
+    DAY_S,
+    ExpressionText,
+    FiniteFloat,
+    Integer,
+    Name,
+    Text,
+    parse_duration,
+)
 from controlcenter.site.yamlsource import LocatedDocument, Location
 
 DOTTED = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
@@ -92,28 +100,6 @@ _LIMIT_KINDS = frozenset(
 )
 """Kinds that need a ``limit`` and a numeric tag."""
 _TAGLESS_KINDS = frozenset({AlarmKind.EXPRESSION, AlarmKind.COMM_LOSS})
-
-DAY_S = 86_400.0
-_DURATION = re.compile(r"^(\d{1,9}(?:\.\d{1,9})?)\s*(s|m|h|d)$")
-_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY_S}
-
-
-def parse_duration(value: object) -> object:
-    """A duration in seconds from a number (seconds) or a text like ``30s``, ``15m``, ``2h``,
-    ``1d`` (the rule files' notation, never negative here); other values are left for the float
-    type to refuse."""
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip()) if len(value) <= 40 else None
-        if match is None:
-            raise ValueError(
-                f"'{value[:40]}' is not a duration: a number of seconds or a number with a "
-                "unit s, m, h or d (30s, 15m)"
-            )
-        return float(match.group(1)) * _UNIT_S[match.group(2)]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
 
 Duration = Annotated[FiniteFloat, BeforeValidator(parse_duration), Field(ge=0.0, le=7 * DAY_S)]
 """A duration of at most a week, as seconds or ``30s`` / ``15m`` / ``2h`` / ``1d``."""

@@ -140,3 +140,25 @@ SitePath = Annotated[
     AfterValidator(_inside_roots),
 ]
 """A path named by a site file: resolved, and inside the site's directory or the center's var/."""
+
+
+DAY_S = 86_400.0
+_DURATION = re.compile(r"^(-?)(\d{1,9}(?:\.\d{1,9})?)\s*(s|m|h|d)$")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY_S}
+
+
+def parse_duration(value: object) -> object:
+    """A duration in seconds from a number (seconds) or a text like ``30s``, ``5m``, ``2h``,
+    ``1d``, ``-10m``; other values are left for the float type to refuse."""
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip()) if len(value) <= 40 else None
+        if match is None:
+            raise ValueError(
+                f"'{value[:40]}' is not a duration: a number of seconds or a number with a "
+                "unit s, m, h or d (30s, 5m, -10m)"
+            )
+        sign = -1.0 if match.group(1) else 1.0
+        return sign * float(match.group(2)) * _UNIT_S[match.group(3)]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

@@ -63,7 +63,15 @@ from controlcenter.site.config import (
     load_site,
     source_spot,
 )
-from controlcenter.site.fields import ExpressionText, FiniteFloat, Integer, Name, Text
+from controlcenter.site.fields import (
+    DAY_S,
+    ExpressionText,
+    FiniteFloat,
+    Integer,
+    Name,
+    Text,
+    parse_duration,
+)
 from controlcenter.site.validation import ModelVocabulary, problems_from_validation_error
 from controlcenter.site.yamlsource import (
     MAX_PROBLEMS,
@@ -87,28 +95,6 @@ MAX_ACTIONS = 100
 """Most actions of one rule."""
 MAX_TRIGGER_TAGS = 1000
 """Most tags one tag-change trigger watches."""
-
-DAY_S = 86_400.0
-
-_DURATION = re.compile(r"^(-?)(\d{1,9}(?:\.\d{1,9})?)\s*(s|m|h|d)$")
-_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY_S}
-
-
-def parse_duration(value: object) -> object:
-    """A duration in seconds from a number (seconds) or a text like ``30s``, ``5m``, ``2h``,
-    ``1d``, ``-10m``; other values are left for the float type to refuse."""
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip()) if len(value) <= 40 else None
-        if match is None:
-            raise ValueError(
-                f"'{value[:40]}' is not a duration: a number of seconds or a number with a "
-                "unit s, m, h or d (30s, 5m, -10m)"
-            )
-        sign = -1.0 if match.group(1) else 1.0
-        return sign * float(match.group(2)) * _UNIT_S[match.group(3)]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 _Duration = Annotated[FiniteFloat, BeforeValidator(parse_duration)]
