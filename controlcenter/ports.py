@@ -15,6 +15,13 @@ from typing import Protocol
 
 # Re-exported (``as``): the historian stores rule versions but may import only the vocabulary of
 # ``model`` and ``ports`` (import-linter), so it reaches the rule file's type through here.
+# The alarm vocabulary, likewise, for the historian's alarm states and journal.
+from controlcenter.automation import AlarmAction as AlarmAction  # noqa: PLC0414
+from controlcenter.automation import AlarmDef as AlarmDef  # noqa: PLC0414
+from controlcenter.automation import AlarmDisplayState as AlarmDisplayState  # noqa: PLC0414
+from controlcenter.automation import AlarmPriority as AlarmPriority  # noqa: PLC0414
+from controlcenter.automation import AlarmState as AlarmState  # noqa: PLC0414
+from controlcenter.automation import AlarmTransition as AlarmTransition  # noqa: PLC0414
 from controlcenter.automation import RuleSource as RuleSource  # noqa: PLC0414
 from controlcenter.model import (
     Command,
@@ -343,4 +350,127 @@ class LoginSessions(Protocol):
 
     def log_out(self, token: str) -> User | None:
         """Revoke a session on the server; return its user, or None if it was not live."""
+        ...
+
+
+# --- alarms -----------------------------------------------------------------------------------
+
+
+class AlarmStore(Protocol):
+    """Where alarm states and the alarm journal are kept (ISA-18.2: the alarm history); shared
+    by the running center and the command line; safe to call from any thread."""
+
+    def save_alarm_states(self, states: Sequence[AlarmState]) -> None:
+        """Store ``states`` in one transaction, replacing the stored state of each alarm."""
+        ...
+
+    def load_alarm_states(self) -> list[AlarmState]:
+        """Every stored alarm state, ordered by alarm name."""
+        ...
+
+    def journal_alarm_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
+        """Journal ``transitions`` in one transaction: in the alarm journal and, so that one
+        journal tells everything that happened, as ALARM events (with their tag, device and
+        area) in the event journal."""
+        ...
+
+    def read_alarm_journal(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        alarm: str | None = None,
+        area: str | None = None,
+        user: str | None = None,
+        limit: int | None = None,
+    ) -> list[AlarmTransition]:
+        """Journaled transitions with start <= time <= end, optionally of one alarm, area or
+        user; with ``limit`` the newest ``limit`` of them; oldest first."""
+        ...
+
+
+class AlarmListener(Protocol):
+    """Told of every alarm transition (notifications, the HMI); must not block."""
+
+    def on_transition(
+        self, definition: AlarmDef, state: AlarmState, transition: AlarmTransition
+    ) -> None:
+        """Take note of ``transition`` of ``definition``, which left it in ``state``."""
+        ...
+
+
+class AlarmRequestStatus(StrEnum):
+    """Where a queued alarm request stands."""
+
+    PENDING = "pending"
+    """Queued, not yet taken up by a running center."""
+    DONE = "done"
+    """Applied; ``detail`` says what changed."""
+    REFUSED = "refused"
+    """Not applied; ``detail`` says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRequest:
+    """An operator's action on alarms queued by another process (the command line) for the
+    running center, which applies it with the same roles and journaling as its own HMI."""
+
+    id: int
+    requested_at: datetime
+    action: str
+    """``alarms.requests.RequestAction`` as text: kept as stored, so that a row the center
+    does not understand is refused with its name rather than lost."""
+    alarms: tuple[str, ...]
+    user: str
+    text: str
+    """The comment or the reason."""
+    duration_s: float | None = None
+    """Shelving: for how long, counted from when the center applies it (None: not timed)."""
+    one_shot: bool = False
+    status: AlarmRequestStatus = AlarmRequestStatus.PENDING
+    detail: str = ""
+    decided_at: datetime | None = None
+
+
+class UnknownAlarmRequestError(KeyError):
+    """No queued alarm request has that id."""
+
+    def __init__(self, request_id: int) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"no alarm request {self.request_id}"
+
+
+class AlarmRequestStore(Protocol):
+    """The queue of alarm requests between the command line and the running center; safe to
+    call from any thread."""
+
+    def add_alarm_request(
+        self,
+        action: str,
+        alarms: Sequence[str],
+        user: str,
+        text: str,
+        requested_at: datetime,
+        *,
+        duration_s: float | None = None,
+        one_shot: bool = False,
+    ) -> AlarmRequest:
+        """Queue a pending request and return it with its id."""
+        ...
+
+    def pending_alarm_requests(self, limit: int = 100) -> list[AlarmRequest]:
+        """The oldest ``limit`` pending requests, oldest first."""
+        ...
+
+    def alarm_request(self, request_id: int) -> AlarmRequest:
+        """One request; raises UnknownAlarmRequestError."""
+        ...
+
+    def decide_alarm_request(
+        self, request_id: int, status: AlarmRequestStatus, detail: str, decided_at: datetime
+    ) -> None:
+        """Record what became of a request; raises UnknownAlarmRequestError."""
         ...

@@ -20,8 +20,10 @@ from controlcenter.model import utc_now
 from historian import postgres
 from historian.errors import SchemaVersionError
 from historian.schema import (
+    EVENT_SUBJECT_COLUMNS,
     SCHEMA_VERSION,
     TAG_COMPRESSION_COLUMNS,
+    event_journal,
     metadata,
     samples,
     schema_version,
@@ -73,8 +75,28 @@ def _to_version_4(conn: Connection) -> None:
     create_missing_tables(conn)
 
 
-MIGRATIONS: Mapping[int, MigrationStep] = {2: _to_version_2, 3: _to_version_3, 4: _to_version_4}
-"""Steps by the version they produce (2, 3, 4...); version 1 is the initial schema."""
+def _to_version_5(conn: Connection) -> None:
+    """Alarm management: alarm states, the alarm journal, the alarm request queue, and the
+    subject (tag, device, area) of events in the event journal.
+
+    The event journal's new columns are nullable: existing events keep no subject, and no row
+    is rewritten. The alarm tables are new and created empty.
+    """
+    present = {column["name"] for column in inspect(conn).get_columns(event_journal.name)}
+    for name in EVENT_SUBJECT_COLUMNS:
+        if name not in present:
+            spec = CreateColumn(event_journal.c[name]).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {event_journal.name} ADD COLUMN {spec}")
+    create_missing_tables(conn)
+
+
+MIGRATIONS: Mapping[int, MigrationStep] = {
+    2: _to_version_2,
+    3: _to_version_3,
+    4: _to_version_4,
+    5: _to_version_5,
+}
+"""Steps by the version they produce (2, 3, 4, 5...); version 1 is the initial schema."""
 
 # Any constant will do: it only has to be the same for every process opening the database.
 _POSTGRES_LOCK_KEY = 0x43_43_48_49  # "CCHI"

@@ -149,6 +149,19 @@ class HistoryQueries:
         source: str | None = None,
         user: str | None = None,
         limit: int | None = None,
+        tag: str | None = None,
+        device: str | None = None,
+        area: str | None = None,
     ) -> list[Event]:
         """Journaled events with start <= time <= end, filtered, oldest first."""
-        return self._store.read_events(start, end, kind=kind, source=source, user=user, limit=limit)
+        return self._store.read_events(
+            start,
+            end,
+            kind=kind,
+            source=source,
+            user=user,
+            limit=limit,
+            tag=tag,
+            device=device,
+            area=area,
+        )

@@ -29,6 +29,13 @@ Design notes for what comes next:
   per rule file, and the single-row ``rule_deployment`` pointer to the version the center is
   asked to run) and the operators' active overrides (``command_overrides``): tables of their
   own, so the migration creates them and touches no existing row.
+- Version 5 added alarm management: the state of every alarm (``alarm_states``, one row per
+  alarm, so that a restart restores active, acknowledged, shelved and out-of-service alarms), the
+  alarm journal (``alarm_journal``, every transition: the alarm history of ISA-18.2 that the
+  EEMUA 191 performance figures are computed from), the queue of operators' requests from the
+  command line to the running center (``alarm_requests``), and the nullable ``tag``, ``device``
+  and ``area`` columns of ``event_journal`` (filled for alarm events, so that the event journal
+  alone answers "what happened at 03:12" in a district or on a device).
 - On PostgreSQL ``samples`` is created by ``historian.postgres`` rather than from this metadata:
   range-partitioned by day, or a TimescaleDB hypertable where that extension is installed.
 """
@@ -54,7 +61,7 @@ from sqlalchemy import (
 
 from historian.timetypes import UtcDateTime
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version of the schema this code creates and expects; bump it with every migration."""
 
 metadata = MetaData()
@@ -147,9 +154,16 @@ event_journal = Table(
     # Not "user": that is a reserved word in PostgreSQL and would need quoting in raw SQL (COPY).
     Column("user_name", Text, nullable=False, default=""),
     Column("severity", Integer, nullable=False, default=0),
+    # Version 5: what an alarm event concerns; NULL for the other events.
+    Column("tag", Text, nullable=True),
+    Column("device", Text, nullable=True),
+    Column("area", Text, nullable=True),
 )
 Index("event_journal_time", event_journal.c.time)
 Index("event_journal_kind_time", event_journal.c.kind, event_journal.c.time)
+
+EVENT_SUBJECT_COLUMNS = ("tag", "device", "area")
+"""The columns of ``event_journal`` added by schema version 5."""
 
 audit_journal = Table(
     "audit_journal",
@@ -259,3 +273,71 @@ command_overrides = Table(
     Column("until", UtcDateTime, nullable=True),
     Column("priority", Integer, nullable=False),
 )
+
+
+alarm_states = Table(
+    "alarm_states",
+    metadata,
+    # One row per alarm (controlcenter.automation.AlarmState), rewritten on every transition.
+    Column("name", Text, primary_key=True),
+    Column("active", Boolean, nullable=False),
+    Column("acknowledged", Boolean, nullable=False),
+    Column("latched", Boolean, nullable=False),
+    Column("shelved_by", Text, nullable=False),
+    Column("shelve_reason", Text, nullable=False),
+    Column("shelved_until", UtcDateTime, nullable=True),
+    Column("one_shot", Boolean, nullable=False),
+    Column("suppressed", Boolean, nullable=False),
+    Column("suppressed_reason", Text, nullable=False),
+    Column("out_of_service_by", Text, nullable=False),
+    Column("out_of_service_reason", Text, nullable=False),
+    Column("activated_at", UtcDateTime, nullable=True),
+    Column("changed_at", UtcDateTime, nullable=True),
+    # historian.values.encode_typed_value (the value keeps its type), NULL without one.
+    Column("value", Text, nullable=True),
+    Column("message", Text, nullable=False),
+)
+
+alarm_journal = Table(
+    "alarm_journal",
+    metadata,
+    # Every alarm transition (controlcenter.automation.AlarmTransition), never updated: the
+    # alarm history the EEMUA 191 figures are computed from (activations: action 'activate').
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", UtcDateTime, nullable=False),
+    Column("alarm", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("before", Text, nullable=False),
+    Column("after", Text, nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("area", Text, nullable=False),
+    Column("tag", Text, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("value", Text, nullable=True),
+)
+Index("alarm_journal_time", alarm_journal.c.time)
+Index("alarm_journal_alarm_time", alarm_journal.c.alarm, alarm_journal.c.time)
+Index("alarm_journal_area_time", alarm_journal.c.area, alarm_journal.c.time)
+
+alarm_requests = Table(
+    "alarm_requests",
+    metadata,
+    # Operators' actions queued by the command line; the running center polls the pending
+    # ones, applies them with its own role checks and journaling, and records the outcome.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("action", Text, nullable=False),
+    # The alarm names as a JSON array of strings.
+    Column("alarms", Text, nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("duration_s", Double, nullable=True),
+    Column("one_shot", Boolean, nullable=False),
+    # controlcenter.ports.AlarmRequestStatus: pending, done, refused.
+    Column("status", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("decided_at", UtcDateTime, nullable=True),
+)
+Index("alarm_requests_status_id", alarm_requests.c.status, alarm_requests.c.id)

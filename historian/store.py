@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     Table,
     func,
+    or_,
     select,
     text,
     update,
@@ -45,11 +46,17 @@ from controlcenter.model import (
     utc_now,
 )
 from controlcenter.ports import (
+    AlarmRequest,
+    AlarmRequestStatus,
+    AlarmState,
+    AlarmTransition,
     RuleSource,
     RuleVersion,
     RuleVersionStatus,
     UnknownRuleVersionError,
 )
+from historian import alarm_records
+from historian.alarm_records import AlarmRecordError
 from historian.audit import AuditAction, AuditRecord
 from historian.compression import (
     COMPRESSION_MODES,
@@ -69,6 +76,9 @@ from historian.migrations import current_version, migrate
 from historian.postgres import SampleCopier, SampleRow, samples_layout
 from historian.schema import (
     TAG_COMPRESSION_COLUMNS,
+    alarm_journal,
+    alarm_requests,
+    alarm_states,
     audit_journal,
     command_journal,
     command_overrides,
@@ -112,6 +122,17 @@ class _TagRef:
 
     id: int
     data_type: DataType
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledEvent:
+    """An event as the event journal holds it: with the tag, device and area it concerns
+    (stored for alarm transitions; empty for other events)."""
+
+    event: Event
+    tag: str = ""
+    device: str = ""
+    area: str = ""
 
 
 class SqlHistorian:
@@ -616,30 +637,80 @@ class SqlHistorian:
         source: str | None = None,
         user: str | None = None,
         limit: int | None = None,
+        tag: str | None = None,
+        device: str | None = None,
+        area: str | None = None,
     ) -> list[Event]:
         """Journaled events with start <= time <= end, oldest first.
 
         Optionally only those of ``kind``, from ``source`` (a tag, a rule, a device...) or of
-        ``user``; with ``limit``, the newest ``limit`` of them (still oldest first).
+        ``user``, or (alarm events) concerning ``tag``, ``device`` or ``area``; with ``limit``,
+        the newest ``limit`` of them (still oldest first).
+        """
+        entries = self.read_event_entries(
+            start,
+            end,
+            kind=kind,
+            source=source,
+            user=user,
+            limit=limit,
+            tag=tag,
+            device=device,
+            area=area,
+        )
+        return [entry.event for entry in entries]
+
+    def read_event_entries(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        kind: EventKind | None = None,
+        source: str | None = None,
+        user: str | None = None,
+        limit: int | None = None,
+        tag: str | None = None,
+        device: str | None = None,
+        area: str | None = None,
+        about: str | None = None,
+    ) -> list[JournaledEvent]:
+        """As ``read_events``, each event with the tag, device and area it concerns (empty
+        where the journal has none: events other than alarm transitions).
+
+        ``about``: only events from that source or concerning that tag (a tag's own events
+        and its alarms' events together).
         """
         query = select(event_journal).where(*_within(event_journal.c.time, start, end))
+        if about is not None:
+            query = query.where(or_(event_journal.c.source == about, event_journal.c.tag == about))
         if kind is not None:
             query = query.where(event_journal.c.kind == kind.value)
         if source is not None:
             query = query.where(event_journal.c.source == source)
         if user is not None:
             query = query.where(event_journal.c.user_name == user)
+        if tag is not None:
+            query = query.where(event_journal.c.tag == tag)
+        if device is not None:
+            query = query.where(event_journal.c.device == device)
+        if area is not None:
+            query = query.where(event_journal.c.area == area)
         query = _newest_last(query, limit, event_journal.c.time, event_journal.c.id)
         with self._storage_errors("read the event journal"), self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [
-            Event(
-                time=row["time"],
-                kind=EventKind(row["kind"]),
-                source=row["source"],
-                message=row["message"],
-                user=row["user_name"],
-                severity=int(row["severity"]),
+            JournaledEvent(
+                event=Event(
+                    time=row["time"],
+                    kind=EventKind(row["kind"]),
+                    source=row["source"],
+                    message=row["message"],
+                    user=row["user_name"],
+                    severity=int(row["severity"]),
+                ),
+                tag=row["tag"] or "",
+                device=row["device"] or "",
+                area=row["area"] or "",
             )
             for row in rows
         ]
@@ -873,6 +944,124 @@ class SqlHistorian:
                 )
             )
         return overrides
+
+    # --- alarms (ports.AlarmStore, ports.AlarmRequestStore) -----------------------------------
+
+    def save_alarm_states(self, states: Sequence[AlarmState]) -> None:
+        """Store ``states`` in one transaction, replacing the stored state of each alarm.
+
+        Raises ValueError (AlarmRecordError), before writing, for a naive time or a value or
+        text the database could not give back as it was.
+        """
+        rows = list({row["name"]: row for row in map(alarm_records.state_row, states)}.values())
+        if not rows:
+            return
+        insert = self._dialect_insert(alarm_states)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[alarm_states.c.name],
+            set_={name: insert.excluded[name] for name in rows[0] if name != "name"},
+        )
+        with self._storage_errors("save alarm states"), self._write() as conn:
+            conn.execute(upsert, rows)
+
+    def load_alarm_states(self) -> list[AlarmState]:
+        """Every stored alarm state, ordered by alarm name."""
+        query = select(alarm_states).order_by(alarm_states.c.name)
+        with self._storage_errors("read the alarm states"), self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [alarm_records.state_from_row(row) for row in rows]
+
+    def journal_alarm_transitions(self, transitions: Sequence[AlarmTransition]) -> None:
+        """Journal ``transitions`` in one transaction, in the alarm journal and as ALARM events
+        (with tag, device and area) in the event journal.
+
+        Raises ValueError (AlarmRecordError), before writing, for a naive time or a value the
+        database could not give back as it was.
+        """
+        if not transitions:
+            return
+        with self._storage_errors("journal alarm transitions"), self._write() as conn:
+            alarm_records.write_transitions(conn, transitions)
+
+    def read_alarm_journal(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        alarm: str | None = None,
+        area: str | None = None,
+        user: str | None = None,
+        limit: int | None = None,
+    ) -> list[AlarmTransition]:
+        """Journaled alarm transitions with start <= time <= end, oldest first; optionally of
+        one alarm, area or user; with ``limit``, the newest ``limit`` of them."""
+        try:
+            query = alarm_records.journal_query(start, end, alarm=alarm, area=area, user=user)
+        except AlarmRecordError as err:
+            raise ValueError(str(err)) from err
+        query = _newest_last(query, limit, alarm_journal.c.time, alarm_journal.c.id)
+        with self._storage_errors("read the alarm journal"), self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [alarm_records.transition_from_row(row) for row in rows]
+
+    def latest_alarm_transitions(self) -> dict[str, AlarmTransition]:
+        """The newest journaled transition of every alarm that has one, by alarm name: what a
+        reader without the site file knows of an alarm's priority, area, tag and device."""
+        newest = select(func.max(alarm_journal.c.id)).group_by(alarm_journal.c.alarm)
+        query = select(alarm_journal).where(alarm_journal.c.id.in_(newest.scalar_subquery()))
+        with self._storage_errors("read the alarm journal"), self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        found = (alarm_records.transition_from_row(row) for row in rows)
+        return {transition.alarm: transition for transition in found}
+
+    def add_alarm_request(
+        self,
+        action: str,
+        alarms: Sequence[str],
+        user: str,
+        text: str,
+        requested_at: datetime,
+        *,
+        duration_s: float | None = None,
+        one_shot: bool = False,
+    ) -> AlarmRequest:
+        """Queue a pending alarm request for the running center and return it with its id.
+
+        Raises ValueError (AlarmRecordError), before writing, for no alarm names, too many, a
+        non-positive duration, a naive time or text the database cannot hold.
+        """
+        row = alarm_records.request_row(
+            action, alarms, user, text, requested_at, duration_s, one_shot
+        )
+        with self._storage_errors("queue an alarm request"), self._write() as conn:
+            new_id = conn.execute(
+                alarm_requests.insert().returning(alarm_requests.c.id), [row]
+            ).scalar_one()
+            return alarm_records.select_request(conn, int(new_id))
+
+    def pending_alarm_requests(self, limit: int = 100) -> list[AlarmRequest]:
+        """The oldest ``limit`` pending alarm requests, oldest first."""
+        query = (
+            select(alarm_requests)
+            .where(alarm_requests.c.status == AlarmRequestStatus.PENDING.value)
+            .order_by(alarm_requests.c.id)
+            .limit(max(0, limit))
+        )
+        with self._storage_errors("read the pending alarm requests"), self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [alarm_records.request_from_row(row) for row in rows]
+
+    def alarm_request(self, request_id: int) -> AlarmRequest:
+        """One alarm request; raises UnknownAlarmRequestError."""
+        with self._storage_errors(f"read alarm request {request_id}"), self._read() as conn:
+            return alarm_records.select_request(conn, request_id)
+
+    def decide_alarm_request(
+        self, request_id: int, status: AlarmRequestStatus, detail: str, decided_at: datetime
+    ) -> None:
+        """Record what became of an alarm request; raises UnknownAlarmRequestError."""
+        with self._storage_errors(f"decide alarm request {request_id}"), self._write() as conn:
+            alarm_records.decide_request(conn, request_id, status, detail, decided_at)
 
     # --- plumbing ---------------------------------------------------------------------------
 

@@ -180,3 +180,28 @@ def bench_outcomes(
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
     typer.echo(json.dumps(figures))
+
+
+class AlarmsBenchScale(StrEnum):
+    """How much work the alarms bench does."""
+
+    FULL = "full"
+    TINY = "tiny"
+
+
+@bench_app.command("alarms")
+def bench_alarms(
+    size: Annotated[
+        AlarmsBenchScale, typer.Option(help="full: the published figures; tiny: a smoke run.")
+    ] = AlarmsBenchScale.FULL,
+) -> None:
+    """Measure the alarm engine's CPU share, sample-to-alarm latency, a flood and the KPIs."""
+    from controlcenter.bench.alarms import TINY, AlarmsBenchError, AlarmsBenchSize, run_alarms_bench
+
+    chosen = TINY if size is AlarmsBenchScale.TINY else AlarmsBenchSize()
+    try:
+        figures = run_alarms_bench(chosen)
+    except AlarmsBenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))

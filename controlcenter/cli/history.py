@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlcenter.cli.timeparse import TimeParseError, parse_time
-from controlcenter.model import CommandOrigin, CommandResult, Event, Sample, utc_now
+from controlcenter.model import CommandOrigin, CommandResult, Sample, utc_now
 from controlcenter.runtime.defaults import DEMO_DB_URL
 
 if TYPE_CHECKING:
     from historian.queries import HistoryQueries
+    from historian.store import JournaledEvent
 
 
 class OutputFormat(StrEnum):
@@ -92,7 +93,16 @@ def history(
         Journal | None, typer.Option(help="Print a journal instead of tag values.")
     ] = None,
     tag_filter: Annotated[
-        str | None, typer.Option("--tag", help="Journal: only this tag (events: source).")
+        str | None,
+        typer.Option(
+            "--tag", help="Journal: only this tag (events: from it, or alarm events of it)."
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="Event journal: only alarm events of this device.")
+    ] = None,
+    area: Annotated[
+        str | None, typer.Option(help="Event journal: only alarm events of this area.")
     ] = None,
     origin: Annotated[
         CommandOrigin | None, typer.Option(help="Command journal: only this origin.")
@@ -128,10 +138,16 @@ def history(
             _print_rows([_command_row(result) for result in results], output_format)
             return
         if journal is Journal.EVENTS:
-            events = queries.read_events(
-                start_time, end_time, source=tag_filter, user=user, limit=limit
+            entries = store.read_event_entries(
+                start_time,
+                end_time,
+                about=tag_filter,
+                user=user,
+                limit=limit,
+                device=device,
+                area=area,
             )
-            _print_rows([_event_row(event) for event in events], output_format)
+            _print_rows([_event_row(entry) for entry in entries], output_format)
             return
         rows: list[dict[str, object]] = []
         for name in tags or []:
@@ -247,7 +263,8 @@ def _command_row(result: CommandResult) -> dict[str, object]:
     }
 
 
-def _event_row(event: Event) -> dict[str, object]:
+def _event_row(entry: JournaledEvent) -> dict[str, object]:
+    event = entry.event
     return {
         "time": event.time.isoformat(timespec="milliseconds"),
         "kind": event.kind.value,
@@ -255,6 +272,10 @@ def _event_row(event: Event) -> dict[str, object]:
         "message": event.message,
         "user": event.user,
         "severity": event.severity,
+        # What an alarm event concerns (empty for other events).
+        "tag": entry.tag,
+        "device": entry.device,
+        "area": entry.area,
     }
 
 
