@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from controlcenter.cli.alarms import alarms_app
 from controlcenter.cli.bench import bench_app
 from controlcenter.cli.commands import commands_app
 from controlcenter.cli.history import history
@@ -47,6 +48,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(sim_app, name="sim")
 app.add_typer(rules_app, name="rules")
 app.add_typer(commands_app, name="commands")
+app.add_typer(alarms_app, name="alarms")
 
 log = logging.getLogger("controlcenter")
 
