@@ -344,6 +344,37 @@ class NotificationRouteDef:
     quiet_below: AlarmPriority = AlarmPriority.LOW
 
 
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    """How to reach the mail relay. The password is never in the configuration: ``password_env``
+    names the environment variable that holds it (empty: no login)."""
+
+    host: str
+    port: int = 25
+    sender: str = "scada@localhost"
+    starttls: bool = False
+    username: str = ""
+    password_env: str = ""
+    timeout_s: float = 10.0
+    attempts: int = 3
+    """Tries per message when the relay cannot be reached or answers 4xx (transient, RFC 5321
+    4.2.1); a 5xx answer is final."""
+    backoff_s: float = 2.0
+    """The wait before the second try; doubled before each further one."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """How webhooks are signed and retried. The secret is never in the configuration:
+    ``secret_env`` names the environment variable that holds it."""
+
+    secret_env: str
+    timeout_s: float = 10.0
+    attempts: int = 5
+    backoff_s: float = 2.0
+    """The wait before the second try; doubled before each further one."""
+
+
 class AlarmDisplayState(StrEnum):
     """The state an operator sees, after OPC UA Part 9 (5.8) and ISA-18.2 (figure 7): the
     first that applies of out of service, shelved, suppressed, latched, active unacknowledged,

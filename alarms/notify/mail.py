@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from zoneinfo import ZoneInfo
@@ -11,28 +10,10 @@ from zoneinfo import ZoneInfo
 import aiosmtplib
 
 from alarms.notify.messages import Notification, header_text, plain_text, subject
+from controlcenter.automation import EmailSettings
 from controlcenter.ports import Clock
 
 MAX_BACKOFF_S = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class EmailSettings:
-    """How to reach the mail relay. The password is never in the configuration: ``password_env``
-    names the environment variable that holds it (empty: no login)."""
-
-    host: str
-    port: int = 25
-    sender: str = "scada@localhost"
-    starttls: bool = False
-    username: str = ""
-    password_env: str = ""
-    timeout_s: float = 10.0
-    attempts: int = 3
-    """Tries per message when the relay cannot be reached or answers 4xx (transient, RFC 5321
-    4.2.1); a 5xx answer is final."""
-    backoff_s: float = 2.0
-    """The wait before the second try; doubled before each further one."""
 
 
 class EmailDeliveryError(Exception):

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from alarms.notify.mail import EmailDeliveryError, EmailSender, EmailSettings
+from alarms.notify.mail import EmailDeliveryError, EmailSender
 from alarms.notify.messages import (
     SUMMARY_FIRST_ALARMS,
     AlarmNotice,
@@ -39,15 +39,17 @@ from alarms.notify.messages import (
     priority_name,
 )
 from alarms.notify.routing import FloodGate, NotificationConfigError, Route, resolve_routes
-from alarms.notify.webhook import WebhookDeliveryError, WebhookSender, WebhookSettings
+from alarms.notify.webhook import WebhookDeliveryError, WebhookSender
 from controlcenter.automation import (
     AlarmAction,
     AlarmDef,
     AlarmPriority,
     AlarmState,
     AlarmTransition,
+    EmailSettings,
     NotificationRouteDef,
     OnCallGroupDef,
+    WebhookSettings,
 )
 from controlcenter.model import Event, EventKind
 from controlcenter.ports import Clock, EventJournal

@@ -5,29 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
 
 import httpx
 
 from alarms.notify.messages import Notification, json_body
+from controlcenter.automation import WebhookSettings
 from controlcenter.ports import Clock
 
 SIGNATURE_HEADER = "X-Signature-SHA256"
 """Hex HMAC-SHA256 of the exact body bytes under the shared secret."""
 EVENT_ID_HEADER = "X-Alarm-Event-Id"
 MAX_BACKOFF_S = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookSettings:
-    """How webhooks are signed and retried. The secret is never in the configuration:
-    ``secret_env`` names the environment variable that holds it."""
-
-    secret_env: str
-    timeout_s: float = 10.0
-    attempts: int = 5
-    backoff_s: float = 2.0
-    """The wait before the second try; doubled before each further one."""
 
 
 class WebhookDeliveryError(Exception):

@@ -41,10 +41,12 @@ from controlcenter.automation import (
     AlarmKind,
     AlarmPriority,
     AreaSuppressionDef,
+    EmailSettings,
     Expression,
     NotificationRouteDef,
     OnCallGroupDef,
     SourceSpot,
+    WebhookSettings,
 )
 from controlcenter.model import DataType, TagDef
 from controlcenter.site.fields import (
@@ -427,29 +429,6 @@ class NotificationsConfig(_Strict):
     webhook: WebhookConfig | None = None
     groups: list[GroupConfig] = Field(default_factory=list, max_length=MAX_GROUPS)
     routes: list[RouteConfig] = Field(default_factory=list, max_length=MAX_ROUTES)
-
-
-@dataclass(frozen=True, slots=True)
-class EmailSettings:
-    """The SMTP server alarms are mailed through; the password is read from ``password_env``
-    (an environment variable) when mail is sent, never kept in the site file."""
-
-    host: str
-    port: int = 25
-    sender: str = ""
-    starttls: bool = False
-    username: str = ""
-    password_env: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookSettings:
-    """Webhook POSTs: signed with HMAC-SHA256 under the secret in ``secret_env`` (none when
-    empty), tried ``attempts`` times with a backoff doubling from ``backoff_s``."""
-
-    secret_env: str = ""
-    attempts: int = 5
-    backoff_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -863,21 +842,23 @@ class _Builder:
         if email is None:
             return None
         return EmailSettings(
-            email.host,
-            email.port,
-            email.sender,
-            email.starttls,
-            email.username,
-            email.password_env,
+            host=email.host,
+            port=email.port,
+            sender=email.sender,
+            starttls=email.starttls,
+            username=email.username,
+            password_env=email.password_env,
         )
 
     def _webhook(self) -> WebhookSettings | None:
         webhook = self.sections.notifications.webhook
         if webhook is None:
             if any(group.webhooks for group in self.sections.notifications.groups):
-                return WebhookSettings()
+                return WebhookSettings(secret_env="")  # nothing is posted unsigned
             return None
-        return WebhookSettings(webhook.secret_env, webhook.attempts, webhook.backoff)
+        return WebhookSettings(
+            secret_env=webhook.secret_env, attempts=webhook.attempts, backoff_s=webhook.backoff
+        )
 
 
 def _state_problem(state: object, tag: TagDef) -> str:

@@ -41,12 +41,14 @@ from controlcenter.automation import (
     AlarmDef,
     AreaDef,
     AreaSuppressionDef,
+    EmailSettings,
     Expression,
     InterlockDef,
     NotificationRouteDef,
     OnCallGroupDef,
     SiteLocation,
     SourceSpot,
+    WebhookSettings,
 )
 from controlcenter.model import DataType, Role, TagDef, User
 from controlcenter.site.alarmfile import (
@@ -61,7 +63,6 @@ from controlcenter.site.alarmfile import (
     AssetConfig,
     CommunicationAlarmsConfig,
     EmailConfig,
-    EmailSettings,
     GroupConfig,
     GuidanceConfig,
     NotificationsConfig,
@@ -70,7 +71,6 @@ from controlcenter.site.alarmfile import (
     SuppressionConfig,
     TemplateAlarmConfig,
     WebhookConfig,
-    WebhookSettings,
     build_alarm_book,
 )
 from controlcenter.site.fields import (

@@ -9,15 +9,6 @@ from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
-from test_notify_testkit import (
-    SECRET,
-    SECRET_ENV,
-    SmtpReceiver,
-    StepClock,
-    WebhookReceiver,
-    smtp_receiver,
-    webhook_receiver,
-)
 
 from alarms.notify import (
     AlarmNotice,
@@ -30,6 +21,15 @@ from alarms.notify import (
     WebhookSettings,
 )
 from controlcenter.automation import AlarmDisplayState, AlarmGuidance, AlarmPriority
+from tests.alarms.notify_testkit import (
+    SECRET,
+    SECRET_ENV,
+    SmtpReceiver,
+    StepClock,
+    WebhookReceiver,
+    smtp_receiver,
+    webhook_receiver,
+)
 
 __all__ = ["smtp_receiver", "webhook_receiver"]  # fixtures used by name
 

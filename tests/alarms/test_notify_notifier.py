@@ -11,20 +11,6 @@ from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
-from test_notify_testkit import (
-    SECRET,
-    SECRET_ENV,
-    FakeClock,
-    ListJournal,
-    SmtpReceiver,
-    WebhookReceiver,
-    activation,
-    eventually,
-    follow_up,
-    smtp_receiver,
-    webhook_receiver,
-    within,
-)
 
 from alarms.notify import (
     SOURCE,
@@ -44,6 +30,20 @@ from controlcenter.automation import (
     OnCallGroupDef,
 )
 from controlcenter.model import EventKind
+from tests.alarms.notify_testkit import (
+    SECRET,
+    SECRET_ENV,
+    FakeClock,
+    ListJournal,
+    SmtpReceiver,
+    WebhookReceiver,
+    activation,
+    eventually,
+    follow_up,
+    smtp_receiver,
+    webhook_receiver,
+    within,
+)
 
 __all__ = ["smtp_receiver", "webhook_receiver"]  # fixtures used by name
 

@@ -25,10 +25,10 @@ from controlcenter.automation import (
 )
 from controlcenter.model import CommandPriority, DataType, TagDef
 from controlcenter.site import rulefile
+from controlcenter.site.fields import parse_duration
 from controlcenter.site.rulefile import (
     check_rule_set_against_site,
     load_rule_files,
-    parse_duration,
     parse_rule_sources,
 )
 from controlcenter.site.yamlsource import MAX_FILE_BYTES, SourceFileError

@@ -16,15 +16,15 @@ from controlcenter.automation import (
     AlarmKind,
     AlarmPriority,
     AreaSuppressionDef,
+    EmailSettings,
     Expression,
     NotificationRouteDef,
     OnCallGroupDef,
     SourceSpot,
+    WebhookSettings,
 )
 from controlcenter.site.alarmfile import (
     MAX_ALARMS,
-    EmailSettings,
-    WebhookSettings,
     expression_syntax_problem,
 )
 from controlcenter.site.config import SiteConfig, load_site
@@ -237,7 +237,9 @@ def test_every_alarm_section_becomes_vocabulary(tmp_path: Path) -> None:
     assert site.email_settings() == EmailSettings(
         "127.0.0.1", 2525, "scada@city.example", True, "scada", "CC_SMTP_PASSWORD"
     )
-    assert site.webhook_settings() == WebhookSettings("CC_WEBHOOK_SECRET", 3, 1.0)
+    assert site.webhook_settings() == WebhookSettings(
+        secret_env="CC_WEBHOOK_SECRET", attempts=3, backoff_s=1.0
+    )
 
 
 def test_a_site_without_alarm_sections_has_one_comm_alarm_per_device(tmp_path: Path) -> None:
