@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -125,9 +126,8 @@ class AlarmService:
         policy: StatePolicy | None = None,
     ) -> None:
         """Start with every alarm normal (``restore`` loads the saved states)."""
-        duplicates = sorted(
-            {d.name for d in definitions if sum(1 for o in definitions if o.name == d.name) > 1}
-        )
+        counts = Counter(definition.name for definition in definitions)
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"alarm names defined twice: {', '.join(duplicates)}")
         self._definitions = {definition.name: definition for definition in definitions}

@@ -205,3 +205,23 @@ def bench_alarms(
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
     typer.echo(json.dumps(figures))
+
+
+@bench_app.command("leaks")
+def bench_leaks(
+    days: Annotated[
+        float, typer.Option(min=1.0, help="Simulated days of each run (the leak-free one too).")
+    ] = 7.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated water network.")] = 1,
+    trials: Annotated[int, typer.Option(min=1, help="Leaks of each size, at random times.")] = 3,
+) -> None:
+    """Run the water network with leaks of 2, 5, 10 and 20 % and without; print detection
+    times and false alarms of the night-flow leak detector as one JSON object."""
+    from controlcenter.bench.leaks import LeaksBenchError, run_leaks_bench
+
+    try:
+        figures = run_leaks_bench(days, seed, trials=trials)
+    except LeaksBenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))

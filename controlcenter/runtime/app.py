@@ -13,7 +13,15 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from alarms.conditions import AlarmDefinitionError
+from alarms.engine import AlarmEngine
+from alarms.leaks import NightFlowDetector
+from alarms.monitor import AlarmMonitor
+from alarms.notify import Notifier
+from alarms.requests import AlarmRequestProcessor
+from alarms.service import AlarmService
 from controlcenter.acquisition.scan import DeviceScan, ScanEngine
+from controlcenter.automation import AlarmDef, AlarmKind
 from controlcenter.bus import SampleBus
 from controlcenter.commands.pipeline import CommandPipeline
 from controlcenter.live import LiveSnapshot
@@ -325,6 +333,35 @@ class DeferredContext:
         return self._context().window(tag, seconds, statistic)
 
 
+def condition_sources(
+    definitions: Sequence[AlarmDef], tags: Sequence[TagDef], site: SiteConfig
+) -> list[AlarmEngine | NightFlowDetector]:
+    """The alarm engine for the site's alarms, and the leak detector for its night-flow ones;
+    raises AlarmDefinitionError listing every alarm that cannot be evaluated."""
+    night_flow = [d for d in definitions if d.kind is AlarmKind.NIGHT_FLOW]
+    others = [d for d in definitions if d.kind is not AlarmKind.NIGHT_FLOW]
+    sources: list[AlarmEngine | NightFlowDetector] = [AlarmEngine(others, tags, site.location())]
+    if night_flow:
+        sources.append(NightFlowDetector(night_flow, site.location()))
+    return sources
+
+
+def build_notifier(site: SiteConfig, journal: StoreJournal, clock: Clock) -> Notifier | None:
+    """The site's alarm notifier, or None when it routes no alarm anywhere."""
+    routes = site.notification_routes()
+    if not routes:
+        return None
+    return Notifier(
+        site.oncall_groups(),
+        routes,
+        site.email_settings(),
+        site.webhook_settings(),
+        journal,
+        clock,
+        site.location().timezone,
+    )
+
+
 class AutomationRefusedError(Exception):
     """A site's rules or interlocks cannot run; ``problems`` lists each with its spot."""
 
@@ -353,6 +390,10 @@ def check_automation(site: SiteConfig, site_directory: Path) -> CompiledRuleSet:
         )
     except ExpressionError as err:
         raise AutomationRefusedError([str(err)]) from err
+    try:
+        condition_sources(site.alarm_defs(), tags, site)
+    except AlarmDefinitionError as err:
+        raise AutomationRefusedError([str(problem) for problem in err.problems]) from err
     return rule_set
 
 
@@ -450,6 +491,20 @@ class ControlCenter:
         self.bus.subscribe("live", self.live.update)
         self.bus.subscribe("historian", self.writer.enqueue)
         self.bus.subscribe("rules", self.rules.on_samples)
+        self.alarm_defs = site.alarm_defs()
+        self.notifier = build_notifier(site, self.journal, clock)
+        self.alarms = AlarmService(
+            self.alarm_defs,
+            store,
+            self.journal,
+            clock,
+            listeners=() if self.notifier is None else (self.notifier,),
+        )
+        self.alarm_monitor = AlarmMonitor(
+            condition_sources(self.alarm_defs, self.tags, site), self.alarms, clock
+        )
+        self.alarm_requests = AlarmRequestProcessor(self.alarms, store, self.user, clock)
+        self.bus.subscribe("alarms", self.alarm_monitor.on_samples)
         self._hmi_options = hmi
         self.hmi_server: HmiServer | None = None
         self._hmi_sessions: SessionStore | None = None
@@ -499,7 +554,11 @@ class ControlCenter:
             asyncio.create_task(self._historian_upkeep(), name="historian upkeep"),
             asyncio.create_task(self.deployment.watch(), name="rule deployment"),
             asyncio.create_task(self._command_upkeep(), name="command upkeep"),
+            asyncio.create_task(self.alarm_monitor.run(), name="alarm monitor"),
+            asyncio.create_task(self.alarm_requests.run(), name="alarm requests"),
         ]
+        if self.notifier is not None:
+            tasks.append(asyncio.create_task(self.notifier.run(), name="alarm notifications"))
         failure: BaseException | None = None
         try:
             if self._hmi_options is not None:

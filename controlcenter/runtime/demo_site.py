@@ -215,20 +215,15 @@ DEMO_RULE_FILE_DOMAINS = {
 
 def overlay_for_domains(overlay_text: str, domains: set[str]) -> str:
     """The overlay for a city simulating only some domains: the others' rule files, areas,
-    interlocks and featured tags left out (they would name tags the site does not have).
+    interlocks, featured tags, assets and alarms left out (they would name tags the site does
+    not have).
     The whole city's overlay is returned as written, comments and all."""
     overlay = yaml.safe_load(overlay_text)
     if not isinstance(overlay, dict):
         raise ValueError("the site overlay must be a mapping")
-    if (
-        all(
-            DEMO_RULE_FILE_DOMAINS.get(Path(name).name, "") in domains
-            for name in overlay.get("automation", {}).get("rule_files", [])
-        )
-        and all(_domain(tag) in domains for tag in overlay.get("hmi", {}).get("featured", []))
-        and all(
-            any(_domain(p) in domains for p in area["tags"]) for area in overlay.get("areas", [])
-        )
+    if all(
+        all(_domain(pattern) in domains for pattern in area["tags"])
+        for area in overlay.get("areas", [])
     ):
         return overlay_text
     automation = overlay.get("automation", {})
@@ -250,6 +245,19 @@ def overlay_for_domains(overlay_text: str, domains: set[str]) -> str:
     ]
     hmi = overlay.get("hmi", {})
     hmi["featured"] = [tag for tag in hmi.get("featured", []) if _domain(tag) in domains]
+    kept_areas = {area["name"] for area in overlay["areas"]}
+    if "assets" in overlay:
+        overlay["assets"] = [a for a in overlay["assets"] if _domain(a["name"]) in domains]
+    if "alarms" in overlay:
+        overlay["alarms"] = [
+            a for a in overlay["alarms"] if _domain(a.get("tag") or a["name"]) in domains
+        ]
+    if "alarm_suppression" in overlay:
+        overlay["alarm_suppression"] = [
+            s for s in overlay["alarm_suppression"] if s["area"] in kept_areas
+        ]
+    for route in overlay.get("notifications", {}).get("routes", []):
+        route["areas"] = [area for area in route.get("areas", []) if area in kept_areas]
     kept = ", ".join(sorted(domains))
     header = f"# The demo city's settings for the simulated domains only ({kept}).\n"
     return header + yaml.safe_dump(overlay, sort_keys=False)

@@ -1,0 +1,581 @@
+"""Leak detection by minimum night flow: one ``NIGHT_FLOW`` alarm per district metering area.
+
+A metering area (DMA) is a district fed through metered inlets. Between about 02:00 and 04:00
+local time almost nobody draws water, so the area's inflow is at its lowest and is mostly
+leakage: a new leak runs day and night and shows as a *raised minimum night flow*, the figure
+water utilities watch to find leaks (IWA water balance; the UK "Managing Leakage" reports).
+
+Each night, per alarm, the detector takes the minimum over the night window of the area's
+inflow smoothed by a rolling, time-weighted mean (``smoothing_s``: a single low reading or a
+short lull does not make the night's figure). By default the mean spans the whole window, so
+the figure is the window's mean flow, as many utilities take the "minimum night flow" (the
+mean of the quiet hours): on the demo city's districts, whose demand has correlated noise of
+3 m3/h, its night-to-night spread is 1.1 % of the average inflow against 1.8 % for the
+minimum of a 15-minute rolling mean, which is what lets a 5 % leak stand out on its first
+night without false alarms (``controlcenter bench leaks``, docs/benchmarks.md).
+
+The night's figure is compared with the *baseline*, the median of the figures of the previous
+``baseline_nights`` nights (a median, so one odd night, a burst being repaired or a festival,
+does not move it). Until that many nights are known the alarm never activates. The alarm is
+active when tonight's figure exceeds the baseline by more than ``limit`` (``AlarmDef.limit``, a
+share) of the area's *average inflow* (the time-weighted mean of its inflow over the last
+``baseline_nights`` complete days), and it clears when a night is back within that margin less
+``AlarmDef.deadband`` (also a share).
+
+Why a share of the average inflow: leak sizes are stated that way (a 5 % leak adds 5 % of the
+area's average inflow), so one limit fits every area whatever its size. While the alarm is
+active, nights are not learnt: a leak left running must not teach the baseline that it is
+normal (``relearn`` forgets the baseline after a real, permanent change, a new large consumer).
+
+Local time follows the site's time zone: on the spring-forward night the window is an hour
+shorter, on the fall-back night an hour longer; the figure is a minimum, so both are fine. A
+night with data for less than ``min_coverage`` of its window (a communication loss, a Bad
+meter) changes nothing: neither the alarm nor the baseline. Samples of Bad or Uncertain quality
+break the series (a value is held at most ``max_gap`` seconds), so a stale value never fills a
+night.
+
+The detector produces ``ConditionChange`` values like the alarm engine does; ``state()`` and
+``restore()`` carry what it has learnt (JSON-able) across restarts. The rolling mean itself is
+not carried: after a restart inside the window it refills within ``smoothing``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from alarms.conditions import ConditionChange
+from controlcenter.automation import AlarmDef, AlarmKind, SiteLocation
+from controlcenter.model import Sample
+
+STATE_VERSION = 1
+"""Version of the ``state()`` document; ``restore`` refuses others."""
+
+DEFAULT_WINDOW = ("02:00", "04:00")
+DEFAULT_MIN_COVERAGE = 0.75
+DEFAULT_MAX_GAP_S = 300.0
+ROLLING_MEAN_MIN_COVERAGE = 0.9
+"""A rolling mean counts only when data covers this share of its span."""
+DAY_MIN_COVERAGE = 0.75
+"""A day's mean inflow counts for the average only when data covers this share of the day."""
+NIGHT_FLOW_REASON = "night_flow"
+
+
+class NightFlowError(ValueError):
+    """A night-flow alarm or detector setting that cannot work (wrong kind, no limit, ...)."""
+
+
+class NightFlowStateError(ValueError):
+    """A saved detector state that cannot be restored (malformed, another version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NightFigure:
+    """One night's minimum of the smoothed inflow, m3/h, by the local date of the night."""
+
+    night: date
+    minimum: float
+
+
+@dataclass(frozen=True, slots=True)
+class NightFlowStatus:
+    """What the detector knows of one alarm: learnt nights, baseline, average inflow."""
+
+    alarm: str
+    tag: str
+    active: bool
+    nights: tuple[NightFigure, ...]
+    baseline: float | None
+    """Median of the learnt nights; None until ``baseline_nights`` are known."""
+    average_inflow: float | None
+    threshold: float | None
+    """``limit`` x the average inflow, m3/h."""
+
+
+def _parse_clock(text: str) -> time:
+    try:
+        hours_text, minutes_text = text.split(":")
+        return time(int(hours_text), int(minutes_text))
+    except ValueError as err:
+        raise NightFlowError(f"night window time {text!r} is not HH:MM") from err
+
+
+class _Segment:
+    """A stretch of the inflow held at one value: [start, end) seconds since the epoch."""
+
+    __slots__ = ("end", "start", "value")
+
+    def __init__(self, start: float, end: float, value: float) -> None:
+        self.start = start
+        self.end = end
+        self.value = value
+
+
+class _Track:
+    """One alarm's series: the night being collected, the current day, what has been learnt."""
+
+    def __init__(self, definition: AlarmDef, detector: NightFlowDetector) -> None:
+        self.definition = definition
+        self.detector = detector
+        self.active = False
+        self.minima: deque[NightFigure] = deque(maxlen=detector.baseline_nights)
+        self.daily_means: deque[tuple[date, float]] = deque(maxlen=detector.baseline_nights)
+        self.last: tuple[float, float] | None = None
+        # The night being collected: its local date, window (epoch seconds), figure so far.
+        self.night: date | None = None
+        self.window_start = 0.0
+        self.window_end = 0.0
+        self.night_minimum: float | None = None
+        self.night_covered_s = 0.0
+        self.segments: deque[_Segment] = deque()
+        self.rolling_integral = 0.0
+        self.rolling_covered_s = 0.0
+        # The day being integrated for the average inflow.
+        self.day: date | None = None
+        self.day_integral = 0.0
+        self.day_covered_s = 0.0
+
+    # -- feeding ------------------------------------------------------------------------------
+
+    def add(self, at: float, value: float) -> list[ConditionChange]:
+        """Take one Good reading at ``at`` (epoch seconds)."""
+        if self.night is None:
+            self._open_night_for(at)
+        last = self.last
+        if last is not None and at <= last[0]:
+            return []  # late or repeated: the series only moves forward
+        if last is not None and at - last[0] <= self.detector.max_gap_s:
+            # Booked before the night closes, so a stretch ending past the window's end
+            # still counts for the night it belongs to.
+            self._integrate(last[0], at, last[1])
+        self.last = (at, value)
+        return self.close_nights(at)
+
+    def gap(self, at: float) -> None:
+        """A Bad or missing reading at ``at``: the last value is no longer held."""
+        last = self.last
+        if last is not None and at > last[0]:
+            self._integrate(last[0], min(at, last[0] + self.detector.max_gap_s), last[1])
+            self.last = None
+
+    def close_nights(self, now: float) -> list[ConditionChange]:
+        """Close the night being collected if its window ended at or before ``now``."""
+        if self.night is None:
+            self._open_night_for(now)
+            return []
+        if now < self.window_end:
+            return []
+        last = self.last
+        if last is not None and last[0] < self.window_end <= last[0] + self.detector.max_gap_s:
+            # The last reading holds to the window's end (the day's share of that stretch is
+            # booked when the next reading comes).
+            self._add_to_night(last[0], self.window_end, last[1])
+        change = self._close_night()
+        self._open_night_for(now)
+        return [change] if change is not None else []
+
+    # -- integration --------------------------------------------------------------------------
+
+    def _integrate(self, start: float, end: float, value: float) -> None:
+        self._add_to_day(start, end, value)
+        self._add_to_night(start, end, value)
+
+    def _add_to_night(self, start: float, end: float, value: float) -> None:
+        if self.night is None:
+            return
+        clipped_start = max(start, self.window_start)
+        clipped_end = min(end, self.window_end)
+        if clipped_end <= clipped_start:
+            return
+        self.segments.append(_Segment(clipped_start, clipped_end, value))
+        length = clipped_end - clipped_start
+        self.rolling_integral += length * value
+        self.rolling_covered_s += length
+        self.night_covered_s += length
+        self._evaluate_rolling_mean(clipped_end)
+
+    def _evaluate_rolling_mean(self, at: float) -> None:
+        smoothing = min(self.detector.smoothing_s, self.window_end - self.window_start)
+        if at - self.window_start < smoothing - 1e-6:
+            return
+        low = at - smoothing
+        while self.segments and self.segments[0].end <= low:
+            dropped = self.segments.popleft()
+            length = dropped.end - dropped.start
+            self.rolling_integral -= length * dropped.value
+            self.rolling_covered_s -= length
+        integral = self.rolling_integral
+        covered = self.rolling_covered_s
+        if self.segments and self.segments[0].start < low:
+            first = self.segments[0]
+            integral -= (low - first.start) * first.value
+            covered -= low - first.start
+        if covered < ROLLING_MEAN_MIN_COVERAGE * smoothing:
+            return
+        mean = integral / covered
+        if self.night_minimum is None or mean < self.night_minimum:
+            self.night_minimum = mean
+
+    def _add_to_day(self, start: float, end: float, value: float) -> None:
+        # A stretch is booked on the local day it starts: at most ``max_gap_s`` lands on the
+        # wrong side of midnight, nothing against a day's average.
+        day = self.detector.local_date(start)
+        if self.day != day:
+            self._close_day()
+            self.day = day
+        self.day_integral += (end - start) * value
+        self.day_covered_s += end - start
+
+    def _close_day(self) -> None:
+        if self.day is None:
+            return
+        length = self.detector.day_length_s(self.day)
+        if self.day_covered_s >= DAY_MIN_COVERAGE * length and self.day_covered_s > 0:
+            self.daily_means.append((self.day, self.day_integral / self.day_covered_s))
+        self.day = None
+        self.day_integral = 0.0
+        self.day_covered_s = 0.0
+
+    # -- nights -------------------------------------------------------------------------------
+
+    def _open_night_for(self, now: float) -> None:
+        night = self.detector.local_date(now)
+        start, end = self.detector.window_of(night)
+        if now >= end:
+            night = night + timedelta(days=1)
+            start, end = self.detector.window_of(night)
+        self.night = night
+        self.window_start = start
+        self.window_end = end
+        self.night_minimum = None
+        self.night_covered_s = 0.0
+        self.segments.clear()
+        self.rolling_integral = 0.0
+        self.rolling_covered_s = 0.0
+
+    def _close_night(self) -> ConditionChange | None:
+        night = self.night
+        minimum = self.night_minimum
+        required = self.detector.min_coverage * (self.window_end - self.window_start)
+        if night is None or minimum is None or self.night_covered_s < required:
+            return None  # too little data: the night tells nothing
+        figure = NightFigure(night, minimum)
+        status = self.status()
+        change: ConditionChange | None = None
+        if status.baseline is not None and status.threshold is not None:
+            excess = minimum - status.baseline
+            average = status.average_inflow or 0.0
+            clear_at = status.threshold - self.definition.deadband * average
+            if not self.active and excess > status.threshold:
+                self.active = True
+                change = self._change(True, figure, status.baseline, status.threshold)
+            elif self.active and excess <= clear_at:
+                self.active = False
+                change = self._change(False, figure, status.baseline, status.threshold)
+        if not self.active:
+            self.minima.append(figure)
+        return change
+
+    def _change(
+        self, active: bool, figure: NightFigure, baseline: float, threshold: float
+    ) -> ConditionChange:
+        excess = figure.minimum - baseline
+        if active:
+            message = (
+                f"minimum night flow {figure.minimum:.1f} m3/h on the night of "
+                f"{figure.night.isoformat()} is {excess:.1f} m3/h above its baseline "
+                f"{baseline:.1f} m3/h (limit {threshold:.1f} m3/h): a possible leak"
+            )
+        else:
+            message = (
+                f"minimum night flow {figure.minimum:.1f} m3/h on the night of "
+                f"{figure.night.isoformat()} is back within {threshold:.1f} m3/h of its "
+                f"baseline {baseline:.1f} m3/h"
+            )
+        return ConditionChange(
+            alarm=self.definition.name,
+            time=datetime.fromtimestamp(self.window_end, UTC),
+            active=active,
+            suppressed=None,
+            value=round(figure.minimum, 3),
+            message=message,
+            reason=NIGHT_FLOW_REASON,
+        )
+
+    def status(self) -> NightFlowStatus:
+        """The learnt nights, baseline, average inflow and threshold of this alarm."""
+        nights = tuple(self.minima)
+        baseline = None
+        if len(nights) >= self.detector.baseline_nights:
+            baseline = statistics.median(figure.minimum for figure in nights)
+        average = None
+        if self.daily_means:
+            average = statistics.fmean(mean for _, mean in self.daily_means)
+        limit = self.definition.limit or 0.0
+        threshold = limit * average if average is not None else None
+        return NightFlowStatus(
+            alarm=self.definition.name,
+            tag=self.definition.tag,
+            active=self.active,
+            nights=nights,
+            baseline=baseline,
+            average_inflow=average,
+            threshold=threshold,
+        )
+
+
+class NightFlowDetector:
+    """Minimum-night-flow leak detection for ``NIGHT_FLOW`` alarms (one per metering area)."""
+
+    def __init__(
+        self,
+        definitions: Sequence[AlarmDef],
+        site: SiteLocation,
+        *,
+        window: tuple[str, str] = DEFAULT_WINDOW,
+        baseline_nights: int = 7,
+        smoothing_s: float | None = None,
+        min_coverage: float = DEFAULT_MIN_COVERAGE,
+        max_gap_s: float = DEFAULT_MAX_GAP_S,
+    ) -> None:
+        try:
+            self.zone = ZoneInfo(site.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise NightFlowError(f"unknown time zone {site.timezone!r}") from err
+        self.window_start = _parse_clock(window[0])
+        self.window_end = _parse_clock(window[1])
+        if self.window_end <= self.window_start:
+            raise NightFlowError(
+                f"night window {window[0]}-{window[1]} must end after it starts on the same day"
+            )
+        if baseline_nights < 1:
+            raise NightFlowError(f"baseline_nights must be at least 1, got {baseline_nights}")
+        if not 0.0 < min_coverage <= 1.0:
+            raise NightFlowError(f"min_coverage must be in (0, 1], got {min_coverage}")
+        if not ((smoothing_s is None or smoothing_s > 0) and max_gap_s > 0):
+            raise NightFlowError("smoothing and max_gap must be positive seconds")
+        self.baseline_nights = baseline_nights
+        self.smoothing_s = smoothing_s if smoothing_s is not None else math.inf
+        """Span of the rolling mean; None (infinite) takes the whole window."""
+        self.min_coverage = min_coverage
+        self.max_gap_s = max_gap_s
+        self._tracks: dict[str, _Track] = {}
+        self._by_tag: dict[str, list[_Track]] = {}
+        for definition in definitions:
+            _check_definition(definition)
+            if definition.name in self._tracks:
+                raise NightFlowError(f"night-flow alarm {definition.name} is defined twice")
+            track = _Track(definition, self)
+            self._tracks[definition.name] = track
+            self._by_tag.setdefault(definition.tag, []).append(track)
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def local_date(self, at: float) -> date:
+        """The local date at ``at`` (epoch seconds)."""
+        return datetime.fromtimestamp(at, self.zone).date()
+
+    def window_of(self, night: date) -> tuple[float, float]:
+        """The night window of a local date as epoch seconds (DST: shorter or longer)."""
+        # A wall time that does not exist (spring forward) maps, with fold 0, onto the
+        # instant of the transition; an ambiguous one onto its first occurrence: either
+        # way the window covers every local reading between its two wall times.
+        start = datetime.combine(night, self.window_start, tzinfo=self.zone)
+        end = datetime.combine(night, self.window_end, tzinfo=self.zone)
+        return start.timestamp(), end.timestamp()
+
+    def day_length_s(self, day: date) -> float:
+        """Seconds in a local day (23 h or 25 h on DST change days)."""
+        start = datetime.combine(day, time(0), tzinfo=self.zone)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone)
+        return end.timestamp() - start.timestamp()
+
+    # -- the engine's interface ---------------------------------------------------------------
+
+    def feed(self, samples: Sequence[Sample], now: datetime) -> list[ConditionChange]:
+        """Take samples (any tags: unwatched ones are skipped) and close nights ended by
+        ``now``; return the alarms whose condition changed."""
+        changes: list[ConditionChange] = []
+        for sample in sorted(samples, key=lambda s: s.source_time):
+            tracks = self._by_tag.get(sample.tag)
+            if tracks is None:
+                continue
+            at = _epoch(sample.source_time)
+            value = sample.numeric
+            good = sample.quality.is_good and value is not None and math.isfinite(value)
+            for track in tracks:
+                if good and value is not None:
+                    changes.extend(track.add(at, value))
+                else:
+                    track.gap(at)
+        changes.extend(self.advance(now))
+        return changes
+
+    def advance(self, now: datetime) -> list[ConditionChange]:
+        """Close every night whose window ended by ``now`` (also without new samples)."""
+        at = _epoch(now)
+        changes: list[ConditionChange] = []
+        for track in self._tracks.values():
+            changes.extend(track.close_nights(at))
+        return changes
+
+    def next_due(self) -> datetime | None:
+        """When the next night closes (call ``advance`` then), or None before any feed."""
+        ends = [track.window_end for track in self._tracks.values() if track.night is not None]
+        return datetime.fromtimestamp(min(ends), UTC) if ends else None
+
+    def status(self, alarm: str) -> NightFlowStatus:
+        """What the detector has learnt for one alarm (KeyError: not a night-flow alarm here)."""
+        return self._tracks[alarm].status()
+
+    def relearn(self, alarm: str, now: datetime) -> list[ConditionChange]:
+        """Forget an alarm's baseline (after a real, permanent change of the area's night
+        use); an active alarm clears, and nights are learnt again from the next one."""
+        track = self._tracks[alarm]
+        track.minima.clear()
+        if not track.active:
+            return []
+        track.active = False
+        return [
+            ConditionChange(
+                alarm=alarm,
+                time=now,
+                active=False,
+                suppressed=None,
+                value=None,
+                message="night-flow baseline relearnt: the alarm waits for new nights",
+                reason=NIGHT_FLOW_REASON,
+            )
+        ]
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def state(self) -> dict[str, object]:
+        """What has been learnt, as a JSON-able document (``restore`` takes it back)."""
+        alarms: dict[str, object] = {}
+        for name, track in self._tracks.items():
+            alarms[name] = {
+                "tag": track.definition.tag,
+                "active": track.active,
+                "nights": [[f.night.isoformat(), f.minimum] for f in track.minima],
+                "daily_means": [[d.isoformat(), mean] for d, mean in track.daily_means],
+                "day": track.day.isoformat() if track.day is not None else None,
+                "day_integral": track.day_integral,
+                "day_covered_s": track.day_covered_s,
+            }
+        return {"version": STATE_VERSION, "alarms": alarms}
+
+    def restore(self, state: Mapping[str, object]) -> None:
+        """Take back a ``state()`` document: alarms no longer defined, or now watching another
+        tag, are dropped; a malformed document raises ``NightFlowStateError`` and changes
+        nothing."""
+        if state.get("version") != STATE_VERSION:
+            raise NightFlowStateError(
+                f"night-flow state version {state.get('version')!r} is not {STATE_VERSION}"
+            )
+        alarms = state.get("alarms")
+        if not isinstance(alarms, Mapping):
+            raise NightFlowStateError("night-flow state has no 'alarms' mapping")
+        parsed: list[tuple[_Track, _Restored]] = []
+        for name, entry in alarms.items():
+            track = self._tracks.get(str(name))
+            if track is None:
+                continue
+            restored = _parse_entry(str(name), entry)
+            if restored.tag != track.definition.tag:
+                continue  # another meter: what was learnt does not apply
+            parsed.append((track, restored))
+        for track, restored in parsed:
+            track.active = restored.active
+            track.minima.clear()
+            track.minima.extend(restored.nights[-self.baseline_nights :])
+            track.daily_means.clear()
+            track.daily_means.extend(restored.daily_means[-self.baseline_nights :])
+            track.day = restored.day
+            track.day_integral = restored.day_integral
+            track.day_covered_s = restored.day_covered_s
+
+
+@dataclass(frozen=True, slots=True)
+class _Restored:
+    tag: str
+    active: bool
+    nights: list[NightFigure]
+    daily_means: list[tuple[date, float]]
+    day: date | None
+    day_integral: float
+    day_covered_s: float
+
+
+def _parse_entry(name: str, entry: object) -> _Restored:
+    def fail(what: str) -> NightFlowStateError:
+        return NightFlowStateError(f"night-flow state of {name}: {what}")
+
+    if not isinstance(entry, Mapping):
+        raise fail("not a mapping")
+    tag = entry.get("tag")
+    active = entry.get("active")
+    if not isinstance(tag, str) or not isinstance(active, bool):
+        raise fail("'tag' must be text and 'active' true or false")
+    try:
+        nights = [
+            NightFigure(date.fromisoformat(d), _finite(v)) for d, v in _pairs(entry, "nights")
+        ]
+        means = [(date.fromisoformat(d), _finite(v)) for d, v in _pairs(entry, "daily_means")]
+        day_text = entry.get("day")
+        day = date.fromisoformat(day_text) if isinstance(day_text, str) else None
+        if day_text is not None and day is None:
+            raise ValueError("'day' must be a date or null")
+        integral = _finite(entry.get("day_integral", 0.0))
+        covered = _finite(entry.get("day_covered_s", 0.0))
+    except (TypeError, ValueError) as err:
+        raise fail(str(err)) from err
+    if covered < 0 or any(f.minimum < 0 for f in nights) or any(m < 0 for _, m in means):
+        raise fail("flows and durations must not be negative")
+    return _Restored(tag, active, nights, means, day, integral, covered)
+
+
+def _pairs(entry: Mapping[str, object], key: str) -> list[tuple[str, object]]:
+    items = entry.get(key, [])
+    if not isinstance(items, list):
+        raise TypeError(f"'{key}' must be a list")
+    pairs: list[tuple[str, object]] = []
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError(f"'{key}' entries must be [date, number]")
+        pairs.append((item[0], item[1]))
+    return pairs
+
+
+def _finite(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return float(value)
+
+
+def _check_definition(definition: AlarmDef) -> None:
+    if definition.kind is not AlarmKind.NIGHT_FLOW:
+        raise NightFlowError(f"alarm {definition.name} is {definition.kind}, not night_flow")
+    if not definition.tag:
+        raise NightFlowError(f"night-flow alarm {definition.name} names no inflow tag")
+    limit = definition.limit
+    if limit is None or not 0.0 < limit < 1.0:
+        raise NightFlowError(
+            f"night-flow alarm {definition.name} needs a limit between 0 and 1 "
+            f"(a share of the area's average inflow), got {limit}"
+        )
+    if not 0.0 <= definition.deadband < limit:
+        raise NightFlowError(
+            f"night-flow alarm {definition.name}: deadband must be a share below the limit"
+        )
+
+
+def _epoch(moment: datetime) -> float:
+    if moment.utcoffset() is None:
+        raise NightFlowError(f"time {moment.isoformat()} has no time zone")
+    return moment.timestamp()
