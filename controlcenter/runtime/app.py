@@ -351,6 +351,7 @@ def build_notifier(site: SiteConfig, journal: StoreJournal, clock: Clock) -> Not
     routes = site.notification_routes()
     if not routes:
         return None
+    flood_threshold, flood_window_s = site.notification_flood()
     return Notifier(
         site.oncall_groups(),
         routes,
@@ -359,6 +360,8 @@ def build_notifier(site: SiteConfig, journal: StoreJournal, clock: Clock) -> Not
         journal,
         clock,
         site.location().timezone,
+        flood_threshold=flood_threshold,
+        flood_window_s=flood_window_s,
     )
 
 

@@ -429,6 +429,10 @@ class NotificationsConfig(_Strict):
     webhook: WebhookConfig | None = None
     groups: list[GroupConfig] = Field(default_factory=list, max_length=MAX_GROUPS)
     routes: list[RouteConfig] = Field(default_factory=list, max_length=MAX_ROUTES)
+    flood_threshold: Integer = Field(default=10, ge=1, le=10_000)
+    """More new notifications than this for one group within ``flood_window`` is a flood:
+    one summary is sent instead of a message each (EEMUA 191: 10 alarms in 10 minutes)."""
+    flood_window: Duration = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -630,6 +630,12 @@ class SiteConfig(_Strict):
         """How alarm webhooks are signed and retried (None: no webhooks)."""
         return self.alarm_book().webhook
 
+    def notification_flood(self) -> tuple[int, float]:
+        """More new notifications than the first for one group within the second (seconds)
+        is a flood, summarised in one message."""
+        notifications = self.notifications
+        return notifications.flood_threshold, notifications.flood_window
+
     def compression_settings(self) -> dict[str, CompressionSettings]:
         """Each tag's compression: its own, else the historian default for numeric tags with a
         range (or an absolute default), else raw. Percentages still to resolve per tag."""
