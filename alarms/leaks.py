@@ -1,26 +1,29 @@
 """Leak detection by minimum night flow: one ``NIGHT_FLOW`` alarm per district metering area.
 
-A metering area (DMA) is a district fed through metered inlets. Between about 02:00 and 04:00
+A metering area (DMA) is a district fed through metered inlets. Between about 00:30 and 04:30
 local time almost nobody draws water, so the area's inflow is at its lowest and is mostly
 leakage: a new leak runs day and night and shows as a *raised minimum night flow*, the figure
 water utilities watch to find leaks (IWA water balance; the UK "Managing Leakage" reports).
 
 Each night, per alarm, the detector takes the minimum over the night window of the area's
-inflow smoothed by a rolling, time-weighted mean (``smoothing_s``: a single low reading or a
-short lull does not make the night's figure). By default the mean spans the whole window, so
-the figure is the window's mean flow, as many utilities take the "minimum night flow" (the
-mean of the quiet hours): on the demo city's districts, whose demand has correlated noise of
-3 m3/h, its night-to-night spread is 1.1 % of the average inflow against 1.8 % for the
-minimum of a 15-minute rolling mean, which is what lets a 5 % leak stand out on its first
-night without false alarms (``controlcenter bench leaks``, docs/benchmarks.md).
+inflow smoothed by a rolling, time-weighted mean (``smoothing_s``). By default the mean spans
+the whole window, so the figure is the window's mean flow, as many utilities take the "minimum
+night flow" (the mean of the quiet hours): demand noise that decorrelates within minutes
+averages out over four hours (about 0.6 m3/h night to night on the demo city's districts,
+``controlcenter bench leaks``, docs/benchmarks.md). It also takes the mean of each half of the
+window.
 
-The night's figure is compared with the *baseline*, the median of the figures of the previous
+Each figure is compared with its *baseline*, the median of that figure over the previous
 ``baseline_nights`` nights (a median, so one odd night, a burst being repaired or a festival,
-does not move it). Until that many nights are known the alarm never activates. The alarm is
-active when tonight's figure exceeds the baseline by more than ``limit`` (``AlarmDef.limit``, a
-share) of the area's *average inflow* (the time-weighted mean of its inflow over the last
-``baseline_nights`` complete days), and it clears when a night is back within that margin less
-``AlarmDef.deadband`` (also a share).
+does not move it). Until that many nights are known the alarm never activates. The margin is
+the area's own night-to-night spread, ``SPREAD_FACTOR`` robust standard deviations (1.4826 x
+the median absolute deviation of the baseline nights), with a floor of ``limit``
+(``AlarmDef.limit``, a share) of the area's *average inflow* (the time-weighted mean of its
+inflow over the last ``baseline_nights`` complete days); a half window's floor is sqrt(2)
+higher. Three looks a night: the first half at the window's middle (a leak begun late in last
+night's window is whole in it, within 24 h of its start), the whole window at its end, then the
+second half (a leak begun early in tonight's window is whole in it). The alarm clears at the
+end of a night whose whole figure is back within its margin less ``AlarmDef.deadband``.
 
 Why a share of the average inflow: leak sizes are stated that way (a 5 % leak adds 5 % of the
 area's average inflow), so one limit fits every area whatever its size. While the alarm is
@@ -28,7 +31,7 @@ active, nights are not learnt: a leak left running must not teach the baseline t
 normal (``relearn`` forgets the baseline after a real, permanent change, a new large consumer).
 
 Local time follows the site's time zone: on the spring-forward night the window is an hour
-shorter, on the fall-back night an hour longer; the figure is a minimum, so both are fine. A
+shorter, on the fall-back night an hour longer; the figures are means, so both are fine. A
 night with data for less than ``min_coverage`` of its window (a communication loss, a Bad
 meter) changes nothing: neither the alarm nor the baseline. Samples of Bad or Uncertain quality
 break the series (a value is held at most ``max_gap`` seconds), so a stale value never fills a
@@ -53,10 +56,17 @@ from alarms.conditions import ConditionChange
 from controlcenter.automation import AlarmDef, AlarmKind, SiteLocation
 from controlcenter.model import Sample
 
-STATE_VERSION = 1
-"""Version of the ``state()`` document; ``restore`` refuses others."""
+STATE_VERSION = 2
+"""Version of the ``state()`` document; ``restore`` takes it and version 1, refuses others."""
 
-DEFAULT_WINDOW = ("02:00", "04:00")
+DEFAULT_WINDOW = ("00:30", "04:30")
+"""The four quietest hours of a residential district (its demand is lowest near 03:00)."""
+SPREAD_FACTOR = 3.0
+"""A night is judged against the area's own spread: this many robust standard deviations
+(1.4826 x the median absolute deviation of the baseline nights, the Shewhart 3-sigma
+control limit) or ``limit`` x the average inflow, whichever is larger."""
+MAD_TO_SD = 1.4826
+"""The median absolute deviation times this estimates a normal standard deviation."""
 DEFAULT_MIN_COVERAGE = 0.75
 DEFAULT_MAX_GAP_S = 300.0
 ROLLING_MEAN_MIN_COVERAGE = 0.9
@@ -76,10 +86,14 @@ class NightFlowStateError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class NightFigure:
-    """One night's minimum of the smoothed inflow, m3/h, by the local date of the night."""
+    """One night's figures by its local date, m3/h: the minimum of the smoothed inflow over the
+    window (by default the window's mean) and the mean of each half of the window (None: too
+    little data in that half)."""
 
     night: date
     minimum: float
+    first_half: float | None = None
+    second_half: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +108,20 @@ class NightFlowStatus:
     """Median of the learnt nights; None until ``baseline_nights`` are known."""
     average_inflow: float | None
     threshold: float | None
-    """``limit`` x the average inflow, m3/h."""
+    """The larger of ``limit`` x the average inflow and ``SPREAD_FACTOR`` robust standard
+    deviations of the learnt nights, m3/h."""
+    spread: float | None
+    """Robust standard deviation of the learnt nights (1.4826 x their median absolute
+    deviation), m3/h."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    """What one figure of a night is judged against: the learnt nights' median and the margin."""
+
+    baseline: float
+    spread: float
+    threshold: float
 
 
 def _parse_clock(text: str) -> time:
@@ -130,8 +157,14 @@ class _Track:
         self.night: date | None = None
         self.window_start = 0.0
         self.window_end = 0.0
+        self.window_middle = 0.0
         self.night_minimum: float | None = None
         self.night_covered_s = 0.0
+        self.booked_until = 0.0
+        self.halves = [0.0, 0.0, 0.0, 0.0]
+        """Integral and covered seconds of the window's first half, then of its second."""
+        self.first_half_judged = False
+        self.activated_tonight = False
         self.segments: deque[_Segment] = deque()
         self.rolling_integral = 0.0
         self.rolling_covered_s = 0.0
@@ -168,16 +201,30 @@ class _Track:
         if self.night is None:
             self._open_night_for(now)
             return []
+        changes: list[ConditionChange] = []
+        if not self.first_half_judged and now >= self.window_middle:
+            # The early look: a leak that began late in last night's window is fully in
+            # tonight's first half, which closes within 24 h of its start.
+            self._hold_last_reading_to(self.window_middle)
+            self.first_half_judged = True
+            early = self._judge_first_half()
+            if early is not None:
+                changes.append(early)
         if now < self.window_end:
-            return []
-        last = self.last
-        if last is not None and last[0] < self.window_end <= last[0] + self.detector.max_gap_s:
-            # The last reading holds to the window's end (the day's share of that stretch is
-            # booked when the next reading comes).
-            self._add_to_night(last[0], self.window_end, last[1])
+            return changes
+        self._hold_last_reading_to(self.window_end)
         change = self._close_night()
+        if change is not None:
+            changes.append(change)
         self._open_night_for(now)
-        return [change] if change is not None else []
+        return changes
+
+    def _hold_last_reading_to(self, moment: float) -> None:
+        last = self.last
+        if last is not None and last[0] < moment <= last[0] + self.detector.max_gap_s:
+            # The last reading holds to ``moment`` (the day's share of that stretch is booked
+            # when the next reading comes; the night's is not booked twice).
+            self._add_to_night(last[0], moment, last[1])
 
     # -- integration --------------------------------------------------------------------------
 
@@ -188,10 +235,19 @@ class _Track:
     def _add_to_night(self, start: float, end: float, value: float) -> None:
         if self.night is None:
             return
-        clipped_start = max(start, self.window_start)
+        clipped_start = max(start, self.window_start, self.booked_until)
         clipped_end = min(end, self.window_end)
         if clipped_end <= clipped_start:
             return
+        self.booked_until = clipped_end
+        first_end = min(clipped_end, self.window_middle)
+        if first_end > clipped_start:
+            self.halves[0] += (first_end - clipped_start) * value
+            self.halves[1] += first_end - clipped_start
+        second_start = max(clipped_start, self.window_middle)
+        if clipped_end > second_start:
+            self.halves[2] += (clipped_end - second_start) * value
+            self.halves[3] += clipped_end - second_start
         self.segments.append(_Segment(clipped_start, clipped_end, value))
         length = clipped_end - clipped_start
         self.rolling_integral += length * value
@@ -252,11 +308,40 @@ class _Track:
         self.night = night
         self.window_start = start
         self.window_end = end
+        # The middle in elapsed time: on DST nights both halves shrink or grow alike.
+        self.window_middle = (start + end) / 2.0
         self.night_minimum = None
         self.night_covered_s = 0.0
+        self.booked_until = start
+        self.halves = [0.0, 0.0, 0.0, 0.0]
+        self.first_half_judged = False
+        self.activated_tonight = False
         self.segments.clear()
         self.rolling_integral = 0.0
         self.rolling_covered_s = 0.0
+
+    def _half_mean(self, second: bool) -> float | None:
+        """The mean over one half of the window, or None with too little data in it."""
+        integral, covered = (self.halves[2], self.halves[3]) if second else self.halves[:2]
+        half = (self.window_end - self.window_start) / 2.0
+        if covered <= 0 or covered < self.detector.min_coverage * half:
+            return None
+        return integral / covered
+
+    def _judge_first_half(self) -> ConditionChange | None:
+        if self.active or self.night is None:
+            return None
+        figure = self._half_mean(second=False)
+        reference = self._reference("first_half")
+        if (
+            figure is None
+            or reference is None
+            or figure - reference.baseline <= reference.threshold
+        ):
+            return None
+        self.active = True
+        self.activated_tonight = True
+        return self._change(True, figure, reference, self.window_middle, "the first half of")
 
     def _close_night(self) -> ConditionChange | None:
         night = self.night
@@ -264,68 +349,107 @@ class _Track:
         required = self.detector.min_coverage * (self.window_end - self.window_start)
         if night is None or minimum is None or self.night_covered_s < required:
             return None  # too little data: the night tells nothing
-        figure = NightFigure(night, minimum)
-        status = self.status()
+        second_half = self._half_mean(second=True)
+        figure = NightFigure(night, minimum, self._half_mean(second=False), second_half)
         change: ConditionChange | None = None
-        if status.baseline is not None and status.threshold is not None:
-            excess = minimum - status.baseline
-            average = status.average_inflow or 0.0
-            clear_at = status.threshold - self.definition.deadband * average
-            if not self.active and excess > status.threshold:
+        whole = self._reference("minimum")
+        late = self._reference("second_half")
+        if whole is not None:
+            excess = minimum - whole.baseline
+            average = self.average_inflow() or 0.0
+            clear_at = whole.threshold - self.definition.deadband * average
+            if not self.active and excess > whole.threshold:
                 self.active = True
-                change = self._change(True, figure, status.baseline, status.threshold)
-            elif self.active and excess <= clear_at:
+                change = self._change(True, minimum, whole, self.window_end, "")
+            elif (
+                not self.active
+                and late is not None
+                and second_half is not None
+                and second_half - late.baseline > late.threshold
+            ):
+                # The partial night a leak starts in: begun early in the window, it fills
+                # the second half.
+                self.active = True
+                change = self._change(
+                    True, second_half, late, self.window_end, "the second half of"
+                )
+            elif self.active and not self.activated_tonight and excess <= clear_at:
                 self.active = False
-                change = self._change(False, figure, status.baseline, status.threshold)
+                change = self._change(False, minimum, whole, self.window_end, "")
         if not self.active:
             self.minima.append(figure)
         return change
 
     def _change(
-        self, active: bool, figure: NightFigure, baseline: float, threshold: float
+        self, active: bool, value: float, reference: _Reference, at: float, part: str
     ) -> ConditionChange:
-        excess = figure.minimum - baseline
+        night = self.night.isoformat() if self.night is not None else "?"
+        what = f"night flow over {part} the window" if part else "minimum night flow"
+        excess = value - reference.baseline
         if active:
             message = (
-                f"minimum night flow {figure.minimum:.1f} m3/h on the night of "
-                f"{figure.night.isoformat()} is {excess:.1f} m3/h above its baseline "
-                f"{baseline:.1f} m3/h (limit {threshold:.1f} m3/h): a possible leak"
+                f"{what} {value:.1f} m3/h on the night of {night} is {excess:.1f} m3/h above "
+                f"its baseline {reference.baseline:.1f} m3/h (limit {reference.threshold:.1f} "
+                "m3/h): a possible leak"
             )
         else:
             message = (
-                f"minimum night flow {figure.minimum:.1f} m3/h on the night of "
-                f"{figure.night.isoformat()} is back within {threshold:.1f} m3/h of its "
-                f"baseline {baseline:.1f} m3/h"
+                f"{what} {value:.1f} m3/h on the night of {night} is back within "
+                f"{reference.threshold:.1f} m3/h of its baseline {reference.baseline:.1f} m3/h"
             )
         return ConditionChange(
             alarm=self.definition.name,
-            time=datetime.fromtimestamp(self.window_end, UTC),
+            time=datetime.fromtimestamp(at, UTC),
             active=active,
             suppressed=None,
-            value=round(figure.minimum, 3),
+            value=round(value, 3),
             message=message,
             reason=NIGHT_FLOW_REASON,
         )
 
+    def average_inflow(self) -> float | None:
+        """The mean of the learnt days' mean inflows, m3/h (None before a whole day)."""
+        if not self.daily_means:
+            return None
+        return statistics.fmean(mean for _, mean in self.daily_means)
+
+    def _reference(self, which: str) -> _Reference | None:
+        """The baseline and margin of one figure: ``minimum``, ``first_half``, ``second_half``.
+
+        The margin is the larger of the area's own night-to-night spread (``SPREAD_FACTOR``
+        robust standard deviations) and ``limit`` x its average inflow; a half window's mean
+        varies about sqrt(2) times more than the whole window's (demand noise decorrelates
+        within minutes), so its floor is sqrt(2) times higher, which keeps each look's false
+        alarm rate alike.
+        """
+        values = [getattr(figure, which) for figure in self.minima]
+        learnt = [value for value in values if value is not None]
+        average = self.average_inflow()
+        if len(learnt) < self.detector.baseline_nights or average is None:
+            return None
+        baseline = statistics.median(learnt)
+        spread = MAD_TO_SD * statistics.median(abs(value - baseline) for value in learnt)
+        floor = (self.definition.limit or 0.0) * average
+        if which != "minimum":
+            floor *= math.sqrt(2.0)
+        return _Reference(baseline, spread, max(floor, SPREAD_FACTOR * spread))
+
     def status(self) -> NightFlowStatus:
         """The learnt nights, baseline, average inflow and threshold of this alarm."""
+        reference = self._reference("minimum")
         nights = tuple(self.minima)
         baseline = None
         if len(nights) >= self.detector.baseline_nights:
             baseline = statistics.median(figure.minimum for figure in nights)
-        average = None
-        if self.daily_means:
-            average = statistics.fmean(mean for _, mean in self.daily_means)
-        limit = self.definition.limit or 0.0
-        threshold = limit * average if average is not None else None
         return NightFlowStatus(
             alarm=self.definition.name,
             tag=self.definition.tag,
             active=self.active,
             nights=nights,
             baseline=baseline,
-            average_inflow=average,
-            threshold=threshold,
+            average_inflow=self.average_inflow(),
+            threshold=reference.threshold if reference is not None else None,
+            spread=reference.spread if reference is not None else None,
         )
 
 
@@ -462,7 +586,10 @@ class NightFlowDetector:
             alarms[name] = {
                 "tag": track.definition.tag,
                 "active": track.active,
-                "nights": [[f.night.isoformat(), f.minimum] for f in track.minima],
+                "nights": [
+                    [f.night.isoformat(), f.minimum, f.first_half, f.second_half]
+                    for f in track.minima
+                ],
                 "daily_means": [[d.isoformat(), mean] for d, mean in track.daily_means],
                 "day": track.day.isoformat() if track.day is not None else None,
                 "day_integral": track.day_integral,
@@ -474,7 +601,7 @@ class NightFlowDetector:
         """Take back a ``state()`` document: alarms no longer defined, or now watching another
         tag, are dropped; a malformed document raises ``NightFlowStateError`` and changes
         nothing."""
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in (1, STATE_VERSION):
             raise NightFlowStateError(
                 f"night-flow state version {state.get('version')!r} is not {STATE_VERSION}"
             )
@@ -523,10 +650,11 @@ def _parse_entry(name: str, entry: object) -> _Restored:
     if not isinstance(tag, str) or not isinstance(active, bool):
         raise fail("'tag' must be text and 'active' true or false")
     try:
-        nights = [
-            NightFigure(date.fromisoformat(d), _finite(v)) for d, v in _pairs(entry, "nights")
+        nights = [_night(item) for item in _rows(entry, "nights", (2, 4))]
+        means = [
+            (date.fromisoformat(str(row[0])), _finite(row[1]))
+            for row in _rows(entry, "daily_means", (2,))
         ]
-        means = [(date.fromisoformat(d), _finite(v)) for d, v in _pairs(entry, "daily_means")]
         day_text = entry.get("day")
         day = date.fromisoformat(day_text) if isinstance(day_text, str) else None
         if day_text is not None and day is None:
@@ -535,21 +663,28 @@ def _parse_entry(name: str, entry: object) -> _Restored:
         covered = _finite(entry.get("day_covered_s", 0.0))
     except (TypeError, ValueError) as err:
         raise fail(str(err)) from err
-    if covered < 0 or any(f.minimum < 0 for f in nights) or any(m < 0 for _, m in means):
+    flows = [v for f in nights for v in (f.minimum, f.first_half, f.second_half) if v is not None]
+    if covered < 0 or any(v < 0 for v in flows) or any(m < 0 for _, m in means):
         raise fail("flows and durations must not be negative")
     return _Restored(tag, active, nights, means, day, integral, covered)
 
 
-def _pairs(entry: Mapping[str, object], key: str) -> list[tuple[str, object]]:
+def _rows(entry: Mapping[str, object], key: str, lengths: tuple[int, ...]) -> list[list[object]]:
     items = entry.get(key, [])
     if not isinstance(items, list):
         raise TypeError(f"'{key}' must be a list")
-    pairs: list[tuple[str, object]] = []
+    rows: list[list[object]] = []
     for item in items:
-        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
-            raise TypeError(f"'{key}' entries must be [date, number]")
-        pairs.append((item[0], item[1]))
-    return pairs
+        if not (isinstance(item, list) and len(item) in lengths and isinstance(item[0], str)):
+            raise TypeError(f"'{key}' entries must be [date, number, ...] of {lengths} items")
+        rows.append(item)
+    return rows
+
+
+def _night(row: list[object]) -> NightFigure:
+    """A learnt night: [date, figure] (version 1) or [date, figure, first half, second half]."""
+    halves = [None if v is None else _finite(v) for v in row[2:]] or [None, None]
+    return NightFigure(date.fromisoformat(str(row[0])), _finite(row[1]), halves[0], halves[1])
 
 
 def _finite(value: object) -> float:

@@ -18,8 +18,8 @@ Runs, each ``trials`` times from its own seed:
   its start (a leak beginning inside the window is only partly in that night's figure). An
   alarm before a district's leak starts is a false alarm.
 
-Targets: every 5 % leak found within 24 simulated hours (or, for a leak that began inside the
-night window, at the first whole night after it); no false alarm in the leak-free runs.
+Targets: every 5 % leak found within 24 simulated hours of its start, also one that began
+inside the night window (counted apart); no false alarm in the leak-free runs.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alarms.leaks import NightFlowDetector
+from alarms.leaks import DEFAULT_WINDOW, NightFlowDetector
 from controlcenter.automation import AlarmDef, AlarmKind, AlarmPriority
 from controlcenter.bench.outcomes import SITE
 from controlcenter.model import Quality, Sample
@@ -45,7 +45,8 @@ STEP_S = 60.0
 """Simulated seconds per sample: the network integrates any step exactly (30 s sub-steps);
 a minute resolves a 15-minute rolling mean well and keeps a simulated week near one second."""
 BASELINE_NIGHTS = 7
-WINDOW = ("02:00", "04:00")
+WINDOW = DEFAULT_WINDOW
+"""The detector's default night window, as the center runs it."""
 SMOOTHING_S: float | None = None
 """The detector's default: the night figure is the mean over the whole window (see
 ``alarms.leaks``); 900.0 gives the 15-minute rolling minimum for comparison."""
@@ -101,6 +102,8 @@ def run_leaks_bench(
     for size in sizes_pct:
         hours: list[float] = []
         first_night = 0
+        in_window = 0
+        in_window_within = 0
         missed = 0
         false_alarms = 0
         leaks = 0
@@ -118,6 +121,9 @@ def run_leaks_bench(
                 hours.append((found - start).total_seconds() / 3600.0)
                 if found <= _first_whole_night_end(start):
                     first_night += 1
+                if _inside_window(start):
+                    in_window += 1
+                    in_window_within += hours[-1] <= DETECTION_TARGET_H
         within = sum(1 for h in hours if h <= DETECTION_TARGET_H)
         entry: dict[str, object] = {
             "size_pct": size,
@@ -126,13 +132,15 @@ def run_leaks_bench(
             "missed": missed,
             "found_first_night": first_night,
             "found_within_24h": within,
+            "started_inside_window": in_window,
+            "started_inside_window_found_within_24h": in_window_within,
             "detection_h_median": round(statistics.median(hours), 1) if hours else None,
             "detection_h_max": round(max(hours), 1) if hours else None,
             "false_alarms_before_leak": false_alarms,
         }
         if size == DETECTION_TARGET_PCT:
-            passed = missed == 0 and first_night == leaks
-            entry["target"] = "every leak found at the first whole night (within 24 h)"
+            passed = missed == 0 and within == leaks
+            entry["target"] = "every leak found within 24 h"
             entry["pass"] = passed
             target_met = target_met and passed
         sizes.append(entry)
@@ -157,6 +165,18 @@ def run_leaks_bench(
         "pass": leak_free_pass and target_met,
         "wall_s": round(time.perf_counter() - started, 2),
     }
+
+
+def _inside_window(start: datetime) -> bool:
+    """Whether a leak began inside a night window (only part of that night saw it)."""
+    zone = ZoneInfo(SITE.timezone)
+    local = start.astimezone(zone)
+    begin_h, begin_m = (int(part) for part in WINDOW[0].split(":"))
+    end_h, end_m = (int(part) for part in WINDOW[1].split(":"))
+    day = local.date()
+    begin = datetime(day.year, day.month, day.day, begin_h, begin_m, tzinfo=zone)
+    end = datetime(day.year, day.month, day.day, end_h, end_m, tzinfo=zone)
+    return begin < local < end
 
 
 def _first_whole_night_end(start: datetime) -> datetime:

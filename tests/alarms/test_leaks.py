@@ -26,10 +26,10 @@ Profile = Callable[[datetime], float]
 
 
 def flat_profile(night: float = 40.0, day: float = 100.0) -> Profile:
-    """Inflow: ``night`` between 01:00 and 05:00 local time, ``day`` otherwise."""
+    """Inflow: ``night`` between 00:00 and 05:00 local time, ``day`` otherwise."""
 
     def flow(at: datetime) -> float:
-        return night if 1 <= at.astimezone(ZONE).hour < 5 else day
+        return night if at.astimezone(ZONE).hour < 5 else day
 
     return flow
 
@@ -83,21 +83,94 @@ def test_no_alarm_until_the_baseline_is_learnt_then_a_step_leak_alarms_the_next_
     ]
     assert status.baseline == pytest.approx(40.0)
     assert status.average_inflow is not None and 85.0 < status.average_inflow < 95.0
-    # A leak of 8 m3/h (about 9 % of the average inflow, limit 5 %) from noon.
-    leaking = flat_profile(night=48.0, day=108.0)
+    # A leak of 5.5 m3/h (about 6 % of the average inflow, limit 5 %) from noon: found on
+    # the whole window (00:30-04:30), not on its first half (a half's floor is sqrt(2) higher).
+    leaking = flat_profile(night=45.5, day=105.5)
     changes = feeder.run(local(2025, 1, 16, 12), leaking)
     assert len(changes) == 1
     change = changes[0]
     assert change.alarm == ALARM.name and change.active is True and change.suppressed is None
-    assert change.time == local(2025, 1, 16, 4).astimezone(UTC)
-    assert change.value == pytest.approx(48.0)
-    assert "above its baseline" in change.message
+    assert change.time == local(2025, 1, 16, 4, 30).astimezone(UTC)
+    assert change.value == pytest.approx(45.5)
+    assert "minimum night flow" in change.message and "above its baseline" in change.message
     # Still leaking: nothing new, and the leak's nights are not learnt.
     assert feeder.run(local(2025, 1, 18, 12), leaking) == []
     assert watcher.status(ALARM.name).baseline == pytest.approx(40.0)
     # Repaired: the next night clears it.
     cleared = feeder.run(local(2025, 1, 19, 12), flat_profile())
-    assert [(c.active, c.time) for c in cleared] == [(False, local(2025, 1, 19, 4).astimezone(UTC))]
+    assert [(c.active, c.time) for c in cleared] == [
+        (False, local(2025, 1, 19, 4, 30).astimezone(UTC))
+    ]
+
+
+def test_a_large_leak_is_found_at_the_middle_of_the_window_by_its_first_half() -> None:
+    feeder = Feeder(detector(), local(2025, 1, 12))
+    feeder.run(local(2025, 1, 15, 12), flat_profile())
+    changes = feeder.run(local(2025, 1, 16, 12), flat_profile(night=48.0, day=108.0))
+    assert [(c.active, c.time) for c in changes] == [
+        (True, local(2025, 1, 16, 2, 30).astimezone(UTC))
+    ]
+    assert changes[0].value == pytest.approx(48.0) and "first half" in changes[0].message
+
+
+def leak_from(start: datetime, flow: float, base: Profile) -> Profile:
+    """``base`` plus ``flow`` m3/h from ``start`` on."""
+    return lambda at: base(at) + (flow if at >= start else 0.0)
+
+
+def test_a_leak_beginning_late_in_the_window_is_found_within_24_hours() -> None:
+    # 7 m3/h from 04:00 (the window's last half hour): too little of that night to judge; the
+    # next night's first half holds it whole and closes at 02:30, 22.5 h after the start.
+    feeder = Feeder(detector(), local(2025, 1, 12))
+    feeder.run(local(2025, 1, 15, 12), flat_profile())
+    start = local(2025, 1, 16, 4)
+    changes = feeder.run(local(2025, 1, 17, 12), leak_from(start, 7.0, flat_profile()))
+    assert [(c.active, c.time) for c in changes] == [
+        (True, local(2025, 1, 17, 2, 30).astimezone(UTC))
+    ]
+    assert changes[0].time - start.astimezone(UTC) <= timedelta(hours=24)
+
+
+def test_a_leak_beginning_early_in_the_window_is_found_by_its_second_half() -> None:
+    # 7 m3/h from 02:30: the whole window's excess is 3.5 m3/h, under the 4.4 m3/h limit; the
+    # second half (02:30-04:30) holds it whole, over its 6.2 m3/h: found at 04:30 that night.
+    feeder = Feeder(detector(), local(2025, 1, 12))
+    feeder.run(local(2025, 1, 15, 12), flat_profile())
+    start = local(2025, 1, 16, 2, 30)
+    changes = feeder.run(local(2025, 1, 16, 12), leak_from(start, 7.0, flat_profile()))
+    assert [(c.active, c.time) for c in changes] == [
+        (True, local(2025, 1, 16, 4, 30).astimezone(UTC))
+    ]
+    assert "second half" in changes[0].message and changes[0].value == pytest.approx(47.0)
+
+
+def test_a_district_with_a_wide_night_to_night_spread_gets_a_wider_margin() -> None:
+    nights = iter([40.0, 37.0, 43.0, 40.0, 46.0])  # by local date, from the 12th
+
+    def spread_profile() -> Profile:
+        levels: dict[date, float] = {}
+
+        def flow(at: datetime) -> float:
+            day = at.astimezone(ZONE).date()
+            if day not in levels:
+                levels[day] = next(nights, 40.0)
+            return flat_profile(night=levels[day])(at)
+
+        return flow
+
+    watcher = detector()
+    feeder = Feeder(watcher, local(2025, 1, 12, 12))
+    profile = spread_profile()
+    feeder.run(local(2025, 1, 15, 12), profile)
+    status = watcher.status(ALARM.name)
+    assert status.spread is not None and status.threshold is not None
+    assert status.average_inflow is not None
+    # Learnt 37, 43, 40 (median 40, MAD 3): 3 x 1.4826 x 3 = 13.3 m3/h beats 5 % x ~87.
+    assert status.spread == pytest.approx(1.4826 * 3.0)
+    assert status.threshold == pytest.approx(3.0 * 1.4826 * 3.0)
+    assert status.threshold > 0.05 * status.average_inflow
+    # A night 6 m3/h up would pass the bare 5 % limit but not this district's own spread.
+    assert feeder.run(local(2025, 1, 20, 12), profile) == []
 
 
 def test_a_leak_below_the_limit_does_not_alarm() -> None:
@@ -126,19 +199,19 @@ def test_dst_nights_have_shorter_and_longer_windows_and_still_count() -> None:
     watcher = detector()
     spring_start, spring_end = watcher.window_of(date(2025, 3, 30))
     autumn_start, autumn_end = watcher.window_of(date(2025, 10, 26))
-    assert spring_end - spring_start == 3600.0  # 02:00-03:00 does not exist
-    assert autumn_end - autumn_start == 3 * 3600.0  # 02:00-03:00 happens twice
+    assert spring_end - spring_start == 3 * 3600.0  # 02:00-03:00 does not exist
+    assert autumn_end - autumn_start == 5 * 3600.0  # 02:00-03:00 happens twice
     feeder = Feeder(watcher, local(2025, 3, 26))
     assert feeder.run(local(2025, 3, 29, 12), flat_profile()) == []
     changes = feeder.run(local(2025, 3, 30, 12), flat_profile(night=50.0, day=110.0))
     assert [(c.active, c.time) for c in changes] == [
-        (True, datetime(2025, 3, 30, 2, 0, tzinfo=UTC))  # 04:00 CEST
+        (True, datetime(2025, 3, 30, 1, 0, tzinfo=UTC))  # the middle: 00:30 CET + 1.5 h
     ]
     autumn = Feeder(detector(), local(2025, 10, 22))
     autumn.run(local(2025, 10, 25, 12), flat_profile())
     changes = autumn.run(local(2025, 10, 26, 12), flat_profile(night=50.0, day=110.0))
     assert [(c.active, c.time) for c in changes] == [
-        (True, datetime(2025, 10, 26, 3, 0, tzinfo=UTC))  # 04:00 CET
+        (True, datetime(2025, 10, 26, 1, 0, tzinfo=UTC))  # the middle: 00:30 CEST + 2.5 h
     ]
 
 
@@ -189,6 +262,16 @@ def test_restore_refuses_malformed_state_and_drops_other_meters() -> None:
     moved = NightFlowDetector([replace(ALARM, tag="water.dma2.inflow")], SITE)
     moved.restore(good)
     assert moved.status(ALARM.name).nights == ()
+
+
+def test_restore_takes_a_version_1_document_without_half_windows() -> None:
+    nights = [[f"2025-01-1{n}", 40.0] for n in range(3, 6)]
+    older = {"version": 1, "alarms": {ALARM.name: {"tag": TAG, "active": False, "nights": nights}}}
+    restored = detector()
+    restored.restore(older)
+    status = restored.status(ALARM.name)
+    assert status.baseline == pytest.approx(40.0)
+    assert [(f.first_half, f.second_half) for f in status.nights] == [(None, None)] * 3
 
 
 def test_a_night_without_enough_good_data_changes_nothing() -> None:
@@ -256,4 +339,4 @@ def test_relearn_clears_an_active_alarm_and_forgets_the_baseline() -> None:
     # The new level is learnt, then the alarm watches again.
     assert feeder.run(local(2025, 1, 20, 12), flat_profile(night=60.0, day=120.0)) == []
     assert watcher.status(ALARM.name).baseline == pytest.approx(60.0)
-    assert watcher.next_due() == local(2025, 1, 21, 4).astimezone(UTC)
+    assert watcher.next_due() == local(2025, 1, 21, 4, 30).astimezone(UTC)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from alarms.leaks import NightFlowDetector
+from alarms.leaks import DEFAULT_WINDOW, NightFlowDetector
 from controlcenter.automation import AlarmKind
 from controlcenter.bench.leaks import LIMIT, LeaksBenchError, run_leaks_bench
 from controlcenter.runtime.demo import load_demo_site
@@ -25,8 +25,14 @@ def test_a_tiny_bench_finds_every_20_percent_leak_and_reports_its_figures() -> N
     assert size["size_pct"] == 20.0
     assert size["leaks"] == 4 and size["found"] == 4 and size["missed"] == 0
     slowest = size["detection_h_max"]
-    assert isinstance(slowest, float) and 0.0 < slowest <= 26.0
+    assert isinstance(slowest, float) and 0.0 < slowest <= 24.0
+    assert size["found_within_24h"] == 4
+    in_window = size["started_inside_window"]
+    assert isinstance(in_window, int) and 0 <= in_window <= 4
+    assert size["started_inside_window_found_within_24h"] == in_window
     assert figures["baseline_nights"] == 3 and figures["limit_share"] == 0.03
+    # The bench judges the window the center runs.
+    assert figures["window"] == "-".join(DEFAULT_WINDOW)
 
 
 @pytest.mark.parametrize(
