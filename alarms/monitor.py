@@ -53,6 +53,7 @@ class AlarmMonitor:
         self._service = service
         self._clock = clock
         self._queue: asyncio.Queue[Sequence[Sample]] = asyncio.Queue()
+        self._getter: asyncio.Future[Sequence[Sample]] | None = None
         self._failing = False
 
     def on_samples(self, samples: Sequence[Sample]) -> None:
@@ -67,16 +68,20 @@ class AlarmMonitor:
         """Restore the persisted alarms, then monitor until cancelled."""
         await asyncio.to_thread(self._service.restore)
         last_upkeep = self._clock.monotonic()
-        while True:
-            batch = await self._next_batch()
-            try:
-                await self._step(batch)
-                if self._clock.monotonic() - last_upkeep >= UPKEEP_S:
-                    last_upkeep = self._clock.monotonic()
-                    await self._upkeep()
-            finally:
-                if batch is not None:
-                    self._queue.task_done()
+        try:
+            while True:
+                batch = await self._next_batch()
+                try:
+                    await self._step(batch)
+                    if self._clock.monotonic() - last_upkeep >= UPKEEP_S:
+                        last_upkeep = self._clock.monotonic()
+                        await self._upkeep()
+                finally:
+                    if batch is not None:
+                        self._queue.task_done()
+        finally:
+            if self._getter is not None:
+                self._getter.cancel()
 
     async def _next_batch(self) -> Sequence[Sample] | None:
         """The next batch, or None when a timer (or the upkeep) falls due first."""
@@ -88,10 +93,17 @@ class AlarmMonitor:
         wait_s = UPKEEP_S
         if dues:
             wait_s = min(wait_s, max(0.0, (min(dues) - now).total_seconds()))
-        try:
-            return await asyncio.wait_for(self._queue.get(), wait_s / self._clock.speed)
-        except TimeoutError:
+        # One pending get, kept across timeouts: a batch is never taken off the queue and
+        # dropped, and no wait_for (whose 3.11 implementation can swallow a cancellation that
+        # coincides with a completed get) stands between the monitor and its shutdown.
+        if self._getter is None:
+            self._getter = asyncio.ensure_future(self._queue.get())
+        await asyncio.wait({self._getter}, timeout=wait_s / self._clock.speed)
+        if not self._getter.done():
             return None
+        batch = self._getter.result()
+        self._getter = None
+        return batch
 
     async def _step(self, batch: Sequence[Sample] | None) -> None:
         now = self._clock.now()

@@ -154,3 +154,15 @@ async def test_a_timed_shelf_expires_on_the_clock(running: Running) -> None:
         "the shelf to expire",
         lambda: service.state(HIGH.name).display is AlarmDisplayState.UNACKNOWLEDGED,
     )
+
+
+async def test_the_monitor_stops_when_cancelled_while_batches_arrive(running: Running) -> None:
+    # A cancellation that coincides with a batch arriving must still stop the monitor (the
+    # center's shutdown waits for it).
+    for _ in range(50):
+        task = asyncio.create_task(running.monitor.run())
+        await asyncio.sleep(0.01)
+        running.monitor.on_samples(_level(1.0, running.clock))
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5.0)
+        assert task in done and task.cancelled(), "the monitor did not stop"
