@@ -12,8 +12,6 @@ With no center running, the request stays queued and is applied when a center ta
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from controlcenter.cli.alarms_kpi import kpi
+from controlcenter.cli.signin import log_in_or_exit, open_store_or_exit, wait_for_decision
 from controlcenter.cli.timeparse import TimeParseError, parse_time
 from controlcenter.model import Event, EventKind, User, utc_now
 from controlcenter.runtime.defaults import DEMO_DB_URL, DEMO_USERS_PATH
@@ -30,20 +29,14 @@ from controlcenter.runtime.defaults import DEMO_DB_URL, DEMO_USERS_PATH
 if TYPE_CHECKING:
     from alarms.requests import RequestAction
     from controlcenter.automation import AlarmDef, AlarmState, AlarmTransition
-    from controlcenter.ports import AlarmRequest
-    from historian.store import SqlHistorian
 
 alarms_app = typer.Typer(
     help="Alarms: list, ack, shelve, unshelve, oos, return, comment, reset, history, kpi.",
     no_args_is_help=True,
 )
 
-PASSWORD_ENV = "CC_PASSWORD"
-"""The environment variable a script passes the password in (otherwise it is prompted for)."""
 JOURNAL_SOURCE = "alarms"
 """The source of the events this command journals itself (refused logins and roles)."""
-WAIT_POLL_S = 0.2
-"""Seconds between two looks at a request while waiting for the center."""
 
 
 class ListFormat(StrEnum):
@@ -100,7 +93,7 @@ def list_alarms(
         choices = ", ".join(item.value for item in AlarmDisplayState)
         typer.echo(f"{err}: choose among {choices}", err=True)
         raise typer.Exit(2) from err
-    with _open_store(db) as store:
+    with open_store_or_exit(db) as store:
         saved = {saved.name: saved for saved in store.load_alarm_states()}
         latest = store.latest_alarm_transitions()
     rows = _alarm_rows(saved, latest, _site_alarms(site) if site is not None else None)
@@ -143,7 +136,7 @@ def history(
     except TimeParseError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
-    with _open_store(db) as store:
+    with open_store_or_exit(db) as store:
         transitions = store.read_alarm_journal(
             start_time, end_time, alarm=alarm, area=area, user=user, limit=limit
         )
@@ -311,7 +304,7 @@ def _request(
         _usage("name the alarms (blank names are not alarms)")
     request_action = RequestAction(action)
     user = _authorised(user_name, users, db, request_action, names)
-    with _open_store(db) as store:
+    with open_store_or_exit(db) as store:
         try:
             queued = store.add_alarm_request(
                 request_action.value,
@@ -325,7 +318,11 @@ def _request(
         except ValueError as err:
             _usage(str(err))
         typer.echo(f"queued alarm request {queued.id}: {_describe(request_action, names)}")
-        outcome = _await_outcome(store, queued.id, wait)
+        outcome = wait_for_decision(
+            lambda: store.alarm_request(queued.id),
+            lambda request: request.status is AlarmRequestStatus.PENDING,
+            wait,
+        )
     if outcome.status is AlarmRequestStatus.DONE:
         typer.echo(f"done: {outcome.detail}")
         return
@@ -338,18 +335,6 @@ def _request(
     )
 
 
-def _await_outcome(store: SqlHistorian, request_id: int, wait: float) -> AlarmRequest:
-    """The request once the center has decided it, or as it is at the deadline."""
-    from controlcenter.ports import AlarmRequestStatus
-
-    deadline = time.monotonic() + wait
-    while True:
-        current = store.alarm_request(request_id)
-        if current.status is not AlarmRequestStatus.PENDING or time.monotonic() >= deadline:
-            return current
-        time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
-
-
 def _authorised(
     name: str, users_path: Path, db: str, action: RequestAction, alarms: Sequence[str]
 ) -> User:
@@ -360,31 +345,15 @@ def _authorised(
     """
     from alarms.service import ACTION_ROLES
     from controlcenter.automation import AlarmAction
-    from controlcenter.ports import AuthenticationError
-    from controlcenter.security.users import UserStore, UserStoreError
-    from historian.audit import AuditAction, AuditRecord
 
-    password = os.environ.get(PASSWORD_ENV)
-    if password is None:
-        password = typer.prompt("Password", hide_input=True)
-    try:
-        user = UserStore(users_path).authenticate(name, password)
-    except (AuthenticationError, UserStoreError) as err:
-        with _open_store(db) as store:
-            store.journal_audit(
-                AuditRecord(
-                    utc_now(), AuditAction.LOGIN_FAILED, name, JOURNAL_SOURCE, action.value, False
-                )
-            )
-        typer.echo(f"refused: {err}", err=True)
-        raise typer.Exit(1) from err
+    user = log_in_or_exit(name, users_path, db, JOURNAL_SOURCE, action.value)
     needed = ACTION_ROLES[AlarmAction(action.value)]
     if not user.role.includes(needed):
         message = (
             f"{user.name} ({user.role.value}) may not {action.value.replace('_', ' ')}: "
             f"that needs the {needed.value} role or above"
         )
-        with _open_store(db) as store:
+        with open_store_or_exit(db) as store:
             now = utc_now()
             for alarm in alarms:
                 store.journal_event(
@@ -566,14 +535,3 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for row in [header, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         typer.echo("  ".join(cells).rstrip())
-
-
-def _open_store(db: str) -> SqlHistorian:
-    from historian.errors import HistorianError
-    from historian.store import SqlHistorian
-
-    try:
-        return SqlHistorian(db)
-    except HistorianError as err:
-        typer.echo(f"cannot open {db}: {err}", err=True)
-        raise typer.Exit(1) from err

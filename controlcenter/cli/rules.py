@@ -10,8 +10,6 @@ rule set; every change and every refused attempt is journaled with who and why.
 from __future__ import annotations
 
 import difflib
-import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlcenter.cli.backtest import backtest
+from controlcenter.cli.signin import log_in_or_exit, open_store_or_exit, wait_for_decision
 from controlcenter.model import Event, EventKind, Role, User, utc_now
 from controlcenter.runtime.defaults import DEMO_DB_URL, DEMO_USERS_PATH
 
@@ -32,14 +31,10 @@ rules_app = typer.Typer(
     help="Rule sets: list, show, diff, history, apply, rollback, backtest.", no_args_is_help=True
 )
 
-PASSWORD_ENV = "CC_PASSWORD"
-"""The environment variable a script passes the password in (otherwise it is prompted for)."""
 CHANGE_ROLE = Role.ENGINEER
 """The least role that may change the rule set."""
 JOURNAL_SOURCE = "rules"
 """The source of the rule-set events this command journals."""
-WAIT_POLL_S = 0.2
-"""Seconds between two looks at a version's status while waiting for the center."""
 
 Db = Annotated[str, typer.Option(help="Historian database URL.")]
 Site = Annotated[Path, typer.Option(help="Site file (YAML) the rules are checked against.")]
@@ -66,7 +61,7 @@ def list_rules(
     from controlcenter.site.rulefile import parse_rule_sources
     from controlcenter.site.yamlsource import SourceFileError
 
-    with _open_store(db) as store:
+    with open_store_or_exit(db) as store:
         chosen = _chosen_version(store, version)
     try:
         definition = parse_rule_sources(chosen.sources)
@@ -99,7 +94,7 @@ def show(
     db: Db = DEMO_DB_URL,
 ) -> None:
     """Print the full text of every rule file of a version."""
-    with _open_store(db) as store:
+    with open_store_or_exit(db) as store:
         chosen = _chosen_version(store, version)
     typer.echo(f"# rule set v{chosen.version} ({chosen.status.value}) by {chosen.author}")
     for source in chosen.sources:
@@ -114,7 +109,7 @@ def diff(
     db: Db = DEMO_DB_URL,
 ) -> None:
     """Show what changed between two versions as a unified diff, file by file."""
-    with _open_store(db) as store:
+    with open_store_or_exit(db) as store:
         older = _stored_version(store, first)
         newer = _stored_version(store, second)
     typer.echo("".join(unified_diff(older, newer)), nl=False)
@@ -123,7 +118,7 @@ def diff(
 @rules_app.command("history")
 def history(db: Db = DEMO_DB_URL) -> None:
     """List every stored version: number, time, author, reason and status."""
-    with _open_store(db) as store:
+    with open_store_or_exit(db) as store:
         versions = store.rule_versions()
         requested = store.requested_rule_version()
     rows = [
@@ -180,7 +175,7 @@ def rollback(
     """Store an earlier version's files as a new version and activate it."""
     engineer = _authorised(user, users, db, f"roll back to v{to}")
     site_rules, _ = _site_rules(site)
-    with _open_store(db) as store:
+    with open_store_or_exit(db) as store:
         earlier = _stored_version(store, to)
     _deploy(
         earlier.sources,
@@ -214,7 +209,7 @@ def _deploy(
         _print_problems(err.problems)
         typer.echo(f"refused: {len(err.problems)} problem(s); nothing stored", err=True)
         raise typer.Exit(1) from err
-    with _open_store(db) as store:
+    with open_store_or_exit(db) as store:
         now = utc_now()
         stored = store.add_rule_version(sources, engineer.name, reason, now)
         store.request_rule_version(stored.version, requested_at=now)
@@ -224,7 +219,11 @@ def _deploy(
             AuditRecord(now, AuditAction.RULE_CHANGE, engineer.name, f"v{stored.version}", reason)
         )
         typer.echo(f"stored rule set v{stored.version} and asked the center to activate it")
-        outcome = _await_outcome(store, stored.version, wait)
+        outcome = wait_for_decision(
+            lambda: store.rule_version(stored.version),
+            lambda version: version.status is RuleVersionStatus.PENDING,
+            wait,
+        )
     if outcome.status is RuleVersionStatus.ACTIVE:
         typer.echo(f"rule set v{outcome.version} is active")
         return
@@ -238,42 +237,17 @@ def _deploy(
     )
 
 
-def _await_outcome(store: SqlHistorian, version: int, wait: float) -> RuleVersion:
-    """The version once the center has activated or refused it, or as it is at the deadline."""
-    from controlcenter.ports import RuleVersionStatus
-
-    deadline = time.monotonic() + wait
-    while True:
-        current = store.rule_version(version)
-        if current.status is not RuleVersionStatus.PENDING or time.monotonic() >= deadline:
-            return current
-        time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
-
-
 def _authorised(name: str, users_path: Path, db: str, action: str) -> User:
     """The authenticated user, if an engineer or above; else refuse (journaled) with exit 1."""
-    from controlcenter.ports import AuthenticationError
-    from controlcenter.security.users import UserStore, UserStoreError
     from historian.audit import AuditAction, AuditRecord
 
-    password = os.environ.get(PASSWORD_ENV)
-    if password is None:
-        password = typer.prompt("Password", hide_input=True)
-    try:
-        user = UserStore(users_path).authenticate(name, password)
-    except (AuthenticationError, UserStoreError) as err:
-        with _open_store(db) as store:
-            store.journal_audit(
-                AuditRecord(utc_now(), AuditAction.LOGIN_FAILED, name, "rules", action, False)
-            )
-        typer.echo(f"refused: {err}", err=True)
-        raise typer.Exit(1) from err
+    user = log_in_or_exit(name, users_path, db, "rules", action)
     if not user.role.includes(CHANGE_ROLE):
         message = (
             f"{user.name} ({user.role.value}) may not {action}: "
             f"that needs the {CHANGE_ROLE.value} role or above"
         )
-        with _open_store(db) as store:
+        with open_store_or_exit(db) as store:
             now = utc_now()
             store.journal_event(
                 Event(now, EventKind.RULE, JOURNAL_SOURCE, f"refused: {message}", user.name, 500)
@@ -388,17 +362,6 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 def _print_problems(problems: Sequence[str]) -> None:
     for problem in problems:
         typer.echo(problem, err=True)
-
-
-def _open_store(db: str) -> SqlHistorian:
-    from historian.errors import HistorianError
-    from historian.store import SqlHistorian
-
-    try:
-        return SqlHistorian(db)
-    except HistorianError as err:
-        typer.echo(f"cannot open {db}: {err}", err=True)
-        raise typer.Exit(1) from err
 
 
 def _chosen_version(store: SqlHistorian, version: int | None) -> RuleVersion:
