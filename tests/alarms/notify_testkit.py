@@ -31,54 +31,18 @@ from controlcenter.automation import (
     AlarmTransition,
 )
 from controlcenter.model import Event
+from tests.controlled_clock import ControlledClock
 
 T0 = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 SECRET = "s3cret-for-tests"
 SECRET_ENV = "CC_TEST_NOTIFY_WEBHOOK_SECRET"
 
 
-class FakeClock:
-    """A clock that moves only when the test says so; sleepers wake when their time comes."""
+class FakeClock(ControlledClock):
+    """A controlled clock starting at ``T0`` unless told otherwise."""
 
     def __init__(self, start: datetime = T0) -> None:
-        self._now = start
-        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
-
-    @property
-    def speed(self) -> float:
-        """Real time."""
-        return 1.0
-
-    def now(self) -> datetime:
-        """The controlled time."""
-        return self._now
-
-    def monotonic(self) -> float:
-        """Seconds since the start."""
-        return (self._now - T0).total_seconds()
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait until the test has advanced the clock by ``seconds``."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (self._now + timedelta(seconds=seconds), future)
-        self._sleepers.append(entry)
-        try:
-            await future
-        finally:
-            if entry in self._sleepers:
-                self._sleepers.remove(entry)
-
-    @property
-    def sleepers(self) -> int:
-        """How many tasks sleep on this clock now."""
-        return len(self._sleepers)
-
-    def advance(self, seconds: float) -> None:
-        """Move the time on and wake every sleeper whose time has come."""
-        self._now += timedelta(seconds=seconds)
-        for due, future in list(self._sleepers):
-            if due <= self._now and not future.done():
-                future.set_result(None)
+        super().__init__(start)
 
 
 class StepClock:

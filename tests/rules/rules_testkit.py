@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from controlcenter.automation import (
     Action,
@@ -33,6 +33,7 @@ from controlcenter.model import (
     Value,
 )
 from rules.ruleset import CompiledRuleSet, compile_rule_set
+from tests.controlled_clock import ControlledClock
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 AMSTERDAM = SiteLocation(52.3676, 4.9041, "Europe/Amsterdam")
@@ -137,44 +138,11 @@ def sample(name: str, value: Value | None, quality: Quality, at: datetime = T0) 
     return Sample(name, value, quality, at, at)
 
 
-class FakeClock:
-    """A clock that moves only when the test says so; sleepers wake when their time comes."""
+class FakeClock(ControlledClock):
+    """A controlled clock starting at ``T0`` unless told otherwise."""
 
     def __init__(self, start: datetime = T0) -> None:
-        self._now = start
-        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
-
-    @property
-    def speed(self) -> float:
-        return 1.0
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return (self._now - T0).total_seconds()
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (self._now + timedelta(seconds=seconds), future)
-        self._sleepers.append(entry)
-        try:
-            await future
-        finally:
-            if entry in self._sleepers:
-                self._sleepers.remove(entry)
-
-    @property
-    def sleepers(self) -> int:
-        """How many tasks sleep on this clock now."""
-        return len(self._sleepers)
-
-    def advance(self, seconds: float) -> None:
-        """Move the time on and wake every sleeper whose time has come."""
-        self._now += timedelta(seconds=seconds)
-        for due, future in list(self._sleepers):
-            if due <= self._now and not future.done():
-                future.set_result(None)
+        super().__init__(start)
 
 
 class RecordingSink:
