@@ -137,6 +137,9 @@ class AlarmService:
         self._listeners = tuple(listeners)
         self._policy = policy if policy is not None else DEFAULT_POLICY
         self._states = {name: AlarmState(name) for name in self._definitions}
+        self._shelf_ends: dict[str, datetime] = {}
+        """The end of every timed shelf, kept with the states: the monitor asks for the next
+        one on every batch, and a site has tens of thousands of alarms but few shelved."""
         self._lock = threading.RLock()
         self._unsaved: dict[str, AlarmState] = {}
         self._unjournaled: list[AlarmTransition] = []
@@ -176,7 +179,7 @@ class AlarmService:
         with self._lock:
             for state in saved:
                 if state.name in self._definitions:
-                    self._states[state.name] = state
+                    self._set_state(state)
             restored = [self._states[name] for name in self._definitions]
         if dropped:
             shown = ", ".join(dropped[:20]) + (
@@ -220,18 +223,21 @@ class AlarmService:
         """End every timed shelf whose time is up (journaled at its expiry time)."""
         now = self._clock.now()
         with self._lock:
-            due = [
-                name
-                for name, state in self._states.items()
-                if state.shelved_until is not None and state.shelved_until <= now
-            ]
+            due = [name for name, until in self._shelf_ends.items() if until <= now]
         return self._apply_all([(name, ShelfCheck(), now) for name in due])
 
     def next_shelf_expiry(self) -> datetime | None:
         """When the next timed shelf ends (None: no timed shelf)."""
         with self._lock:
-            ends = [s.shelved_until for s in self._states.values() if s.shelved_until is not None]
-        return min(ends, default=None)
+            return min(self._shelf_ends.values(), default=None)
+
+    def _set_state(self, state: AlarmState) -> None:
+        """Keep ``state`` and its shelf's end (call with the lock held)."""
+        self._states[state.name] = state
+        if state.shelved_until is None:
+            self._shelf_ends.pop(state.name, None)
+        else:
+            self._shelf_ends[state.name] = state.shelved_until
 
     # --- people ------------------------------------------------------------------------------
 
@@ -261,7 +267,7 @@ class AlarmService:
                 except AlarmActionError as err:
                     refused.append(err)
                     continue
-                self._states[name] = outcome.state
+                self._set_state(outcome.state)
                 pending.extend(
                     (self._definitions[name], outcome.state, t) for t in outcome.transitions
                 )
@@ -358,7 +364,7 @@ class AlarmService:
             with self._lock:
                 now = self._clock.now()
                 outcome = apply(definition, self._states[name], event, now, self._policy)
-                self._states[name] = outcome.state
+                self._set_state(outcome.state)
                 pending = [(definition, outcome.state, t) for t in outcome.transitions]
                 self._persist(pending)
         except AlarmActionError as err:
@@ -407,7 +413,7 @@ class AlarmService:
                 except (AlarmActionError, ValueError):
                     log.exception("alarm %s: %s not applied", name, type(event).__name__)
                     continue
-                self._states[name] = outcome.state
+                self._set_state(outcome.state)
                 pending.extend((definition, outcome.state, t) for t in outcome.transitions)
             self._persist(pending)
         self._notify(pending)
