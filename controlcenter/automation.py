@@ -223,6 +223,53 @@ class AreaDef:
     """Tag names or ``fnmatch`` patterns."""
 
 
+# --- the site's plant items and their places (displays, the map) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GeoPoint:
+    """A place on the earth (WGS 84 degrees)."""
+
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True, slots=True)
+class AssetDef:
+    """A plant item: a booster station, a reservoir, a lighting cabinet, a substation, a
+    building. Its tags are the tags whose names start with its name and a dot."""
+
+    name: str
+    """Dotted, the prefix of its tags: ``water.ps1``."""
+    type: str
+    """The asset type: ``booster_station``, ``reservoir``, ``metering_area``, ``lighting_cabinet``,
+    ``substation``, ``heating_plant``, ``treatment_plant``, ``storage_tank``, ``building``..."""
+    area: str
+    label: str = ""
+    """The name operators use (default: the asset's name)."""
+    position: GeoPoint | None = None
+    district: str = ""
+    """The district (of ``DistrictDef``) the asset stands in, if any."""
+    feeds: tuple[str, ...] = ()
+    """The assets this one supplies (water: plant, stations, reservoirs, metering areas;
+    heating: plant, substations): the edges of the domain schematics."""
+
+    @property
+    def title(self) -> str:
+        """The label, or the name when the asset has none."""
+        return self.label or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictDef:
+    """A district of the city drawn on the map: an outline and a name."""
+
+    name: str
+    label: str
+    outline: tuple[GeoPoint, ...]
+    """The polygon's corners, in order (closed implicitly)."""
+
+
 # --- alarms (ISA-18.2 / IEC 62682; state names after OPC UA Part 9) ---------------------------
 
 

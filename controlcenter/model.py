@@ -261,6 +261,87 @@ class Override:
     priority: CommandPriority = CommandPriority.MANUAL_OPERATOR
 
 
+@dataclass(frozen=True, slots=True)
+class CommandLimits:
+    """The limits a command to one tag must respect, as shown to an operator who selects it."""
+
+    data_type: DataType
+    low: float | None
+    high: float | None
+    unit: str
+    max_step: float | None
+    min_command_interval_s: float
+
+    @classmethod
+    def of(cls, tag: TagDef) -> CommandLimits:
+        """The limits of ``tag``."""
+        return cls(
+            tag.data_type,
+            tag.low,
+            tag.high,
+            tag.unit,
+            tag.max_step,
+            tag.min_command_interval_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """A point reserved for one user, and what an operate would act on now."""
+
+    selection_id: str
+    tag: str
+    user: str
+    current: Sample | None
+    """The latest value and quality of the point, or None when none is known."""
+    limits: CommandLimits
+    blocking_interlock: str | None
+    """The interlock that would block a command to the point now, or None."""
+    selected_at: datetime
+    expires_at: datetime
+
+
+class ScanMode(StrEnum):
+    """How a device's values reach the center."""
+
+    POLL = "poll"
+    SUBSCRIBE = "subscribe"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanDiagnostics:
+    """Health of one device's acquisition for the HMI and metrics."""
+
+    device: str
+    healthy: bool
+    scans: int
+    scans_on_time: int
+    failed_scans: int
+    last_good_scan: datetime | None
+    last_error: str
+    latency_mean_ms: float
+    latency_p95_ms: float
+    connected: bool = False
+    mode: ScanMode = ScanMode.POLL
+    requests_per_s: float = 0.0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    """Failed scans by quality sub-status (e.g. ``not_connected``, ``timeout``)."""
+    abandoned_reads: int = 0
+    """Reads given up after their timeout."""
+    stale_points: int = 0
+    """Subscribed points currently Uncertain for lack of updates."""
+    missed_scans: int = 0
+    """Scans skipped because the previous one overran (counted as late in ``on_time_pct``)."""
+    outages: int = 0
+    """Times the device went from healthy to failed (each logged once, with its recovery)."""
+
+    @property
+    def on_time_pct(self) -> float:
+        """Share of due scans started within one interval of their due time, in percent."""
+        due = self.scans + self.missed_scans
+        return 100.0 * self.scans_on_time / due if due else 100.0
+
+
 class EventKind(StrEnum):
     """Journal categories of events."""
 

@@ -7,7 +7,7 @@ Implementations live in their own packages; the composition root
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -32,6 +32,8 @@ from controlcenter.model import (
     LoginGrant,
     Override,
     Sample,
+    ScanDiagnostics,
+    Selection,
     TagDef,
     User,
     Value,
@@ -474,3 +476,148 @@ class AlarmRequestStore(Protocol):
     ) -> None:
         """Record what became of a request; raises UnknownAlarmRequestError."""
         ...
+
+
+# --- the services people act through, callable from any thread (HMI, API) ----------------------
+
+
+class CommandOperations(Protocol):
+    """Select-before-operate and manual overrides for people, through the one command
+    pipeline; blocking and safe to call from any thread but the center's event loop."""
+
+    def select(self, tag: str, user: User) -> Selection:
+        """Reserve ``tag`` for ``user`` and show what an operate would act on; raises
+        PermissionError (role, area) or a LookupError/ValueError naming why not."""
+        ...
+
+    def operate(
+        self,
+        selection_id: str,
+        user: User,
+        value: Value,
+        reason: str,
+        *,
+        until: datetime | None = None,
+    ) -> CommandResult:
+        """Operate ``user``'s selection: the pipeline's result, journaled, always."""
+        ...
+
+    def cancel(self, selection_id: str, user: User) -> None:
+        """Give up ``user``'s selection (raises LookupError for an unknown or foreign one)."""
+        ...
+
+    def release(self, tag: str, user: User, reason: str) -> CommandResult | None:
+        """Release the manual override of ``tag``; the result of returning control to the
+        next writer, or None when none remains (raises PermissionError, LookupError)."""
+        ...
+
+    def overrides(self) -> list[Override]:
+        """Every active manual override, ordered by tag."""
+        ...
+
+
+class AcknowledgeOutcome(Protocol):
+    """What an acknowledgement of several alarms did."""
+
+    @property
+    def transitions(self) -> tuple[AlarmTransition, ...]:
+        """The transitions made."""
+        ...
+
+    @property
+    def refused(self) -> tuple[Exception, ...]:
+        """The alarms that had nothing to acknowledge, each with why."""
+        ...
+
+
+class AlarmOperations(Protocol):
+    """Every alarm's state and the actions people take on them (the alarm service):
+    blocking, thread-safe; refusals raise PermissionError (role, area), KeyError (unknown
+    alarm) or an exception whose text says why the state does not allow the action."""
+
+    def definition(self, name: str) -> AlarmDef:
+        """The definition of alarm ``name``; raises KeyError."""
+        ...
+
+    def state(self, name: str) -> AlarmState:
+        """The state of alarm ``name``; raises KeyError."""
+        ...
+
+    def states(
+        self,
+        *,
+        area: str | None = None,
+        priority: AlarmPriority | None = None,
+        displays: Collection[AlarmDisplayState] | None = None,
+        active_only: bool = False,
+    ) -> list[tuple[AlarmDef, AlarmState]]:
+        """Every alarm with its state, the most urgent first, filtered."""
+        ...
+
+    def acknowledge(
+        self, names: Sequence[str], user: User, comment: str = ""
+    ) -> AcknowledgeOutcome:
+        """Acknowledge alarms as ``user``."""
+        ...
+
+    def reset(self, name: str, user: User, comment: str = "") -> list[AlarmTransition]:
+        """Reset a latched alarm whose condition has cleared."""
+        ...
+
+    def shelve(
+        self,
+        name: str,
+        user: User,
+        reason: str,
+        *,
+        until: datetime | None = None,
+        one_shot: bool = False,
+    ) -> list[AlarmTransition]:
+        """Shelve an alarm until ``until`` or, ``one_shot``, until it next clears."""
+        ...
+
+    def unshelve(self, name: str, user: User, reason: str = "") -> list[AlarmTransition]:
+        """Take an alarm off its shelf."""
+        ...
+
+    def remove_from_service(self, name: str, user: User, reason: str) -> list[AlarmTransition]:
+        """Take an alarm out of service (maintenance)."""
+        ...
+
+    def return_to_service(self, name: str, user: User, reason: str = "") -> list[AlarmTransition]:
+        """Return an alarm to service (maintenance)."""
+        ...
+
+    def comment(self, name: str, user: User, comment: str) -> list[AlarmTransition]:
+        """Write a comment in an alarm's journal."""
+        ...
+
+
+class AlarmJournalReader(Protocol):
+    """The journal of alarm transitions (the historian)."""
+
+    def read_alarm_journal(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        alarm: str | None = None,
+        area: str | None = None,
+        user: str | None = None,
+        limit: int | None = None,
+    ) -> list[AlarmTransition]:
+        """Journaled transitions, oldest first (see ``AlarmStore.read_alarm_journal``)."""
+        ...
+
+
+class DeviceHealthView(Protocol):
+    """Acquisition health of every device (the scan engine); safe from any thread."""
+
+    def diagnostics(self) -> list[ScanDiagnostics]:
+        """One entry per device."""
+        ...
+
+
+class SelectionRefusedError(LookupError):
+    """A point cannot be selected or a selection used: unknown or read-only tag, held by
+    another user, unknown, foreign or expired selection. The text says which."""

@@ -35,6 +35,7 @@ LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 DASH_PREFIX = "/_dash-"
 DASH_UPDATE_PATH = "/_dash-update-component"
+LIVE_PREFIX = "/live/"
 AUDIT_SOURCE = "hmi"
 """The ``source`` of the audit events the HMI records."""
 
@@ -140,7 +141,7 @@ def install_authentication(
             return None
         if current_session_user() is not None:
             return None
-        if path.startswith(DASH_PREFIX):
+        if path.startswith(DASH_PREFIX) or path.startswith(LIVE_PREFIX):
             # The page's scripts cannot follow a redirect to a form; tell them plainly.
             return Response("login required", status=401, mimetype="text/plain")
         return redirect(LOGIN_PATH)
@@ -198,6 +199,8 @@ def install_authentication(
 
 def _is_activity(automatic: frozenset[str]) -> bool:
     """Whether the current request comes from the person rather than a refresh timer."""
+    if request.path.startswith(LIVE_PREFIX):
+        return False  # the live stream's (re)connections are the page's, not the person's
     if request.path != DASH_UPDATE_PATH:
         return True
     body = request.get_json(silent=True)
@@ -212,3 +215,14 @@ def _same_origin() -> bool:
     origin = request.headers.get("Origin")
     # Browsers send Origin on every POST; clients without it (scripts, curl) are not CSRF vectors.
     return origin is None or origin == request.host_url.rstrip("/")
+
+
+def user_for_environ(server: Flask, environ: dict[str, object]) -> User | None:
+    """The logged-in user of a request given as a WSGI environ (the live stream, served beside
+    the WSGI app), with the same host check and session rules as every other request."""
+    with server.request_context(environ):
+        try:
+            _ = request.host
+        except SecurityError:
+            return None
+        return current_session_user()

@@ -16,7 +16,7 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +151,30 @@ def _at_least_one(body: Iterable[bytes]) -> Iterator[bytes]:
             close()
 
 
+ASGI_ROUTES_EXTENSION = "hmi_asgi_routes"
+"""Flask ``extensions`` key of the paths served as ASGI apps (the live stream) on the loop."""
+LIVE_HUB_EXTENSION = "hmi_live_hub"
+"""Flask ``extensions`` key of the live hub, whose streams end when the server stops."""
+
+
+class _RoutedApp:
+    """Hypercorn's app: a few exact paths go to ASGI apps on the server's loop (long-lived
+    streams cost a coroutine, not a worker thread); everything else to the WSGI app."""
+
+    def __init__(self, routes: Mapping[str, Any], wsgi: WSGIWrapper) -> None:
+        self._routes = dict(routes)
+        self._wsgi = wsgi
+
+    async def __call__(
+        self, scope: Any, receive: Any, send: Any, sync_spawn: Any, call_soon: Any
+    ) -> None:
+        route = self._routes.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if route is None:
+            await self._wsgi(scope, receive, send, sync_spawn, call_soon)
+            return
+        await route(scope, receive, send)
+
+
 class HmiServer:
     """Runs a Dash app's Flask server with Hypercorn in a thread; port 0 picks a free port."""
 
@@ -227,6 +251,10 @@ class HmiServer:
         thread, loop, stop_event = self._thread, self._loop, self._stop_event
         if thread is None:
             return
+        hub = self._app.server.extensions.get(LIVE_HUB_EXTENSION)
+        if hub is not None:
+            # Open live streams would hold the shutdown for its whole grace period.
+            hub.close_all()
         if loop is not None and stop_event is not None and not loop.is_closed():
             # RuntimeError: the loop has just finished on its own.
             with contextlib.suppress(RuntimeError):
@@ -291,7 +319,9 @@ class HmiServer:
         loop.set_default_executor(executor)
         stop_event = asyncio.Event()
         self._loop, self._stop_event = loop, stop_event
-        app = WSGIWrapper(_never_empty(self._app.server), config.wsgi_max_body_size)
+        wsgi = WSGIWrapper(_never_empty(self._app.server), config.wsgi_max_body_size)
+        routes = self._app.server.extensions.get(ASGI_ROUTES_EXTENSION, {})
+        app = _RoutedApp(routes, wsgi) if routes else wsgi
 
         async def serve() -> None:
             loop.call_soon(started.set)

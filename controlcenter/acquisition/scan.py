@@ -46,11 +46,18 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from controlcenter.clock import WallClock
-from controlcenter.model import Quality, Sample, Substatus, TagDef, Value
+from controlcenter.model import (
+    Quality,
+    Sample,
+    ScanDiagnostics,
+    ScanMode,
+    Substatus,
+    TagDef,
+    Value,
+)
 from controlcenter.ports import Clock, SamplePublisher
 from drivers.base import Driver, DriverError, SubscriptionUnsupportedError
 
@@ -100,13 +107,6 @@ class WallTime(Protocol):
         ...
 
 
-class ScanMode(StrEnum):
-    """How a device's values reach the center."""
-
-    POLL = "poll"
-    SUBSCRIBE = "subscribe"
-
-
 @dataclass(frozen=True, slots=True)
 class DeviceScan:
     """One device to acquire: its driver, points, scan interval, read timeout and staleness.
@@ -142,40 +142,6 @@ class DeviceScan:
         if self.stale_after_s is not None:
             return self.stale_after_s
         return STALE_INTERVALS * self.interval_s
-
-
-@dataclass(frozen=True, slots=True)
-class ScanDiagnostics:
-    """Health of one device's acquisition for the HMI and metrics."""
-
-    device: str
-    healthy: bool
-    scans: int
-    scans_on_time: int
-    failed_scans: int
-    last_good_scan: datetime | None
-    last_error: str
-    latency_mean_ms: float
-    latency_p95_ms: float
-    connected: bool = False
-    mode: ScanMode = ScanMode.POLL
-    requests_per_s: float = 0.0
-    errors_by_kind: dict[str, int] = field(default_factory=dict)
-    """Failed scans by quality sub-status (e.g. ``not_connected``, ``timeout``)."""
-    abandoned_reads: int = 0
-    """Reads given up after their timeout."""
-    stale_points: int = 0
-    """Subscribed points currently Uncertain for lack of updates."""
-    missed_scans: int = 0
-    """Scans skipped because the previous one overran (counted as late in ``on_time_pct``)."""
-    outages: int = 0
-    """Times the device went from healthy to failed (each logged once, with its recovery)."""
-
-    @property
-    def on_time_pct(self) -> float:
-        """Share of due scans started within one interval of their due time, in percent."""
-        due = self.scans + self.missed_scans
-        return 100.0 * self.scans_on_time / due if due else 100.0
 
 
 @dataclass(slots=True)

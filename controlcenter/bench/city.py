@@ -35,9 +35,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from controlcenter.acquisition.scan import DeviceScan, ScanDiagnostics, ScanEngine
+from controlcenter.acquisition.scan import DeviceScan, ScanEngine
 from controlcenter.clock import WallClock
-from controlcenter.model import Sample, TagDef, Value
+from controlcenter.model import Sample, ScanDiagnostics, TagDef, Value
 from controlcenter.runtime.app import build_driver, scan_timeout
 from controlcenter.runtime.child_process import own_cpu_seconds
 from controlcenter.runtime.city_process import CityProcess, CityProcessError, CityProcessOptions

@@ -11,36 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from controlcenter.model import DataType, Sample, Severity, TagDef, Value
 
 LatestValue = Callable[[str], Sample | None]
 """The latest sample of a tag (its current readback), or None when none is known."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommandLimits:
-    """The limits a command to one tag must respect, as shown to an operator who selects it."""
-
-    data_type: DataType
-    low: float | None
-    high: float | None
-    unit: str
-    max_step: float | None
-    min_command_interval_s: float
-
-    @classmethod
-    def of(cls, tag: TagDef) -> CommandLimits:
-        """The limits of ``tag``."""
-        return cls(
-            tag.data_type,
-            tag.low,
-            tag.high,
-            tag.unit,
-            tag.max_step,
-            tag.min_command_interval_s,
-        )
 
 
 def tag_problem(name: str, tag: TagDef | None, has_driver: bool) -> str | None:

@@ -39,7 +39,6 @@ from controlcenter.commands.authorisation import (
 )
 from controlcenter.commands.interlocks import blocking_interlock, interlock_refusal
 from controlcenter.commands.limits import (
-    CommandLimits,
     IntervalGuard,
     LatestValue,
     reason_problem,
@@ -49,7 +48,6 @@ from controlcenter.commands.limits import (
 )
 from controlcenter.commands.selection import (
     ForeignSelectionError,
-    Selection,
     SelectionBook,
     SelectionError,
     SelectionExpiredError,
@@ -57,6 +55,7 @@ from controlcenter.commands.selection import (
 )
 from controlcenter.model import (
     Command,
+    CommandLimits,
     CommandOrigin,
     CommandPriority,
     CommandResult,
@@ -67,6 +66,7 @@ from controlcenter.model import (
     Override,
     Quality,
     Sample,
+    Selection,
     Substatus,
     TagDef,
     User,

@@ -16,8 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from controlcenter.commands.limits import CommandLimits
-from controlcenter.model import Sample
+from controlcenter.model import Selection
 
 
 class SelectionError(Exception):
@@ -46,22 +45,6 @@ class ForeignSelectionError(SelectionError):
 
 class SelectionExpiredError(SelectionError):
     """The selection's reservation has lapsed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """A point reserved for one user, and what an operate would act on now."""
-
-    selection_id: str
-    tag: str
-    user: str
-    current: Sample | None
-    """The latest value and quality of the point, or None when none is known."""
-    limits: CommandLimits
-    blocking_interlock: str | None
-    """The interlock that would block a command to the point now, or None."""
-    selected_at: datetime
-    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -21,12 +22,13 @@ from alarms.notify import Notifier
 from alarms.requests import AlarmRequestProcessor
 from alarms.service import AlarmService
 from controlcenter.acquisition.scan import DeviceScan, ScanEngine
-from controlcenter.automation import AlarmDef, AlarmKind
+from controlcenter.automation import AlarmDef, AlarmKind, GeoPoint
 from controlcenter.bus import SampleBus
 from controlcenter.commands.pipeline import CommandPipeline
 from controlcenter.live import LiveSnapshot
 from controlcenter.model import Event, EventKind, Quality, Sample, TagDef, User
 from controlcenter.ports import Clock
+from controlcenter.runtime.command_gateway import LoopCommandGateway
 from controlcenter.runtime.rule_deployment import (
     RuleDeployment,
     RuleSetRefusedError,
@@ -59,12 +61,15 @@ from drivers.opcua.config import SecurityMode, SecurityPolicy
 from drivers.opcua.driver import OpcUaDriver
 from historian.compression import CompressionSettings, Compressor
 from historian.errors import StorageError
+from historian.queries import HistoryQueries
 from historian.retention import RetentionPolicy, apply_retention
 from historian.rollups import RollupMaintainer
 from historian.spool import DiskSpool
 from historian.store import SqlHistorian
 from historian.writer import HistorianWriter
 from hmi.app import LOCAL_HOST_NAMES, HmiSecurity, create_hmi
+from hmi.context import HmiContext
+from hmi.live import LiveHub
 from hmi.server import HmiServer, ServerLimits, TlsFiles
 from rules.engine import RulesEngine
 from rules.expressions import (
@@ -496,12 +501,17 @@ class ControlCenter:
         self.bus.subscribe("rules", self.rules.on_samples)
         self.alarm_defs = site.alarm_defs()
         self.notifier = build_notifier(site, self.journal, clock)
+        # The HMI's displays are fed by the bus and told of alarm changes as they happen.
+        self.live_hub = LiveHub()
+        self.bus.subscribe("hmi", self.live_hub.on_samples)
         self.alarms = AlarmService(
             self.alarm_defs,
             store,
             self.journal,
             clock,
-            listeners=() if self.notifier is None else (self.notifier,),
+            listeners=(
+                (self.live_hub,) if self.notifier is None else (self.notifier, self.live_hub)
+            ),
         )
         self.alarm_monitor = AlarmMonitor(
             condition_sources(self.alarm_defs, self.tags, site), self.alarms, clock
@@ -634,15 +644,28 @@ class ControlCenter:
         sessions = SessionStore(options.state_dir / HMI_SESSIONS_FILE, users, options.sessions)
         self._hmi_sessions = sessions
         login = LoginService(users, sessions, LoginThrottle(options.throttle))
-        app = create_hmi(
-            self.live,
-            self.store,
-            login,
-            self.journal,
+        context = HmiContext(
+            live=self.live,
+            history=HistoryQueries(self.store),
+            journal=self.journal,
             site_name=self.site.site.name,
-            featured_tags=self.site.hmi.featured,
+            timezone=ZoneInfo(self.site.site.timezone),
+            location=GeoPoint(self.site.site.latitude, self.site.site.longitude),
+            assets=self.site.asset_defs(),
+            districts=self.site.district_defs(),
+            areas=self.site.area_defs(),
+            alarms=self.alarms,
+            alarm_journal=self.store,
+            commands=LoopCommandGateway(self.commands, asyncio.get_running_loop()),
+            devices=self.scan_engine,
+            featured=tuple(self.site.hmi.featured),
+        )
+        app = create_hmi(
+            context,
+            login,
             secret_key=secret_key,
             security=HmiSecurity(tls=options.tls is not None, host_names=hmi_host_names(options)),
+            hub=self.live_hub,
         )
         server = HmiServer(
             app, host=options.host, port=options.port, tls=options.tls, limits=options.limits

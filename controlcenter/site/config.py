@@ -41,6 +41,8 @@ from controlcenter.automation import (
     AlarmDef,
     AreaDef,
     AreaSuppressionDef,
+    AssetDef,
+    DistrictDef,
     EmailSettings,
     Expression,
     InterlockDef,
@@ -604,6 +606,21 @@ class SiteConfig(_Strict):
             communication=self.communication_alarms,
             notifications=self.notifications,
         )
+
+    def asset_defs(self) -> tuple[AssetDef, ...]:
+        """The site's plant items (``assets``), for displays and the map."""
+        return tuple(
+            AssetDef(
+                name=asset.name,
+                type=asset.type,
+                area=asset.area or asset.name.split(".", 1)[0],
+            )
+            for asset in self.assets
+        )
+
+    def district_defs(self) -> tuple[DistrictDef, ...]:
+        """The districts drawn on the map."""
+        return ()
 
     def alarm_defs(self) -> tuple[AlarmDef, ...]:
         """Every alarm: single ones, templates expanded for their assets, and one

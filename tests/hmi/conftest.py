@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import dash
 import pytest
@@ -28,12 +29,19 @@ from controlcenter.model import (
     Substatus,
     TagDef,
 )
-from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
+from controlcenter.ports import (
+    EventJournal,
+    HistoryQueryReader,
+    HistoryReader,
+    LiveView,
+    LoginSessions,
+)
 from controlcenter.security.login import LoginService
 from controlcenter.security.sessions import SessionPolicy, SessionStore
 from controlcenter.security.throttle import LoginThrottle
 from controlcenter.security.users import UserStore
 from hmi.app import create_hmi
+from hmi.context import HmiContext
 from hmi.server import HmiServer
 from tests.hmi.clock_support import ManualClock
 
@@ -153,6 +161,20 @@ class ListJournal:
             self._events.append(event)
 
 
+def hmi_context(
+    live: LiveView, history: HistoryReader, journal: EventJournal, **more: Any
+) -> HmiContext:
+    """The test plant as the HMI sees it (the fake history answers raw reads only)."""
+    return HmiContext(
+        live=live,
+        history=cast(HistoryQueryReader, history),
+        journal=journal,
+        site_name="Testville Utilities",
+        featured=FEATURED,
+        **more,
+    )
+
+
 @pytest.fixture
 def plant() -> SimulatedPlant:
     return SimulatedPlant()
@@ -224,13 +246,7 @@ def hmi_app(
     journal: EventJournal,
 ) -> dash.Dash:
     return create_hmi(
-        live_view,
-        history,
-        login_sessions,
-        journal,
-        site_name="Testville Utilities",
-        featured_tags=FEATURED,
-        secret_key=SECRET_KEY,
+        hmi_context(live_view, history, journal), login_sessions, secret_key=SECRET_KEY
     )
 
 

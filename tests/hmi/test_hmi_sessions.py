@@ -19,6 +19,7 @@ from controlcenter.security.users import UserStore
 from hmi.app import create_hmi
 from hmi.server import HmiServer
 from tests.hmi.clock_support import ManualClock
+from tests.hmi.conftest import hmi_context
 from tests.hmi.conftest import FEATURED
 from tests.hmi.http_support import layout_status, log_in, log_out, table_refresh_status
 
@@ -130,12 +131,8 @@ class Center:
     ) -> None:
         self.sessions = SessionStore(var / "hmi-sessions.sqlite", users, SessionPolicy())
         app: dash.Dash = create_hmi(
-            live_view,
-            history,
+            hmi_context(live_view, history, journal),
             LoginService(users, self.sessions, LoginThrottle()),
-            journal,
-            site_name="Testville Utilities",
-            featured_tags=FEATURED,
             secret_key=load_or_create_secret_key(var / "hmi-secret.key"),
         )
         self.server = HmiServer(app, port=0)

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
 from hmi.app import HmiSecurity, create_hmi
 from hmi.server import HmiServer, HmiServerError, TlsFiles
+from tests.hmi.conftest import hmi_context
 from tests.hmi.conftest import FEATURED, SECRET_KEY
 from tests.hmi.http_support import layout_status, log_in, send
 
@@ -70,12 +71,8 @@ def tls_server(
     tls_files: TlsFiles,
 ) -> Iterator[HmiServer]:
     app: dash.Dash = create_hmi(
-        live_view,
-        history,
+        hmi_context(live_view, history, journal),
         login_sessions,
-        journal,
-        site_name="Testville Utilities",
-        featured_tags=FEATURED,
         secret_key=SECRET_KEY,
         security=HmiSecurity(tls=True),
     )

@@ -5,9 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from controlcenter.acquisition.scan import DeviceScan, ScanEngine, ScanMode
+from controlcenter.acquisition.scan import DeviceScan, ScanEngine
 from controlcenter.clock import WallClock
-from controlcenter.model import DataType, Quality, Sample, Severity, Substatus, TagDef, Value
+from controlcenter.model import (
+    DataType,
+    Quality,
+    Sample,
+    ScanMode,
+    Severity,
+    Substatus,
+    TagDef,
+    Value,
+)
 from drivers.base import (
     DriverDiagnostics,
     NotConnectedError,

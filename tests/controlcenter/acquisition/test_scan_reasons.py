@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from controlcenter.acquisition.scan import DeviceScan, ScanEngine, ScanMode
+from controlcenter.acquisition.scan import DeviceScan, ScanEngine
 from controlcenter.clock import WallClock
-from controlcenter.model import DataType, Quality, Sample, Substatus, TagDef
+from controlcenter.model import DataType, Quality, Sample, ScanMode, Substatus, TagDef
 from drivers.opcua.config import OpcUaDeviceConfig, SecurityMode, SecurityPolicy
 from drivers.opcua.driver import OpcUaDriver
 from plc_sim.device import PointBinding, PointSpec, SimDevice

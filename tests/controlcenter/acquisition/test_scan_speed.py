@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 import pytest
 import pytest_asyncio
 
-from controlcenter.acquisition.scan import DeviceScan, ScanDiagnostics, ScanEngine
-from controlcenter.model import Sample, Substatus
+from controlcenter.acquisition.scan import DeviceScan, ScanEngine
+from controlcenter.model import Sample, ScanDiagnostics, Substatus
 from controlcenter.runtime.app import build_driver, pushes_changes, scan_timeout
 from controlcenter.runtime.demo import load_demo_site
 from controlcenter.site.config import SiteConfig

@@ -8,7 +8,6 @@ import math
 import pytest
 
 from controlcenter.commands.limits import (
-    CommandLimits,
     IntervalGuard,
     reason_problem,
     step_problem,
@@ -16,6 +15,7 @@ from controlcenter.commands.limits import (
     value_problem,
 )
 from controlcenter.model import (
+    CommandLimits,
     CommandStatus,
     DataType,
     Quality,

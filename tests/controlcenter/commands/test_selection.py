@@ -8,18 +8,24 @@ from datetime import timedelta
 import pytest
 
 from controlcenter.commands.authorisation import AuthorisationError
-from controlcenter.commands.limits import CommandLimits
 from controlcenter.commands.pipeline import UNKNOWN_SELECTION_TAG
 from controlcenter.commands.selection import (
     ForeignSelectionError,
     PointReservedError,
-    Selection,
     SelectionBook,
     SelectionError,
     SelectionExpiredError,
     UnknownSelectionError,
 )
-from controlcenter.model import CommandStatus, DataType, EventKind, Quality, Sample
+from controlcenter.model import (
+    CommandLimits,
+    CommandStatus,
+    DataType,
+    EventKind,
+    Quality,
+    Sample,
+    Selection,
+)
 from historian.store import SqlHistorian
 from plc_sim.city import SimulatedCity
 from tests.controlcenter.commands.support import (

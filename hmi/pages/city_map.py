@@ -1,0 +1,27 @@
+"""City map (placeholder until the display is built)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from controlcenter.model import User
+from controlcenter.permissions import Permission
+from hmi.context import HmiContext
+from hmi.page import Page, PageRequest
+
+
+def render(context: HmiContext, user: User, request: PageRequest) -> Any:
+    """The display."""
+    return html.Section(className="panel", children=[html.H2("City map")])
+
+
+PAGE = Page(
+    path="/map",
+    title="City map",
+    level=1,
+    permission=Permission.VIEW,
+    render=render,
+    nav_label="Map",
+)

@@ -1,0 +1,27 @@
+"""Street lighting (placeholder until the display is built)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from controlcenter.model import User
+from controlcenter.permissions import Permission
+from hmi.context import HmiContext
+from hmi.page import Page, PageRequest
+
+
+def render(context: HmiContext, user: User, request: PageRequest) -> Any:
+    """The display."""
+    return html.Section(className="panel", children=[html.H2("Street lighting")])
+
+
+PAGE = Page(
+    path="/lighting",
+    title="Street lighting",
+    level=2,
+    permission=Permission.VIEW,
+    render=render,
+    nav_label="Lighting",
+)

@@ -1,0 +1,27 @@
+"""Users (placeholder until the display is built)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from controlcenter.model import User
+from controlcenter.permissions import Permission
+from hmi.context import HmiContext
+from hmi.page import Page, PageRequest
+
+
+def render(context: HmiContext, user: User, request: PageRequest) -> Any:
+    """The display."""
+    return html.Section(className="panel", children=[html.H2("Users")])
+
+
+PAGE = Page(
+    path="/users",
+    title="Users",
+    level=0,
+    permission=Permission.ADMINISTER_USERS,
+    render=render,
+    nav_label="Users",
+)
