@@ -20,7 +20,6 @@ from hmi.app import create_hmi
 from hmi.server import HmiServer
 from tests.hmi.clock_support import ManualClock
 from tests.hmi.conftest import hmi_context
-from tests.hmi.conftest import FEATURED
 from tests.hmi.http_support import layout_status, log_in, log_out, table_refresh_status
 
 ENGINEER = "erik"

@@ -18,8 +18,7 @@ from cryptography.x509.oid import NameOID
 from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
 from hmi.app import HmiSecurity, create_hmi
 from hmi.server import HmiServer, HmiServerError, TlsFiles
-from tests.hmi.conftest import hmi_context
-from tests.hmi.conftest import FEATURED, SECRET_KEY
+from tests.hmi.conftest import SECRET_KEY, hmi_context
 from tests.hmi.http_support import layout_status, log_in, send
 
 
