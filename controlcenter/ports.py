@@ -19,6 +19,7 @@ from typing import Protocol
 from controlcenter.automation import AlarmAction as AlarmAction  # noqa: PLC0414
 from controlcenter.automation import AlarmDef as AlarmDef  # noqa: PLC0414
 from controlcenter.automation import AlarmDisplayState as AlarmDisplayState  # noqa: PLC0414
+from controlcenter.automation import AlarmKind as AlarmKind  # noqa: PLC0414
 from controlcenter.automation import AlarmPriority as AlarmPriority  # noqa: PLC0414
 from controlcenter.automation import AlarmState as AlarmState  # noqa: PLC0414
 from controlcenter.automation import AlarmTransition as AlarmTransition  # noqa: PLC0414
@@ -31,6 +32,7 @@ from controlcenter.model import (
     EventKind,
     LoginGrant,
     Override,
+    Role,
     Sample,
     ScanDiagnostics,
     Selection,
@@ -167,8 +169,12 @@ class HistoryQueryReader(HistoryReader, Protocol):
         source: str | None = None,
         user: str | None = None,
         limit: int | None = None,
+        tag: str | None = None,
+        device: str | None = None,
+        area: str | None = None,
     ) -> list[Event]:
-        """Journaled events, optionally of one kind, source or user; oldest first."""
+        """Journaled events, optionally of one kind, source or user, or (alarm events) of one
+        tag, device or area; with ``limit`` the newest ``limit``; oldest first."""
         ...
 
 
@@ -621,3 +627,157 @@ class DeviceHealthView(Protocol):
 class SelectionRefusedError(LookupError):
     """A point cannot be selected or a selection used: unknown or read-only tag, held by
     another user, unknown, foreign or expired selection. The text says which."""
+
+
+# --- administration: users (administrators) and rule sets (engineers) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserAccount:
+    """A user as the administrators see them: who, with which role and areas, and whether the
+    account is disabled (a disabled user cannot log in; their sessions have ended)."""
+
+    user: User
+    disabled: bool = False
+
+
+class UserAdministrationError(ValueError):
+    """A change to the users was refused: unknown or existing user, bad name, weak password,
+    no reason given, or an administrator locking themselves out. The text says why."""
+
+
+class UserAdministration(Protocol):
+    """Adding, disabling, enabling, re-roling users and resetting passwords: every call checks
+    the acting user's permission (raising PermissionError) and journals who did what to whom,
+    and why; safe to call from any thread."""
+
+    def accounts(self, actor: User) -> list[UserAccount]:
+        """Every user, sorted by name."""
+        ...
+
+    def add_user(
+        self,
+        actor: User,
+        name: str,
+        role: Role,
+        areas: Sequence[str],
+        password: str,
+        reason: str,
+    ) -> UserAccount:
+        """Create a user with an initial password (checked by the password policy)."""
+        ...
+
+    def disable_user(self, actor: User, name: str, reason: str) -> UserAccount:
+        """Disable a user: no more logins, every open session ends."""
+        ...
+
+    def enable_user(self, actor: User, name: str, reason: str) -> UserAccount:
+        """Let a disabled user log in again."""
+        ...
+
+    def set_role(self, actor: User, name: str, role: Role, reason: str) -> UserAccount:
+        """Change a user's role (their sessions end)."""
+        ...
+
+    def reset_password(self, actor: User, name: str, password: str, reason: str) -> None:
+        """Give a user a new password (their sessions end)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RuleLiveState:
+    """What one rule of the running set is doing now."""
+
+    name: str
+    enabled: bool
+    owner: str = ""
+    held: str | None = None
+    """Why the rule holds (does not act on its inputs), or None while it acts normally."""
+    last_fired: datetime | None = None
+    """When a trigger of the rule last fired."""
+    last_action_at: datetime | None = None
+    last_action: str = ""
+    """The last command or event the rule decided, in a few words."""
+
+
+class BacktestJobStatus(StrEnum):
+    """Where a backtest started from a display stands."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestJob:
+    """A backtest running in a worker thread: its window, its progress and, once done, its
+    report (or why it failed)."""
+
+    job_id: str
+    user: str
+    start: datetime
+    end: datetime
+    status: BacktestJobStatus = BacktestJobStatus.RUNNING
+    progress: float = 0.0
+    """Share of the window replayed, 0 to 1."""
+    report: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleApplyOutcome:
+    """What came of applying or rolling back: refused before anything was stored (``version``
+    None, ``problems`` say why), or the stored version with the center's decision on it
+    (active, refused with its detail, or still pending when the center did not answer)."""
+
+    version: RuleVersion | None
+    problems: tuple[str, ...] = ()
+
+
+class RuleOperations(Protocol):
+    """The rule set for engineers: live state, stored versions and their differences,
+    validation, backtests and changes of the running set. Reading needs the edit permission,
+    changing needs the apply permission (PermissionError otherwise); changes are journaled
+    with who and why. Blocking; safe to call from any thread but the center's event loop."""
+
+    def running_version(self) -> RuleVersion | None:
+        """The version the center runs (None: no stored version runs)."""
+        ...
+
+    def versions(self) -> list[RuleVersion]:
+        """Every stored version, oldest first."""
+        ...
+
+    def version(self, number: int) -> RuleVersion:
+        """One stored version; raises UnknownRuleVersionError."""
+        ...
+
+    def diff(self, older: int, newer: int) -> str:
+        """The unified diff of two stored versions, file by file."""
+        ...
+
+    def live_states(self) -> list[RuleLiveState]:
+        """Each rule of the running set with what it is doing now."""
+        ...
+
+    def validate(self, user: User, sources: Sequence[RuleSource]) -> tuple[str, ...]:
+        """Every problem of ``sources`` as ``file:line:column: reason`` (empty: valid)."""
+        ...
+
+    def start_backtest(
+        self, user: User, sources: Sequence[RuleSource], start: datetime, end: datetime
+    ) -> BacktestJob:
+        """Start replaying [start, end] of history through ``sources`` in a worker thread."""
+        ...
+
+    def backtest(self, user: User, job_id: str) -> BacktestJob:
+        """A started backtest as it stands now; raises KeyError for an unknown one."""
+        ...
+
+    def apply(self, user: User, sources: Sequence[RuleSource], reason: str) -> RuleApplyOutcome:
+        """Validate, store as a new version, ask the center to run it and report its answer."""
+        ...
+
+    def rollback(self, user: User, version: int, reason: str) -> RuleApplyOutcome:
+        """Store an earlier version's files as a new version and ask the center to run it."""
+        ...
