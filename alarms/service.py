@@ -54,6 +54,7 @@ from controlcenter.automation import (
     AlarmTransition,
 )
 from controlcenter.model import Event, EventKind, Role, User
+from controlcenter.permissions import PERMISSION_ROLES, Permission
 from controlcenter.ports import AlarmListener, AlarmStore, Clock, EventJournal
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,18 @@ MAX_UNWRITTEN_TRANSITIONS = 100_000
 REFUSAL_SEVERITY = 500
 """Severity of a refused action's event."""
 
+ACTION_PERMISSIONS: dict[AlarmAction, Permission] = {
+    AlarmAction.ACKNOWLEDGE: Permission.ACKNOWLEDGE_ALARMS,
+    AlarmAction.RESET: Permission.ACKNOWLEDGE_ALARMS,
+    AlarmAction.COMMENT: Permission.ACKNOWLEDGE_ALARMS,
+    AlarmAction.SHELVE: Permission.SHELVE_ALARMS,
+    AlarmAction.UNSHELVE: Permission.SHELVE_ALARMS,
+    AlarmAction.REMOVE_FROM_SERVICE: Permission.REMOVE_ALARMS_FROM_SERVICE,
+    AlarmAction.RETURN_TO_SERVICE: Permission.REMOVE_ALARMS_FROM_SERVICE,
+}
+"""The permission each person's action needs (controlcenter/permissions.py decides who holds it)."""
 ACTION_ROLES: dict[AlarmAction, Role] = {
-    AlarmAction.ACKNOWLEDGE: Role.OPERATOR,
-    AlarmAction.RESET: Role.OPERATOR,
-    AlarmAction.SHELVE: Role.OPERATOR,
-    AlarmAction.UNSHELVE: Role.OPERATOR,
-    AlarmAction.COMMENT: Role.OPERATOR,
-    AlarmAction.REMOVE_FROM_SERVICE: Role.MAINTENANCE,
-    AlarmAction.RETURN_TO_SERVICE: Role.MAINTENANCE,
+    action: PERMISSION_ROLES[permission] for action, permission in ACTION_PERMISSIONS.items()
 }
 """The least role that may take each person's action (each role includes the ones before it)."""
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from controlcenter.automation import AreaDef
-from controlcenter.model import Role, User
+from controlcenter.model import User
+from controlcenter.permissions import PERMISSION_ROLES, Permission
 
 UserDirectory = Callable[[str], User]
 """Resolves a user name to the user; raises KeyError for an unknown name."""
 
-COMMANDING_ROLE = Role.OPERATOR
+COMMANDING_ROLE = PERMISSION_ROLES[Permission.COMMAND]
 """The least role that may command the field, select a point or release an override."""
 
 
