@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from alarms.service import ACTION_ROLES
@@ -40,7 +42,7 @@ def test_viewers_only_look_and_operators_command_and_handle_alarms(role: Role) -
 
 def test_each_role_includes_the_rights_of_the_ones_before_it() -> None:
     roles = list(Role)
-    for lower, higher in zip(roles, roles[1:], strict=False):
+    for lower, higher in itertools.pairwise(roles):
         assert permissions_of(lower) < permissions_of(higher)
     assert permissions_of(Role.ADMIN) == set(Permission)
     assert Permission.REMOVE_ALARMS_FROM_SERVICE in permissions_of(Role.MAINTENANCE)
