@@ -40,6 +40,7 @@ STREAM_PATH = "/live/stream"
 MAX_STREAM_TAGS = 5000
 """Tags one stream may watch (the largest display shows a few hundred)."""
 MAX_UPDATES_PER_S = 10.0
+MAX_ALARM_UPDATES_PER_S = 1.0
 HEARTBEAT_S = 15.0
 """A comment line this often keeps proxies from closing a quiet stream and finds dead peers."""
 
@@ -311,16 +312,20 @@ class LiveHub:
                     if not watchers:
                         del self._watchers[tag]
 
-    def _take(self, stream: _Stream) -> tuple[dict[str, Sample], int | None]:
-        """The stream's pending samples and, if it changed, the alarm version."""
+    def _take(
+        self, stream: _Stream, *, alarms: bool = True
+    ) -> tuple[dict[str, Sample], int | None, bool]:
+        """The stream's pending samples; if it changed and ``alarms``, the alarm version;
+        and whether an alarm change is left for later."""
         with self._lock:
             pending, stream.pending = stream.pending, {}
             stream.signalled = False
             stream.wake.clear()
             version = None
-            if stream.alarm_version != self._alarm_version:
+            changed = stream.alarm_version != self._alarm_version
+            if changed and alarms:
                 version = stream.alarm_version = self._alarm_version
-        return pending, version
+        return pending, version, changed and not alarms
 
 
 def _wake(stream: _Stream) -> None:
@@ -393,7 +398,7 @@ def stream_endpoint(
             first = {name: wire_value(live.latest(name)) for name in tags}
             await _body(send, _event("values", first) + _event("alarms", hub.alarm_version))
             loop = asyncio.get_running_loop()
-            last_sent = loop.time()
+            last_sent = last_alarms = loop.time()
             while not disconnected.is_set() and not stream.closed:
                 try:
                     # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
@@ -408,7 +413,15 @@ def stream_endpoint(
                 wait = last_sent + 1.0 / MAX_UPDATES_PER_S - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                pending, version = hub._take(stream)
+                # Every alarm event makes the browser redraw its banner: at most
+                # MAX_ALARM_UPDATES_PER_S, however many alarms a flood changes.
+                alarms_due = loop.time() - last_alarms >= 1.0 / MAX_ALARM_UPDATES_PER_S
+                pending, version, held = hub._take(stream, alarms=alarms_due)
+                if held:
+                    delay = last_alarms + 1.0 / MAX_ALARM_UPDATES_PER_S - loop.time()
+                    loop.call_later(max(0.0, delay), stream.wake.set)
+                if version is not None:
+                    last_alarms = loop.time()
                 chunk = b""
                 if pending:
                     chunk += _event("values", {name: wire_value(s) for name, s in pending.items()})

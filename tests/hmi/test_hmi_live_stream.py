@@ -192,3 +192,35 @@ def test_stopping_the_server_ends_open_streams(
             assert hub_of(hmi_app).open_streams() == 0
     finally:
         server.stop()
+
+
+def test_a_flood_of_alarm_changes_is_a_few_events_with_the_last_version(
+    hmi_server: HmiServer, hmi_app: dash.Dash, operator_credentials: tuple[str, str]
+) -> None:
+    cookie = session_cookie(hmi_server, operator_credentials)
+    hub = hub_of(hmi_app)
+    with open_stream(hmi_server, f"tags={LEVEL}", cookie) as response:
+        reader = EventReader(response)
+        reader.wait_for(2)
+        deadline = time.monotonic() + DEADLINE_S
+        while hub.open_streams() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        definition = AlarmDef(name="water.tank1.level.high", kind=AlarmKind.HIGH, tag=LEVEL)
+        state = AlarmState(definition.name, active=True)
+        for _ in range(2000):
+            transition = AlarmTransition(
+                WHEN,
+                definition.name,
+                AlarmAction.ACTIVATE,
+                AlarmDisplayState.NORMAL,
+                AlarmDisplayState.UNACKNOWLEDGED,
+            )
+            hub.on_transition(definition, state, transition)
+        while time.monotonic() < deadline:
+            alarm_events = [data for name, data in reader.events if name == "alarms"]
+            if alarm_events[-1] == 2000:
+                break
+            reader.ended.wait(0.02)
+        # The initial version, then the flood in at most two events (one per second).
+        assert alarm_events[0] == 0 and alarm_events[-1] == 2000
+        assert len(alarm_events) <= 3
