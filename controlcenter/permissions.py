@@ -57,26 +57,60 @@ PERMISSION_ROLES: dict[Permission, Role] = {
 """The least role holding each permission."""
 
 
+class TokenScope(StrEnum):
+    """What an API token may be used for, at most (its user's role still decides)."""
+
+    READ = "read"
+    COMMAND = "command"
+    ADMINISTER = "administer"
+
+
+_READING = frozenset({Permission.VIEW, Permission.VIEW_JOURNAL, Permission.VIEW_DIAGNOSTICS})
+SCOPE_PERMISSIONS: dict[TokenScope, frozenset[Permission]] = {
+    TokenScope.READ: _READING,
+    TokenScope.COMMAND: _READING
+    | {
+        Permission.COMMAND,
+        Permission.ACKNOWLEDGE_ALARMS,
+        Permission.SHELVE_ALARMS,
+        Permission.REMOVE_ALARMS_FROM_SERVICE,
+    },
+    TokenScope.ADMINISTER: frozenset(Permission),
+}
+"""The permissions a token of each scope may use (intersected with its user's role)."""
+
+
 class PermissionDeniedError(PermissionError):
     """A user asked for something their role does not allow."""
 
-    def __init__(self, user: User | None, permission: Permission) -> None:
+    def __init__(
+        self, user: User | None, permission: Permission, scope: TokenScope | None = None
+    ) -> None:
         needed = PERMISSION_ROLES[permission]
         who = "nobody logged in" if user is None else f"{user.name} ({user.role.value})"
-        super().__init__(f"{permission.value} needs the {needed.value} role or above: {who}")
+        if user is not None and user.role.includes(needed) and scope is not None:
+            text = f"{permission.value} is outside the token's scope {scope.value}: {who}"
+        else:
+            text = f"{permission.value} needs the {needed.value} role or above: {who}"
+        super().__init__(text)
         self.user = user
         self.permission = permission
+        self.scope = scope
 
 
-def allows(user: User | None, permission: Permission) -> bool:
-    """Whether ``user`` holds ``permission`` (nobody logged in holds none)."""
-    return user is not None and user.role.includes(PERMISSION_ROLES[permission])
+def allows(user: User | None, permission: Permission, scope: TokenScope | None = None) -> bool:
+    """Whether ``user`` holds ``permission`` (nobody logged in holds none); acting through an
+    API token of ``scope``, the scope must include it too."""
+    if user is None or not user.role.includes(PERMISSION_ROLES[permission]):
+        return False
+    return scope is None or permission in SCOPE_PERMISSIONS[scope]
 
 
-def require(user: User | None, permission: Permission) -> User:
-    """Return ``user`` when they hold ``permission``; raise PermissionDeniedError otherwise."""
-    if user is None or not allows(user, permission):
-        raise PermissionDeniedError(user, permission)
+def require(user: User | None, permission: Permission, scope: TokenScope | None = None) -> User:
+    """Return ``user`` when they hold ``permission`` (within ``scope``); raise
+    PermissionDeniedError otherwise."""
+    if user is None or not allows(user, permission, scope):
+        raise PermissionDeniedError(user, permission, scope)
     return user
 
 
