@@ -161,18 +161,29 @@ class _RoutedApp:
     """Hypercorn's app: a few exact paths go to ASGI apps on the server's loop (long-lived
     streams cost a coroutine, not a worker thread); everything else to the WSGI app."""
 
-    def __init__(self, routes: Mapping[str, Any], wsgi: WSGIWrapper) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Any],
+        wsgi: WSGIWrapper,
+        mounts: Mapping[str, WSGIWrapper] | None = None,
+    ) -> None:
         self._routes = dict(routes)
         self._wsgi = wsgi
+        self._mounts = dict(mounts or {})
 
     async def __call__(
         self, scope: Any, receive: Any, send: Any, sync_spawn: Any, call_soon: Any
     ) -> None:
-        route = self._routes.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if route is None:
-            await self._wsgi(scope, receive, send, sync_spawn, call_soon)
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        route = self._routes.get(path)
+        if route is not None:
+            await route(scope, receive, send)
             return
-        await route(scope, receive, send)
+        for prefix, mounted in self._mounts.items():
+            if path.startswith(prefix) or path == prefix.rstrip("/"):
+                await mounted(scope, receive, send, sync_spawn, call_soon)
+                return
+        await self._wsgi(scope, receive, send, sync_spawn, call_soon)
 
 
 class HmiServer:
@@ -186,8 +197,14 @@ class HmiServer:
         *,
         tls: TlsFiles | None = None,
         limits: ServerLimits | None = None,
+        mounts: Mapping[str, Any] | None = None,
+        asgi_routes: Mapping[str, Any] | None = None,
     ) -> None:
+        """``mounts``: path prefixes (``/api/``) served by other WSGI apps; ``asgi_routes``:
+        exact paths served by ASGI apps on the server's loop (streams)."""
         self._app = app
+        self._mounts = dict(mounts or {})
+        self._asgi_routes = dict(asgi_routes or {})
         self._host = host
         self._requested_port = port
         self._tls = tls
@@ -320,8 +337,14 @@ class HmiServer:
         stop_event = asyncio.Event()
         self._loop, self._stop_event = loop, stop_event
         wsgi = WSGIWrapper(_never_empty(self._app.server), config.wsgi_max_body_size)
-        routes = self._app.server.extensions.get(ASGI_ROUTES_EXTENSION, {})
-        app = _RoutedApp(routes, wsgi) if routes else wsgi
+        routes = dict(self._app.server.extensions.get(ASGI_ROUTES_EXTENSION, {}))
+        for path, endpoint in self._asgi_routes.items():
+            routes[path] = endpoint
+        mounts = {
+            prefix: WSGIWrapper(_never_empty(mounted), config.wsgi_max_body_size)
+            for prefix, mounted in self._mounts.items()
+        }
+        app = _RoutedApp(routes, wsgi, mounts) if routes or mounts else wsgi
 
         async def serve() -> None:
             loop.call_soon(started.set)
