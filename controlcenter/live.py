@@ -1,11 +1,16 @@
-"""The live snapshot: the latest sample of every tag, readable from any thread."""
+"""The live snapshot (the latest sample of every tag, readable from any thread) and the change
+hub that hands the bus's samples and alarm changes to open streams (HMI displays, API clients)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from controlcenter.automation import AlarmDef, AlarmState, AlarmTransition
 from controlcenter.model import Quality, Sample, Substatus, TagDef
 
 
@@ -49,3 +54,128 @@ class LiveSnapshot:
         """A copy of the latest sample of every tag."""
         with self._lock:
             return dict(self._latest)
+
+
+# --- the change hub: from the center's bus to open streams (HMI displays, API clients) ---------
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One open stream: its tags, what changed since it last sent, and how to wake it (on the
+    loop that serves it)."""
+
+    tags: frozenset[str]
+    loop: asyncio.AbstractEventLoop
+    wake: asyncio.Event
+    pending: dict[str, Sample] = field(default_factory=dict)
+    alarm_version: int = 0
+    signalled: bool = False
+    closed: bool = False
+
+
+class LiveHub:
+    """Hands the samples of the center's bus to the open streams that show their tags.
+
+    ``on_samples`` is a bus listener (called on the center's loop); ``on_transition`` an alarm
+    listener. Both only note what changed and wake the streams on the HMI's loop: neither
+    blocks nor formats anything.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: set[Subscription] = set()
+        self._watchers: dict[str, set[Subscription]] = {}
+        self._alarm_version = 0
+
+    @property
+    def alarm_version(self) -> int:
+        """Bumped by every alarm transition."""
+        return self._alarm_version
+
+    def open_streams(self) -> int:
+        """How many streams are open (browsers showing a display)."""
+        with self._lock:
+            return len(self._streams)
+
+    def on_samples(self, samples: Sequence[Sample]) -> None:
+        """Note the samples of watched tags for their streams (a bus listener)."""
+        woken: list[Subscription] = []
+        with self._lock:
+            if not self._watchers:
+                return
+            for sample in samples:
+                watchers = self._watchers.get(sample.tag)
+                if not watchers:
+                    continue
+                for stream in watchers:
+                    stream.pending[sample.tag] = sample
+                    if not stream.signalled:
+                        stream.signalled = True
+                        woken.append(stream)
+        for stream in woken:
+            _wake(stream)
+
+    def on_transition(
+        self, definition: AlarmDef, state: AlarmState, transition: AlarmTransition
+    ) -> None:
+        """Bump the alarm version and wake every stream (an alarm listener)."""
+        woken: list[Subscription] = []
+        with self._lock:
+            self._alarm_version += 1
+            for stream in self._streams:
+                if not stream.signalled:
+                    stream.signalled = True
+                    woken.append(stream)
+        for stream in woken:
+            _wake(stream)
+
+    def close_all(self) -> None:
+        """End every open stream (the server is stopping; browsers reconnect elsewhere)."""
+        with self._lock:
+            streams = list(self._streams)
+            for stream in streams:
+                stream.closed = True
+        for stream in streams:
+            _wake(stream)
+
+    def open(self, tags: Iterable[str]) -> Subscription:
+        """Open a subscription to ``tags`` for a stream served on the running loop."""
+        stream = Subscription(frozenset(tags), asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            stream.alarm_version = self._alarm_version
+            self._streams.add(stream)
+            for tag in stream.tags:
+                self._watchers.setdefault(tag, set()).add(stream)
+        return stream
+
+    def close(self, stream: Subscription) -> None:
+        """Forget a subscription (its stream ended)."""
+        with self._lock:
+            self._streams.discard(stream)
+            for tag in stream.tags:
+                watchers = self._watchers.get(tag)
+                if watchers is not None:
+                    watchers.discard(stream)
+                    if not watchers:
+                        del self._watchers[tag]
+
+    def take(
+        self, stream: Subscription, *, alarms: bool = True
+    ) -> tuple[dict[str, Sample], int | None, bool]:
+        """The stream's pending samples; if it changed and ``alarms``, the alarm version;
+        and whether an alarm change is left for later."""
+        with self._lock:
+            pending, stream.pending = stream.pending, {}
+            stream.signalled = False
+            stream.wake.clear()
+            version = None
+            changed = stream.alarm_version != self._alarm_version
+            if changed and alarms:
+                version = stream.alarm_version = self._alarm_version
+        return pending, version, changed and not alarms
+
+
+def _wake(stream: Subscription) -> None:
+    # RuntimeError: the HMI's loop has stopped, and the stream is gone with it.
+    with contextlib.suppress(RuntimeError):
+        stream.loop.call_soon_threadsafe(stream.wake.set)

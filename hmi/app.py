@@ -7,12 +7,13 @@ from pathlib import Path
 
 import dash
 
+from controlcenter.live import LiveHub
 from controlcenter.ports import LoginSessions
 from hmi.auth import install_authentication, user_for_environ
 from hmi.context import HmiContext
 from hmi.guard import install_refusals
 from hmi.headers import install_security_headers
-from hmi.live import STREAM_PATH, LiveHub, stream_endpoint
+from hmi.live import STREAM_PATH, stream_endpoint
 from hmi.pages import all_pages
 from hmi.server import ASGI_ROUTES_EXTENSION, LIVE_HUB_EXTENSION
 from hmi.shell import automatic_inputs, install_shell, page_user, shell_layout

@@ -18,20 +18,18 @@ forwards, so the alarm banner refreshes at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
 from dash import html
 
+from controlcenter.live import LiveHub
 from controlcenter.model import Quality, Sample, Severity, TagDef, User, Value
-from controlcenter.ports import AlarmDef, AlarmState, AlarmTransition, LiveView
+from controlcenter.ports import LiveView
 from hmi.formatting import NO_VALUE, format_value, quality_text
 
 _log = logging.getLogger(__name__)
@@ -212,128 +210,6 @@ def live_bar(
     )
 
 
-# --- the hub: from the center's bus to the open streams ------------------------------------------
-
-
-@dataclass(eq=False, slots=True)
-class _Stream:
-    """One open stream: its tags, what changed since it last sent, and how to wake it."""
-
-    tags: frozenset[str]
-    loop: asyncio.AbstractEventLoop
-    wake: asyncio.Event
-    pending: dict[str, Sample] = field(default_factory=dict)
-    alarm_version: int = 0
-    signalled: bool = False
-    closed: bool = False
-
-
-class LiveHub:
-    """Hands the samples of the center's bus to the open streams that show their tags.
-
-    ``on_samples`` is a bus listener (called on the center's loop); ``on_transition`` an alarm
-    listener. Both only note what changed and wake the streams on the HMI's loop: neither
-    blocks nor formats anything.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._streams: set[_Stream] = set()
-        self._watchers: dict[str, set[_Stream]] = {}
-        self._alarm_version = 0
-
-    @property
-    def alarm_version(self) -> int:
-        """Bumped by every alarm transition."""
-        return self._alarm_version
-
-    def open_streams(self) -> int:
-        """How many streams are open (browsers showing a display)."""
-        with self._lock:
-            return len(self._streams)
-
-    def on_samples(self, samples: Sequence[Sample]) -> None:
-        """Note the samples of watched tags for their streams (a bus listener)."""
-        woken: list[_Stream] = []
-        with self._lock:
-            if not self._watchers:
-                return
-            for sample in samples:
-                watchers = self._watchers.get(sample.tag)
-                if not watchers:
-                    continue
-                for stream in watchers:
-                    stream.pending[sample.tag] = sample
-                    if not stream.signalled:
-                        stream.signalled = True
-                        woken.append(stream)
-        for stream in woken:
-            _wake(stream)
-
-    def on_transition(
-        self, definition: AlarmDef, state: AlarmState, transition: AlarmTransition
-    ) -> None:
-        """Bump the alarm version and wake every stream (an alarm listener)."""
-        woken: list[_Stream] = []
-        with self._lock:
-            self._alarm_version += 1
-            for stream in self._streams:
-                if not stream.signalled:
-                    stream.signalled = True
-                    woken.append(stream)
-        for stream in woken:
-            _wake(stream)
-
-    def close_all(self) -> None:
-        """End every open stream (the server is stopping; browsers reconnect elsewhere)."""
-        with self._lock:
-            streams = list(self._streams)
-            for stream in streams:
-                stream.closed = True
-        for stream in streams:
-            _wake(stream)
-
-    def _open(self, tags: Iterable[str]) -> _Stream:
-        stream = _Stream(frozenset(tags), asyncio.get_running_loop(), asyncio.Event())
-        with self._lock:
-            stream.alarm_version = self._alarm_version
-            self._streams.add(stream)
-            for tag in stream.tags:
-                self._watchers.setdefault(tag, set()).add(stream)
-        return stream
-
-    def _close(self, stream: _Stream) -> None:
-        with self._lock:
-            self._streams.discard(stream)
-            for tag in stream.tags:
-                watchers = self._watchers.get(tag)
-                if watchers is not None:
-                    watchers.discard(stream)
-                    if not watchers:
-                        del self._watchers[tag]
-
-    def _take(
-        self, stream: _Stream, *, alarms: bool = True
-    ) -> tuple[dict[str, Sample], int | None, bool]:
-        """The stream's pending samples; if it changed and ``alarms``, the alarm version;
-        and whether an alarm change is left for later."""
-        with self._lock:
-            pending, stream.pending = stream.pending, {}
-            stream.signalled = False
-            stream.wake.clear()
-            version = None
-            changed = stream.alarm_version != self._alarm_version
-            if changed and alarms:
-                version = stream.alarm_version = self._alarm_version
-        return pending, version, changed and not alarms
-
-
-def _wake(stream: _Stream) -> None:
-    # RuntimeError: the HMI's loop has stopped, and the stream is gone with it.
-    with contextlib.suppress(RuntimeError):
-        stream.loop.call_soon_threadsafe(stream.wake.set)
-
-
 def _event(name: str, payload: object) -> bytes:
     return f"event: {name}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
@@ -382,7 +258,7 @@ def stream_endpoint(
                 ],
             }
         )
-        stream = hub._open(tags)
+        stream = hub.open(tags)
         disconnected = asyncio.Event()
 
         async def watch_disconnect() -> None:
@@ -416,7 +292,7 @@ def stream_endpoint(
                 # Every alarm event makes the browser redraw its banner: at most
                 # MAX_ALARM_UPDATES_PER_S, however many alarms a flood changes.
                 alarms_due = loop.time() - last_alarms >= 1.0 / MAX_ALARM_UPDATES_PER_S
-                pending, version, held = hub._take(stream, alarms=alarms_due)
+                pending, version, held = hub.take(stream, alarms=alarms_due)
                 if held:
                     delay = last_alarms + 1.0 / MAX_ALARM_UPDATES_PER_S - loop.time()
                     loop.call_later(max(0.0, delay), stream.wake.set)
@@ -435,7 +311,7 @@ def stream_endpoint(
         finally:
             if stream.closed:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-            hub._close(stream)
+            hub.close(stream)
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import dash
 
+from controlcenter.live import LiveHub
 from controlcenter.model import Quality, Sample, Substatus
 from controlcenter.ports import (
     AlarmAction,
@@ -25,7 +26,6 @@ from controlcenter.ports import (
     AlarmState,
     AlarmTransition,
 )
-from hmi.live import LiveHub
 from hmi.server import LIVE_HUB_EXTENSION, HmiServer
 from tests.hmi.conftest import LEVEL, PUMP, TANK2
 from tests.hmi.http_support import log_in
