@@ -334,6 +334,8 @@ class ScanDiagnostics:
     """Scans skipped because the previous one overran (counted as late in ``on_time_pct``)."""
     outages: int = 0
     """Times the device went from healthy to failed (each logged once, with its recovery)."""
+    reconnects: int = 0
+    """Times the connection was re-established after it had been lost."""
 
     @property
     def on_time_pct(self) -> float:

@@ -736,9 +736,10 @@ class RuleApplyOutcome:
 
 class RuleOperations(Protocol):
     """The rule set for engineers: live state, stored versions and their differences,
-    validation, backtests and changes of the running set. Reading needs the edit permission,
-    changing needs the apply permission (PermissionError otherwise); changes are journaled
-    with who and why. Blocking; safe to call from any thread but the center's event loop."""
+    validation, backtests and changes of the running set. Validating and backtesting need the
+    edit permission, changing the running set the apply permission (PermissionError
+    otherwise); changes and refusals are journaled with who and why. Blocking; safe to call
+    from any thread but the center's event loop."""
 
     def running_version(self) -> RuleVersion | None:
         """The version the center runs (None: no stored version runs)."""

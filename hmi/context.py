@@ -8,13 +8,13 @@ not provide is None and the displays that need it say so instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from controlcenter.automation import AreaDef, AssetDef, DistrictDef, GeoPoint
-from controlcenter.model import Sample, TagDef
+from controlcenter.model import Sample, TagDef, utc_now
 from controlcenter.ports import (
     AlarmJournalReader,
     AlarmOperations,
@@ -23,6 +23,8 @@ from controlcenter.ports import (
     EventJournal,
     HistoryQueryReader,
     LiveView,
+    RuleOperations,
+    UserAdministration,
 )
 
 
@@ -45,6 +47,12 @@ class HmiContext:
     devices: DeviceHealthView | None = None
     featured: tuple[str, ...] = ()
     """Tags the site file features (``hmi.featured``): shown first on the tag display."""
+    users: UserAdministration | None = None
+    """The administration of users (the users display)."""
+    rules: RuleOperations | None = None
+    """The rule set for engineers (the rules display)."""
+    now: Callable[[], datetime] = utc_now
+    """The center's clock (simulated in the demo): shelf ends and "the last hour" count on it."""
 
     def tag(self, name: str) -> TagDef:
         """The definition of tag ``name``; raises KeyError."""

@@ -17,7 +17,8 @@ from datetime import datetime
 
 from controlcenter.model import Command, Event, EventKind, Sample
 from controlcenter.ports import Clock, CommandSink, EventJournal
-from rules.evaluator import Decisions, RuleEvaluator
+from rules.backtest import rule_of
+from rules.evaluator import Decisions, RuleEvaluator, RuleStatus
 from rules.expressions import EvaluationContext
 from rules.ruleset import CompiledRuleSet
 
@@ -47,6 +48,7 @@ class RulesEngine:
         self._wake = asyncio.Event()
         self._sleeping_until: datetime | None = None
         self._sends: dict[str, asyncio.Task[None]] = {}
+        self._last_actions: dict[str, tuple[datetime, str]] = {}
 
     @property
     def rule_set(self) -> CompiledRuleSet:
@@ -58,6 +60,14 @@ class RulesEngine:
         """What expressions outside the rule set (interlocks) read: the center's time, the
         latest qualities, change times and windows the engine keeps."""
         return self._evaluator
+
+    def rule_statuses(self) -> list[RuleStatus]:
+        """Each enabled rule's hold and last firing (read-only; any thread)."""
+        return self._evaluator.rule_statuses()
+
+    def last_actions(self) -> dict[str, tuple[datetime, str]]:
+        """Per rule, when it last decided a command or an event, and which (any thread)."""
+        return dict(self._last_actions)
 
     def on_samples(self, samples: Sequence[Sample]) -> None:
         """Take a batch from the bus (a ``SampleListener``); never blocks."""
@@ -143,8 +153,14 @@ class RulesEngine:
             self._publish(decisions.calculated)
         for event in decisions.events:
             self._journal.record(event)
+            if event not in decisions.holds and event not in decisions.resumes:
+                self._last_actions[event.source] = (event.time, event.message)
         loop = asyncio.get_running_loop()
         for command in decisions.commands:
+            self._last_actions[rule_of(command)] = (
+                command.issued_at,
+                f"{command.tag} := {command.value!r}",
+            )
             task = loop.create_task(self._send(command), name=f"rule command {command.tag}")
             self._sends[command.command_id] = task
 

@@ -118,6 +118,18 @@ class _RuleState:
     """``for:`` rules: acted in the current stretch of the condition being true."""
     received: bool = False
     """Every input has been received at least once (inputs never go missing afterwards)."""
+    last_fired: datetime | None = None
+    """When a trigger of the rule last fired (for the engineers' display)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStatus:
+    """What one enabled rule is doing, read-only: why it holds (None: it acts) and when a
+    trigger of it last fired."""
+
+    name: str
+    held: str | None
+    last_fired: datetime | None
 
 
 class _Cause:
@@ -170,6 +182,12 @@ class RuleEvaluator:
         """The rule set being evaluated."""
         return self._rule_set
 
+    def rule_statuses(self) -> list[RuleStatus]:
+        """Each enabled rule's hold and last firing, in rule-set order."""
+        # One C-level copy of the values: safe to call from another thread while evaluating.
+        states = list(self._states.values())
+        return [RuleStatus(s.rule.name, s.held, s.last_fired) for s in states]
+
     def replace(self, rule_set: CompiledRuleSet, now: datetime) -> None:
         """Evaluate ``rule_set`` from now on, keeping latest values, windows, commands in
         flight and the state of every rule whose definition did not change."""
@@ -211,6 +229,7 @@ class RuleEvaluator:
                     first = _next_fire(schedule, now, now)
                     if first is not None:
                         kept_timers[(rule.name, slot)] = first
+            state.last_fired = old.last_fired if old is not None else None
             self._states[rule.name] = state
             for tag in rule.watched:
                 self._readers.setdefault(tag, []).append(state)
@@ -414,6 +433,8 @@ class RuleEvaluator:
 
     def _evaluate(self, state: _RuleState, cause: _Cause, out: _Collector) -> None:
         rule = state.rule
+        if cause.fired:
+            state.last_fired = self._now
         try:
             problem = self._input_problem(state)
         except _InputsMissing:

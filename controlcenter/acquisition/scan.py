@@ -167,6 +167,11 @@ class _ScanState:
     abandoned_reads: int = 0
     missed_scans: int = 0
     outages: int = 0
+    reconnects: int = 0
+    was_connected: bool = False
+    """The driver has been seen connected (a first connect is not a reconnect)."""
+    connection_lost: bool = False
+    """Seen not connected after having been connected, and not yet seen connected again."""
     consecutive_failures: int = 0
     last_good_scan: datetime | None = None
     answered_at: float | None = None
@@ -289,6 +294,7 @@ class ScanEngine:
             stale_points=sum(1 for point in state.points.values() if point.stale),
             missed_scans=state.missed_scans,
             outages=state.outages,
+            reconnects=state.reconnects,
         )
 
     def _request_rate(self, state: _ScanState, requests: int) -> float:
@@ -538,6 +544,9 @@ class ScanEngine:
         state.last_good_scan = self._clock.now()
         state.consecutive_failures = 0
         state.retry_not_before = 0.0
+        # Only a lost or never-seen connection needs a look: successes are the hot path.
+        if state.connection_lost or not state.was_connected:
+            _note_connection(scan, state)
         if not state.healthy:
             state.healthy = True
             log.info("%s: communication restored", scan.device)
@@ -600,10 +609,22 @@ class ScanEngine:
 
     def _mark_failed(self, scan: DeviceScan, state: _ScanState, reason: str) -> None:
         state.last_error = reason
+        _note_connection(scan, state)
         if state.healthy:
             state.healthy = False
             state.outages += 1
             log.warning("%s: scan failed: %s", scan.device, reason)
+
+
+def _note_connection(scan: DeviceScan, state: _ScanState) -> None:
+    """Count a reconnect when the driver is connected again after a loss was seen."""
+    if scan.driver.diagnostics().connected:
+        if state.connection_lost:
+            state.reconnects += 1
+            state.connection_lost = False
+        state.was_connected = True
+    elif state.was_connected:
+        state.connection_lost = True
 
 
 def _forget(qualities: dict[str, Quality], quality: Quality | None) -> None:

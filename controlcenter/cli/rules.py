@@ -9,7 +9,6 @@ rule set; every change and every refused attempt is journaled with who and why.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -287,29 +286,11 @@ rules_app.command("backtest")(backtest)
 
 
 def unified_diff(older: RuleVersion, newer: RuleVersion) -> list[str]:
-    """The unified diff (difflib) of two versions, file by file in the newer one's order,
-    then the files only the older one has; a file only one side has is diffed against
-    nothing."""
-    old_files = {source.name: source.text for source in older.sources}
-    new_files = {source.name: source.text for source in newer.sources}
-    names = [*new_files, *(name for name in old_files if name not in new_files)]
-    lines: list[str] = []
-    for name in names:
-        before = old_files.get(name, "")
-        after = new_files.get(name, "")
-        for line in difflib.unified_diff(
-            _lines(before),
-            _lines(after),
-            fromfile=f"v{older.version}/{name}" if name in old_files else "/dev/null",
-            tofile=f"v{newer.version}/{name}" if name in new_files else "/dev/null",
-        ):
-            lines.append(line if line.endswith("\n") else line + "\n")
-    return lines
+    """The unified diff of two versions (``rule_deployment.unified_diff``, imported late so
+    that the command line starts fast)."""
+    from controlcenter.runtime.rule_deployment import unified_diff as diff_versions
 
-
-def _lines(text: str) -> list[str]:
-    # A last line without a newline still compares equal to one with it.
-    return [line if line.endswith("\n") else line + "\n" for line in text.splitlines(True)]
+    return diff_versions(older, newer)
 
 
 def describe_trigger(trigger: Trigger) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 
 from alarms.conditions import AlarmDefinitionError
 from alarms.engine import AlarmEngine
-from alarms.leaks import NightFlowDetector
+from alarms.leaks import NightFlowDetector, NightFlowMemory
 from alarms.monitor import AlarmMonitor
 from alarms.notify import Notifier
 from alarms.requests import AlarmRequestProcessor
@@ -25,7 +25,7 @@ from controlcenter.acquisition.scan import DeviceScan, ScanEngine
 from controlcenter.automation import AlarmDef, AlarmKind, GeoPoint
 from controlcenter.bus import SampleBus
 from controlcenter.commands.pipeline import CommandPipeline
-from controlcenter.live import LiveSnapshot
+from controlcenter.live import LiveHub, LiveSnapshot
 from controlcenter.model import Event, EventKind, Quality, Sample, TagDef, User
 from controlcenter.ports import Clock
 from controlcenter.runtime.command_gateway import LoopCommandGateway
@@ -37,7 +37,9 @@ from controlcenter.runtime.rule_deployment import (
     site_validator,
     validate_rule_set,
 )
+from controlcenter.runtime.rule_operations import RuleOperationsService
 from controlcenter.runtime.runner import ServiceFailedError, freeze_startup_objects
+from controlcenter.security.administration import UserAdministrationService
 from controlcenter.security.files import ensure_private_file, load_or_create_secret_key
 from controlcenter.security.login import LoginService
 from controlcenter.security.sessions import SessionPolicy, SessionStore
@@ -61,6 +63,7 @@ from drivers.opcua.config import SecurityMode, SecurityPolicy
 from drivers.opcua.driver import OpcUaDriver
 from historian.compression import CompressionSettings, Compressor
 from historian.errors import StorageError
+from historian.leak_baselines import LeakBaselineStore
 from historian.queries import HistoryQueries
 from historian.retention import RetentionPolicy, apply_retention
 from historian.rollups import RollupMaintainer
@@ -69,7 +72,6 @@ from historian.store import SqlHistorian
 from historian.writer import HistorianWriter
 from hmi.app import LOCAL_HOST_NAMES, HmiSecurity, create_hmi
 from hmi.context import HmiContext
-from hmi.live import LiveHub
 from hmi.server import HmiServer, ServerLimits, TlsFiles
 from rules.engine import RulesEngine
 from rules.expressions import (
@@ -513,9 +515,14 @@ class ControlCenter:
                 (self.live_hub,) if self.notifier is None else (self.notifier, self.live_hub)
             ),
         )
-        self.alarm_monitor = AlarmMonitor(
-            condition_sources(self.alarm_defs, self.tags, site), self.alarms, clock
-        )
+        sources = condition_sources(self.alarm_defs, self.tags, site)
+        # The leak detector's learnt nights are kept beside the alarm states (schema 6).
+        memories = [
+            NightFlowMemory(source, LeakBaselineStore(store))
+            for source in sources
+            if isinstance(source, NightFlowDetector)
+        ]
+        self.alarm_monitor = AlarmMonitor(sources, self.alarms, clock, memories)
         self.alarm_requests = AlarmRequestProcessor(self.alarms, store, self.user, clock)
         self.bus.subscribe("alarms", self.alarm_monitor.on_samples)
         self._hmi_options = hmi
@@ -659,6 +666,19 @@ class ControlCenter:
             commands=LoopCommandGateway(self.commands, asyncio.get_running_loop()),
             devices=self.scan_engine,
             featured=tuple(self.site.hmi.featured),
+            now=self.clock.now,
+            users=UserAdministrationService(users, self.journal, now=self.clock.now),
+            rules=RuleOperationsService(
+                self.store,
+                self.journal,
+                SiteRules(tuple(self.site_tags), self.site.location(), self.identity.name),
+                self.store,
+                running=lambda: self.deployment.running_version,
+                statuses=self.rules.rule_statuses,
+                last_actions=self.rules.last_actions,
+                audit=self.store.journal_audit,
+                now=self.clock.now,
+            ),
         )
         app = create_hmi(
             context,

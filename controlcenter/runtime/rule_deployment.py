@@ -16,6 +16,7 @@ a restart never silently activates an untested change.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -140,6 +141,32 @@ def read_rule_sources(paths: Sequence[Path], site_directory: Path) -> tuple[Rule
 def same_sources(first: Sequence[RuleSource], second: Sequence[RuleSource]) -> bool:
     """Whether two lists of rule files are the same files with the same text, in order."""
     return tuple(first) == tuple(second)
+
+
+def unified_diff(older: RuleVersion, newer: RuleVersion) -> list[str]:
+    """The unified diff (difflib) of two versions, file by file in the newer one's order,
+    then the files only the older one has; a file only one side has is diffed against
+    nothing."""
+    old_files = {source.name: source.text for source in older.sources}
+    new_files = {source.name: source.text for source in newer.sources}
+    names = [*new_files, *(name for name in old_files if name not in new_files)]
+    lines: list[str] = []
+    for name in names:
+        before = old_files.get(name, "")
+        after = new_files.get(name, "")
+        for line in difflib.unified_diff(
+            _lines(before),
+            _lines(after),
+            fromfile=f"v{older.version}/{name}" if name in old_files else "/dev/null",
+            tofile=f"v{newer.version}/{name}" if name in new_files else "/dev/null",
+        ):
+            lines.append(line if line.endswith("\n") else line + "\n")
+    return lines
+
+
+def _lines(text: str) -> list[str]:
+    # A last line without a newline still compares equal to one with it.
+    return [line if line.endswith("\n") else line + "\n" for line in text.splitlines(True)]
 
 
 class RuleDeployment(Generic[CompiledT]):

@@ -10,6 +10,9 @@ New passwords must pass the policy of ``controlcenter.security.passwords``. Each
 a session epoch, a random value renewed whenever its password or role changes: a session opened
 under an older epoch is no longer valid (``controlcenter.security.sessions``).
 
+An administrator may disable an account: a disabled user cannot log in, and disabling renews
+the session epoch, so every open session ends at once; enabling lets them log in again.
+
 A user may be bound to areas of the site (``areas`` in the site file): such a user may command
 only the tags of those areas; a user without areas may command every area. Changing a user's
 areas, like their role, ends their sessions.
@@ -25,7 +28,7 @@ import secrets
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from controlcenter.model import Role, User
-from controlcenter.ports import AuthenticationError
+from controlcenter.ports import AuthenticationError, UserAccount
 from controlcenter.security.files import PrivateFileError, ensure_private_directory
 from controlcenter.security.passwords import (
     MAX_PASSWORD_LENGTH,
@@ -97,11 +100,16 @@ class _Account:
     password_hash: str
     session_epoch: str
     areas: tuple[str, ...] = ()
+    disabled: bool = False
 
     @property
     def user(self) -> User:
         """The account as the rest of the center sees it."""
         return User(self.name, self.role, self.areas)
+
+    def replaced(self, **changes: Any) -> _Account:
+        """This account with ``changes`` (keeps every other field, disabled included)."""
+        return replace(self, **changes)
 
 
 # Identity of the file last loaded: (inode, size, modification time in ns).
@@ -141,7 +149,9 @@ class UserStore:
             self._hasher.verify(stored_hash, password)
         except (VerificationError, InvalidHashError) as err:
             raise AuthenticationError("invalid user name or password") from err
-        if account is None:
+        if account is None or account.disabled:
+            # A disabled account is refused like a wrong password: a login form must not tell
+            # an attacker which accounts exist.
             raise AuthenticationError("invalid user name or password")
         if self._hasher.check_needs_rehash(stored_hash):
             self._rehash(account, password)
@@ -152,7 +162,11 @@ class UserStore:
         UnknownUserError for an unknown user."""
         with self._lock:
             self._reload_if_changed()
-            return self._account(name).session_epoch
+            account = self._account(name)
+        if account.disabled:
+            # Never the epoch any session was opened under: a disabled user has no session.
+            return "disabled-" + _new_epoch()
+        return account.session_epoch
 
     def get_user(self, name: str) -> User:
         """Return a known user; raise UnknownUserError (a KeyError) for an unknown one."""
@@ -165,6 +179,33 @@ class UserStore:
         with self._lock:
             self._reload_if_changed()
             return [self._accounts[name].user for name in sorted(self._accounts)]
+
+    def accounts(self) -> list[UserAccount]:
+        """Every user with whether the account is disabled, sorted by name."""
+        with self._lock:
+            self._reload_if_changed()
+            return [
+                UserAccount(self._accounts[name].user, self._accounts[name].disabled)
+                for name in sorted(self._accounts)
+            ]
+
+    def account(self, name: str) -> UserAccount:
+        """One user with whether the account is disabled; raise UnknownUserError."""
+        with self._lock:
+            self._reload_if_changed()
+            account = self._account(name)
+            return UserAccount(account.user, account.disabled)
+
+    def set_disabled(self, name: str, disabled: bool) -> UserAccount:
+        """Disable (ending every session) or enable a user; raise UnknownUserError."""
+        with self._lock:
+            self._reload_if_changed()
+            current = self._account(name)
+            if current.disabled is disabled:
+                return UserAccount(current.user, disabled)
+            account = current.replaced(disabled=disabled, session_epoch=_new_epoch())
+            self._save({**self._accounts, name: account})
+            return UserAccount(account.user, disabled)
 
     def add_user(self, name: str, password: str, role: Role, areas: Sequence[str] = ()) -> User:
         """Create a user (bound to ``areas``; none: every area); raise UserExistsError,
@@ -187,7 +228,7 @@ class UserStore:
         with self._lock:
             self._reload_if_changed()
             account = self._account(name)
-            updated = _Account(name, account.role, password_hash, _new_epoch(), account.areas)
+            updated = account.replaced(password_hash=password_hash, session_epoch=_new_epoch())
             self._save({**self._accounts, name: updated})
 
     def set_role(self, name: str, role: Role) -> User:
@@ -198,7 +239,7 @@ class UserStore:
             current = self._account(name)
             if current.role is role:
                 return current.user
-            account = _Account(name, role, current.password_hash, _new_epoch(), current.areas)
+            account = current.replaced(role=role, session_epoch=_new_epoch())
             self._save({**self._accounts, name: account})
             return account.user
 
@@ -211,7 +252,7 @@ class UserStore:
             current = self._account(name)
             if current.areas == bound:
                 return current.user
-            account = _Account(name, current.role, current.password_hash, _new_epoch(), bound)
+            account = current.replaced(areas=bound, session_epoch=_new_epoch())
             self._save({**self._accounts, name: account})
             return account.user
 
@@ -241,9 +282,7 @@ class UserStore:
             self._reload_if_changed()
             # Only if nobody changed the password or removed the user meanwhile.
             if self._accounts.get(account.name) == account:
-                updated = _Account(
-                    account.name, account.role, new_hash, account.session_epoch, account.areas
-                )
+                updated = account.replaced(password_hash=new_hash)
                 self._save({**self._accounts, account.name: updated})
 
     def _reload_if_changed(self) -> None:
@@ -269,6 +308,8 @@ class UserStore:
                     "password_hash": a.password_hash,
                     "session_epoch": a.session_epoch,
                     "areas": list(a.areas),
+                    # Written only when set: files stay readable by versions without it.
+                    **({"disabled": True} if a.disabled else {}),
                 }
                 for a in sorted(accounts.values(), key=lambda a: a.name)
             ],
@@ -329,8 +370,16 @@ def _parse(path: Path) -> dict[str, _Account]:
             areas = entry.get("areas", [])
             if not isinstance(areas, list):
                 raise TypeError(f"'areas' must be a list, not {type(areas).__name__}")
+            disabled = entry.get("disabled", False)
+            if not isinstance(disabled, bool):
+                raise TypeError(f"'disabled' must be true or false, not {disabled!r}")
             account = _Account(
-                str(name), Role(role), str(password_hash), str(epoch), _checked_areas(areas)
+                str(name),
+                Role(role),
+                str(password_hash),
+                str(epoch),
+                _checked_areas(areas),
+                disabled,
             )
         except (TypeError, KeyError, ValueError) as err:
             raise UserStoreError(f"{path}: user entry {index} is invalid: {err!r}") from err
