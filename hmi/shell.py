@@ -144,7 +144,12 @@ def install_shell(app: dash.Dash, context: HmiContext, pages: Sequence[Page]) ->
 
 def automatic_inputs() -> tuple[str, ...]:
     """Inputs that change without the person (they do not keep a session alive)."""
-    return (f"{ALARM_VERSION_ID}.data", f"{BANNER_TICK_ID}.n_intervals")
+    # The trend's follow timer appends new points: a trend left open is no activity.
+    return (
+        f"{ALARM_VERSION_ID}.data",
+        f"{BANNER_TICK_ID}.n_intervals",
+        "trends-follow.n_intervals",
+    )
 
 
 def _message(title: str, text: str) -> Any:

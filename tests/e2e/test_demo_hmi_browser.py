@@ -1,4 +1,5 @@
-"""The demo's HMI in headless Chromium: log in and watch the tank level move."""
+"""The demo's HMI in headless Chromium: log in, open the tags display and watch the tank level
+move."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from controlcenter.model import EventKind, Role
 from controlcenter.security.users import UserStore
 from historian.store import SqlHistorian
 
-LEVEL_TILE = "#value-water-tank1-level"
+LEVEL_TILE = "#tags-tile-water-tank1-level .live-text"
+"""The featured level's value on the all-tags display, kept current by the live stream."""
 CLI = str(Path(sys.executable).with_name("controlcenter"))
 
 
@@ -60,6 +62,8 @@ async def test_hmi_of_the_demo_command_shows_a_moving_level(
         await page.fill("#username", "olga")
         await page.fill("#password", "tank-farm-operator")
         await page.click("#login")
+        await page.wait_for_selector("#nav-tags")
+        await page.click("#nav-tags")
 
         tile = page.locator(LEVEL_TILE)
         await tile.wait_for(timeout=60_000)

@@ -70,6 +70,10 @@ class SimulatedPlant:
     def __init__(self) -> None:
         self._origin = time.monotonic()
 
+    def run_for(self, span: timedelta) -> None:
+        """Move the plant's clock ``span`` (simulated time) ahead at once."""
+        self._origin -= span.total_seconds() / SIM_SPEED
+
     def now(self) -> datetime:
         """The plant's current simulated time."""
         return SIM_EPOCH + timedelta(seconds=(time.monotonic() - self._origin) * SIM_SPEED)
@@ -135,14 +139,18 @@ class FakeHistory:
             moment += step
         return samples
 
+    def read_trend(self, tag: str, start: datetime, end: datetime, max_points: int) -> list[Sample]:
+        """The raw samples of ``tag`` in [start, end) (few enough here to need no thinning)."""
+        return [s for s in self.read_raw(tag, start, end) if s.server_time < end][-max_points:]
+
     def read_commands(
-        self, start: datetime | None = None, end: datetime | None = None
+        self, start: datetime | None = None, end: datetime | None = None, **filters: object
     ) -> list[CommandResult]:
         """No commands in this plant."""
         return []
 
     def read_events(
-        self, start: datetime | None = None, end: datetime | None = None
+        self, start: datetime | None = None, end: datetime | None = None, **filters: object
     ) -> list[Event]:
         """No journaled events in this plant."""
         return []

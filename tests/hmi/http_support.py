@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
@@ -83,15 +84,35 @@ def layout_status(base_url: str, cookie: str, *, context: ssl.SSLContext | None 
     return send(base_url, "GET", "/_dash-layout", cookie=cookie, context=context).status
 
 
-def table_refresh_status(base_url: str, cookie: str, changed: str) -> int:
-    """Status of the tag table's callback as fired by the input ``changed`` (``id.property``):
-    the refresh timer (``refresh.n_intervals``) or anything else."""
+def banner_refresh_status(base_url: str, cookie: str, changed: str) -> int:
+    """Status of the alarm banner's callback as fired by the input ``changed`` (``id.property``):
+    its automatic inputs (``alarm-version.data``, ``banner-tick.n_intervals``) or anything else."""
     payload = {
-        "output": "tag-table-body.children",
-        "outputs": {"id": "tag-table-body", "property": "children"},
-        "inputs": [{"id": "refresh", "property": "n_intervals", "value": 1}],
+        "output": "alarm-banner.children",
+        "outputs": {"id": "alarm-banner", "property": "children"},
+        "inputs": [
+            {"id": "alarm-version", "property": "data", "value": 1},
+            {"id": "banner-tick", "property": "n_intervals", "value": 1},
+        ],
         "changedPropIds": [changed],
     }
+    return post_callback(base_url, cookie, payload)
+
+
+def navigation_status(base_url: str, cookie: str, pathname: str, search: str = "") -> int:
+    """Status of the router's callback drawing the display of ``pathname`` (a person's click)."""
+    payload = {
+        "output": "page.children",
+        "outputs": {"id": "page", "property": "children"},
+        "inputs": [{"id": "url", "property": "pathname", "value": pathname}],
+        "state": [{"id": "url", "property": "search", "value": search}],
+        "changedPropIds": ["url.pathname"],
+    }
+    return post_callback(base_url, cookie, payload)
+
+
+def post_callback(base_url: str, cookie: str, payload: Mapping[str, object]) -> int:
+    """Status of a Dash callback request as a page sends it."""
     return send(
         base_url,
         "POST",

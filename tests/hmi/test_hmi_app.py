@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
 
 import pytest
 
 from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
-from hmi.app import create_hmi
+from hmi.app import HmiSecurity, create_hmi
+from hmi.pages import all_pages
+from tests.hmi.conftest import hmi_context
 
 
 def build(
@@ -18,18 +20,10 @@ def build(
     *,
     featured: tuple[str, ...] = ("water.tank1.level",),
     secret_key: bytes = b"s" * 32,
-    window: timedelta = timedelta(minutes=5),
+    security: HmiSecurity | None = None,
 ) -> None:
-    create_hmi(
-        live_view,
-        history,
-        login_sessions,
-        journal,
-        site_name="Testville",
-        featured_tags=featured,
-        secret_key=secret_key,
-        trend_window=window,
-    )
+    context = dataclasses.replace(hmi_context(live_view, history, journal), featured=featured)
+    create_hmi(context, login_sessions, secret_key=secret_key, security=security)
 
 
 def test_unknown_featured_tag_is_refused(
@@ -58,20 +52,23 @@ def test_short_secret_key_is_refused(
         build(live_view, history, login_sessions, journal, secret_key=b"short")
 
 
-def test_empty_trend_window_is_refused(
+def test_no_host_name_is_refused(
     live_view: LiveView,
     history: HistoryReader,
     login_sessions: LoginSessions,
     journal: EventJournal,
 ) -> None:
-    with pytest.raises(ValueError, match="trend_window"):
-        build(live_view, history, login_sessions, journal, window=timedelta(0))
+    with pytest.raises(ValueError, match="host name"):
+        build(live_view, history, login_sessions, journal, security=HmiSecurity(host_names=()))
 
 
-def test_valid_configuration_builds(
+def test_valid_configuration_builds_with_the_trend_and_tag_displays(
     live_view: LiveView,
     history: HistoryReader,
     login_sessions: LoginSessions,
     journal: EventJournal,
 ) -> None:
     build(live_view, history, login_sessions, journal)
+    pages = {page.path: page for page in all_pages()}
+    assert pages["/trends"].nav_label == "Trends"
+    assert pages["/tags"].level == 4

@@ -20,7 +20,13 @@ from hmi.app import create_hmi
 from hmi.server import HmiServer
 from tests.hmi.clock_support import ManualClock
 from tests.hmi.conftest import hmi_context
-from tests.hmi.http_support import layout_status, log_in, log_out, table_refresh_status
+from tests.hmi.http_support import (
+    banner_refresh_status,
+    layout_status,
+    log_in,
+    log_out,
+    navigation_status,
+)
 
 ENGINEER = "erik"
 ENGINEER_PASSWORD = "boiler-house-engineer-42"
@@ -77,12 +83,25 @@ def test_the_refresh_timer_is_not_activity(
     url = hmi_server.url
     cookie = logged_in(url, *engineer)
 
-    for _ in range(5):
+    for changed in ("banner-tick.n_intervals", "alarm-version.data") * 2 + ("alarm-version.data",):
         manual_clock.advance(5 * MINUTE)
-        assert table_refresh_status(url, cookie, "refresh.n_intervals") == 200
+        assert banner_refresh_status(url, cookie, changed) == 200
     manual_clock.advance(5 * MINUTE)
     # 30 minutes of automatic refreshes only: the session has been idle all along.
-    assert table_refresh_status(url, cookie, "refresh.n_intervals") == 401
+    assert banner_refresh_status(url, cookie, "banner-tick.n_intervals") == 401
+
+
+def test_opening_a_display_is_activity(
+    hmi_server: HmiServer, engineer: tuple[str, str], manual_clock: ManualClock
+) -> None:
+    url = hmi_server.url
+    cookie = logged_in(url, *engineer)
+
+    for _ in range(5):
+        manual_clock.advance(10 * MINUTE)
+        assert navigation_status(url, cookie, "/trends", "?tags=water.tank1.level") == 200
+    # 50 minutes after the login, 10 after the last click: still logged in.
+    assert banner_refresh_status(url, cookie, "banner-tick.n_intervals") == 200
 
 
 def test_console_sessions_last_a_shift_whatever_the_activity(
