@@ -114,6 +114,8 @@
     schedule();
   }
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  // After the load event: a stream opened while the page still loads would hold its load event
+  // open in some browsers (and with it, anything waiting for the page to be ready).
+  if (document.readyState === "complete") start();
+  else window.addEventListener("load", start);
 })();
