@@ -2,20 +2,25 @@
 
 The demo city's devices and tags are never written by hand: they come from the same source the
 simulator serves them from, so the two cannot disagree. The site's name, location, automation,
-areas, interlocks and displays come from a hand-written overlay (``sites/demo-overlay.yaml``);
-this module adds the ``devices`` and ``tags`` sections. The overlay names the demo's rule files
-relative to the site file (``demo-rules/*.yaml``): ``write_demo_site`` puts copies of them next
-to a site file it writes elsewhere. Tags are written one per line (YAML flow mappings), so a site
-of twenty thousand points stays readable and every problem still has its own line number.
+areas, interlocks, displays and alarm templates come from a hand-written overlay
+(``sites/demo-overlay.yaml``); this module adds the ``devices`` and ``tags`` sections and, from
+the simulator's geography (``plc_sim.geography``), the ``districts`` and ``assets`` sections:
+every plant item with its type, place and what it feeds, at every scale. The overlay names
+the demo's rule files relative to the site file (``demo-rules/*.yaml``): ``write_demo_site``
+puts copies of them next to a site file it writes elsewhere. Tags are written one per line
+(YAML flow mappings), so a site of twenty thousand points stays readable and every problem
+still has its own line number.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -23,6 +28,7 @@ from controlcenter.runtime.defaults import DEFAULT_BASE_PORT
 from controlcenter.site.config import SiteInfo
 from plc_sim.city import CityOptions, SimulatedCity
 from plc_sim.domain import DOMAINS
+from plc_sim.geography import CityGeography, District, PlacedAsset, city_geography
 from plc_sim.points import SimPoint
 
 SCAN_INTERVALS_S: Mapping[str, float] = {"water": 1.0, "lights": 1.0, "heat": 5.0, "bldg": 5.0}
@@ -68,17 +74,24 @@ def city_devices(
 
 
 def render_site(
-    overlay_text: str, devices: Iterable[GeneratedDevice], points: Iterable[SimPoint]
+    overlay_text: str,
+    devices: Iterable[GeneratedDevice],
+    points: Iterable[SimPoint],
+    geography: CityGeography | None = None,
 ) -> str:
-    """A complete site file: the overlay's sections followed by generated devices and tags."""
+    """A complete site file: the overlay's sections followed by generated devices and tags
+    and, given the city's ``geography``, its districts and assets (every plant item with its
+    type, place and what it feeds; the overlay's alarm templates apply by type)."""
     overlay = yaml.safe_load(overlay_text)
     if not isinstance(overlay, dict):
         raise ValueError("the site overlay must be a mapping")
-    clashing = sorted({"devices", "tags"} & set(overlay))
+    generated = {"devices", "tags"} | ({"districts", "assets"} if geography else set())
+    clashing = sorted(generated & set(overlay))
     if clashing:
         raise ValueError(
             f"the site overlay must not define {', '.join(clashing)}: they are generated"
         )
+    points = list(points)
     lines = [
         overlay_text.rstrip(),
         "",
@@ -91,7 +104,57 @@ def render_site(
     lines.append("tags:")
     for point in points:
         lines.append(f"  - {_flow(_tag_fields(point))}")
+    if geography is not None:
+        lines.append("")
+        lines.append("districts:")
+        for district in geography.districts:
+            lines.append(f"  - {_flow(_district_fields(district))}")
+        lines.append("")
+        lines.append("assets:")
+        areas = _AssetAreas(overlay.get("areas") or [], [point.tag for point in points])
+        for asset in geography.assets:
+            lines.append(f"  - {_flow(_asset_fields(asset, areas.area_of(asset.name)))}")
     return "\n".join(lines) + "\n"
+
+
+def _district_fields(district: District) -> dict[str, object]:
+    return {
+        "name": district.name,
+        "label": district.label,
+        "outline": [list(corner) for corner in district.outline],
+    }
+
+
+def _asset_fields(asset: PlacedAsset, area: str) -> dict[str, object]:
+    fields: dict[str, object] = {"name": asset.name, "type": asset.type}
+    if area and area != asset.name.split(".", 1)[0]:
+        fields["area"] = area
+    fields["label"] = asset.label
+    fields["position"] = list(asset.position)
+    fields["district"] = asset.district
+    if asset.feeds:
+        fields["feeds"] = list(asset.feeds)
+    return fields
+
+
+class _AssetAreas:
+    """The overlay's area of an asset: the first area one of whose patterns matches one of the
+    asset's tags (its alarms belong there), or "" for none."""
+
+    def __init__(self, areas: Sequence[Mapping[str, Any]], tags: Sequence[str]) -> None:
+        self._areas = [(str(area["name"]), [str(p) for p in area["tags"]]) for area in areas]
+        self._tags: dict[str, list[str]] = {}
+        for tag in tags:
+            parts = tag.split(".")
+            for end in range(1, len(parts)):
+                self._tags.setdefault(".".join(parts[:end]), []).append(tag)
+
+    def area_of(self, asset: str) -> str:
+        tags = self._tags.get(asset, [])
+        for name, patterns in self._areas:
+            if any(fnmatch.fnmatchcase(tag, pattern) for pattern in patterns for tag in tags):
+                return name
+        return ""
 
 
 def _device_fields(device: GeneratedDevice) -> dict[str, object]:
@@ -201,7 +264,9 @@ def render_demo_site(city: SimulatedCity, scan_interval_s: float | None = None) 
     devices = city_devices(city, scan_interval_s=scan_interval_s)
     points = city.points()
     domains = {point.tag.split(".", 1)[0] for point in points}
-    return render_site(overlay_for_domains(demo_overlay_text(), domains), devices, points)
+    return render_site(
+        overlay_for_domains(demo_overlay_text(), domains), devices, points, city_geography(city)
+    )
 
 
 DEMO_RULE_FILE_DOMAINS = {

@@ -311,14 +311,62 @@ class OverrideConfig(_Strict):
     guidance: GuidanceConfig | None = None
 
 
+MAX_FEEDS = 1000
+"""Most assets one asset supplies (a treatment plant feeds every booster station)."""
+MAX_OUTLINE_CORNERS = 1000
+MAX_DISTRICTS = 10_000
+
+PLAIN_ASSET_TYPES = frozenset(
+    {
+        "booster_station",
+        "building",
+        "heating_plant",
+        "lighting_cabinet",
+        "metering_area",
+        "reservoir",
+        "storage_tank",
+        "substation",
+        "treatment_plant",
+    }
+)
+"""Asset types a site may use without an alarm template (they are drawn on displays and the
+map and carry no alarms); any other type needs a template, so that a misspelt type is refused
+instead of silently losing its alarms."""
+
+Latitude = Annotated[FiniteFloat, Field(ge=-90.0, le=90.0)]
+Longitude = Annotated[FiniteFloat, Field(ge=-180.0, le=180.0)]
+Position = tuple[Latitude, Longitude]
+"""``[latitude, longitude]`` in WGS 84 degrees."""
+
+
 class AssetConfig(_Strict):
-    """A plant item of an asset type: it gets every alarm of that type's template."""
+    """A plant item of an asset type: it gets every alarm of that type's template, and is
+    drawn where it stands (``position``, in ``district``) with the assets it supplies
+    (``feeds``)."""
 
     name: Name = Field(pattern=DOTTED.pattern)
     type: Name = Field(min_length=1)
     area: Name = Field(default="", description="default: the first part of the name")
+    label: Text = Field(default="", max_length=200, description="the name operators use")
+    position: Position | None = Field(default=None, description="[latitude, longitude]")
+    district: Name = Field(default="", description="the district (districts) it stands in")
+    feeds: list[Name] = Field(
+        default_factory=list, max_length=MAX_FEEDS, description="the assets it supplies"
+    )
     overrides: dict[Name, OverrideConfig] = Field(default_factory=dict, max_length=1000)
     disable: list[Name] = Field(default_factory=list, max_length=1000)
+
+
+class DistrictConfig(_Strict):
+    """A district of the site drawn on the map: its name, label and outline."""
+
+    name: Name = Field(pattern=DOTTED.pattern)
+    label: Text = Field(default="", max_length=200, description="default: the name")
+    outline: list[Position] = Field(
+        min_length=3,
+        max_length=MAX_OUTLINE_CORNERS,
+        description="the polygon's corners, [latitude, longitude] each, in order",
+    )
 
 
 class SuppressionConfig(_Strict):
@@ -579,6 +627,20 @@ class _Builder:
     def _asset_alarms(self, index: int, asset: AssetConfig) -> Iterator[AlarmDef]:
         location: Location = ("assets", index)
         template = self.sections.templates.get(asset.type)
+        if template is None and asset.type in PLAIN_ASSET_TYPES:
+            # A plant item without alarms of its own (a treatment plant, a storage tank).
+            if asset.overrides or asset.disable:
+                key = "overrides" if asset.overrides else "disable"
+                self.problems.append(
+                    (
+                        (*location, key),
+                        f"asset type '{asset.type}' has no alarm template: "
+                        "nothing to override or disable",
+                    )
+                )
+            if asset.area:
+                self._check_area((*location, "area"), asset.area)
+            return
         if template is None:
             known = ", ".join(sorted(self.sections.templates)[:10]) or "none"
             self.problems.append(

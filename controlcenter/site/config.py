@@ -10,7 +10,9 @@ refused with a pointer to rule files.
 
 The alarm sections (``alarm_templates``, ``assets``, ``alarms``, ``alarm_suppression``,
 ``communication_alarms``, ``notifications``) are read by ``controlcenter.site.alarmfile`` and
-checked against the site's tags, devices and areas when the file is loaded.
+checked against the site's tags, devices and areas when the file is loaded. Assets also say
+where they stand (``position``, ``district``) and what they supply (``feeds``); the
+``districts`` section draws the site's districts (outlines) on the map.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from controlcenter.automation import (
     DistrictDef,
     EmailSettings,
     Expression,
+    GeoPoint,
     InterlockDef,
     NotificationRouteDef,
     OnCallGroupDef,
@@ -56,6 +59,7 @@ from controlcenter.model import DataType, Role, TagDef, User
 from controlcenter.site.alarmfile import (
     MAX_ASSET_TYPES,
     MAX_ASSETS,
+    MAX_DISTRICTS,
     MAX_SINGLE_ALARMS,
     MAX_SUPPRESSIONS,
     MAX_TEMPLATE_ALARMS,
@@ -64,6 +68,7 @@ from controlcenter.site.alarmfile import (
     AlarmSections,
     AssetConfig,
     CommunicationAlarmsConfig,
+    DistrictConfig,
     EmailConfig,
     GroupConfig,
     GuidanceConfig,
@@ -521,6 +526,7 @@ class SiteConfig(_Strict):
         Annotated[list[TemplateAlarmConfig], Field(min_length=1, max_length=MAX_TEMPLATE_ALARMS)],
     ] = Field(default_factory=dict, max_length=MAX_ASSET_TYPES)
     assets: list[AssetConfig] = Field(default_factory=list, max_length=MAX_ASSETS)
+    districts: list[DistrictConfig] = Field(default_factory=list, max_length=MAX_DISTRICTS)
     alarms: list[AlarmConfig] = Field(default_factory=list, max_length=MAX_SINGLE_ALARMS)
     alarm_suppression: list[SuppressionConfig] = Field(
         default_factory=list, max_length=MAX_SUPPRESSIONS
@@ -614,13 +620,24 @@ class SiteConfig(_Strict):
                 name=asset.name,
                 type=asset.type,
                 area=asset.area or asset.name.split(".", 1)[0],
+                label=asset.label,
+                position=None if asset.position is None else GeoPoint(*asset.position),
+                district=asset.district,
+                feeds=tuple(asset.feeds),
             )
             for asset in self.assets
         )
 
     def district_defs(self) -> tuple[DistrictDef, ...]:
-        """The districts drawn on the map."""
-        return ()
+        """The districts drawn on the map (``districts``)."""
+        return tuple(
+            DistrictDef(
+                name=district.name,
+                label=district.label or district.name,
+                outline=tuple(GeoPoint(*corner) for corner in district.outline),
+            )
+            for district in self.districts
+        )
 
     def alarm_defs(self) -> tuple[AlarmDef, ...]:
         """Every alarm: single ones, templates expanded for their assets, and one
@@ -799,6 +816,7 @@ SITE_VOCABULARY = ModelVocabulary(
         "alarms": [AlarmConfig],
         "alarm_templates": [TemplateAlarmConfig],
         "assets": [AssetConfig],
+        "districts": [DistrictConfig],
         "overrides": [OverrideConfig],
         "guidance": [GuidanceConfig],
         "alarm_suppression": [SuppressionConfig],
@@ -852,6 +870,23 @@ def _cross_reference_problems(
     for index, name in enumerate(site.hmi.featured):
         if name not in tags:
             yield ("hmi", "featured", index), f"unknown tag '{name}'"
+    yield from _asset_place_problems(site)
+
+
+def _asset_place_problems(site: SiteConfig) -> Iterator[tuple[Location, str]]:
+    """Assets and districts named twice, and districts or fed assets that do not exist."""
+    yield from _duplicates("districts", [district.name for district in site.districts], "district")
+    yield from _duplicates("assets", [asset.name for asset in site.assets], "asset")
+    districts = {district.name for district in site.districts}
+    assets = {asset.name for asset in site.assets}
+    for index, asset in enumerate(site.assets):
+        if asset.district and asset.district not in districts:
+            yield ("assets", index, "district"), f"unknown district '{asset.district}'"
+        for position, fed in enumerate(asset.feeds):
+            if fed == asset.name:
+                yield ("assets", index, "feeds", position), f"asset '{fed}' cannot feed itself"
+            elif fed not in assets:
+                yield ("assets", index, "feeds", position), f"unknown asset '{fed}'"
 
 
 def _rule_file_problems(paths: Sequence[Path]) -> Iterator[tuple[Location, str]]:

@@ -1,0 +1,360 @@
+"""The city map: district outlines and asset markers, drawn as SVG by plotly in the browser.
+
+No tiles, no map style, no web font: a plain cartesian plot whose y axis is scaled to the x
+axis by the cosine of the site's latitude (an equirectangular view, exact enough for a city),
+so the map renders with no request leaving the HMI's server. Districts are grey polygons with
+their names; assets are grey markers, one symbol per asset type (with a legend); the pipes
+between them (what feeds what) are thin grey lines. Colour is kept for the abnormal: an asset
+whose device has lost communication, one of whose tags has Bad quality, or which has an active
+or unacknowledged alarm is drawn in the abnormal colour AND labelled with its reason in text
+(ISA-101: never colour alone). ``marker_states`` decides that from the center's ports; it is
+cheap enough to run every few seconds and whenever an alarm changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+
+from controlcenter.automation import AssetDef
+from controlcenter.model import Sample, Severity, TagDef
+from controlcenter.ports import AlarmDisplayState
+from hmi.context import HmiContext
+
+ABNORMAL_COLOUR = "#a1008f"
+"""The HMI's 'bad' colour (hmi.css ``--bad``)."""
+MARKER_GREY = "#4a4a4a"
+DISTRICT_FILL = "#e4e4e4"
+DISTRICT_EDGE = "#a8a8a8"
+PIPE_GREY = "#9a9a9a"
+FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
+"""System fonts only: plotly draws text with the browser's fonts, nothing is fetched."""
+
+SYMBOLS: Mapping[str, str] = {
+    "treatment_plant": "square",
+    "storage_tank": "circle-open",
+    "reservoir": "circle",
+    "booster_station": "triangle-up",
+    "metering_area": "diamond",
+    "lighting_cabinet": "star",
+    "heating_plant": "hexagon",
+    "substation": "pentagon",
+    "building": "square-open",
+}
+"""The marker symbol of each asset type; other types are drawn as a cross."""
+OTHER_SYMBOL = "x"
+
+TYPE_NAMES: Mapping[str, str] = {
+    "treatment_plant": "Treatment plant",
+    "storage_tank": "Storage tank",
+    "reservoir": "Reservoir",
+    "booster_station": "Booster station",
+    "metering_area": "Metering area",
+    "lighting_cabinet": "Lighting cabinet",
+    "heating_plant": "Heat plant",
+    "substation": "Substation",
+    "building": "Building",
+}
+
+_SHOWN_ALARM_STATES = frozenset(
+    {
+        AlarmDisplayState.UNACKNOWLEDGED,
+        AlarmDisplayState.ACKNOWLEDGED,
+        AlarmDisplayState.RETURNED_UNACKNOWLEDGED,
+        AlarmDisplayState.LATCHED,
+    }
+)
+"""Alarm states that make a marker abnormal: active, unacknowledged or latched (not shelved,
+suppressed or out of service: the operator decided about those)."""
+
+
+def type_name(asset_type: str) -> str:
+    """The legend's name of an asset type (``booster_station`` → ``Booster station``)."""
+    return TYPE_NAMES.get(asset_type, asset_type.replace("_", " ").capitalize())
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerState:
+    """Why an asset is abnormal on the map (no reasons: normal)."""
+
+    asset: str
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def abnormal(self) -> bool:
+        """Whether the marker is drawn abnormal."""
+        return bool(self.reasons)
+
+    @property
+    def text(self) -> str:
+        """The reasons as one label (``COMM LOST, ALARM``), or "" when normal."""
+        return ", ".join(self.reasons)
+
+
+COMM_LOST = "COMM LOST"
+BAD_QUALITY = "BAD DATA"
+ALARM = "ALARM"
+
+
+@dataclass(frozen=True, slots=True)
+class AssetIndex:
+    """Which tags and devices belong to which asset (built once per set of tags)."""
+
+    tags: Mapping[str, tuple[str, ...]]
+    """Asset name → its tags."""
+    devices: Mapping[str, frozenset[str]]
+    """Asset name → the devices its tags are read from."""
+    owner: Mapping[str, str]
+    """Tag name → the asset it belongs to (the longest asset name that prefixes it)."""
+
+
+def index_assets(assets: Sequence[AssetDef], tags: Iterable[TagDef]) -> AssetIndex:
+    """Map tags and devices to their assets (``water.ps1.pump1.running`` → ``water.ps1``)."""
+    names = {asset.name for asset in assets}
+    owned: dict[str, list[str]] = {asset.name: [] for asset in assets}
+    devices: dict[str, set[str]] = {asset.name: set() for asset in assets}
+    owner: dict[str, str] = {}
+    for tag in tags:
+        parts = tag.name.split(".")
+        for end in range(len(parts) - 1, 0, -1):
+            prefix = ".".join(parts[:end])
+            if prefix in names:
+                owned[prefix].append(tag.name)
+                devices[prefix].add(tag.device)
+                owner[tag.name] = prefix
+                break
+    return AssetIndex(
+        tags={name: tuple(found) for name, found in owned.items()},
+        devices={name: frozenset(found) for name, found in devices.items()},
+        owner=owner,
+    )
+
+
+_INDEX_CACHE: dict[int, tuple[int, AssetIndex]] = {}
+
+
+def asset_index(context: HmiContext) -> AssetIndex:
+    """The context's asset index, rebuilt when its tags change (calculated tags deployed)."""
+    tags = context.live.tags()
+    cached = _INDEX_CACHE.get(id(context))
+    if cached is None or cached[0] != len(tags):
+        cached = (len(tags), index_assets(context.assets, tags))
+        _INDEX_CACHE[id(context)] = cached
+    return cached[1]
+
+
+def compute_marker_states(
+    assets: Sequence[AssetDef],
+    index: AssetIndex,
+    snapshot: Mapping[str, Sample],
+    lost_devices: Iterable[str],
+    alarm_assets: Iterable[str],
+) -> dict[str, MarkerState]:
+    """Each asset's state: COMM LOST when one of its devices is lost, BAD DATA when one of its
+    tags has Bad quality (not already explained by a lost device), ALARM when it has an alarm
+    in ``alarm_assets``."""
+    lost = frozenset(lost_devices)
+    alarmed = frozenset(alarm_assets)
+    states = {}
+    for asset in assets:
+        reasons = []
+        if index.devices.get(asset.name, frozenset()) & lost:
+            reasons.append(COMM_LOST)
+        else:
+            for tag in index.tags.get(asset.name, ()):
+                sample = snapshot.get(tag)
+                if sample is not None and sample.quality.severity is Severity.BAD:
+                    reasons.append(BAD_QUALITY)
+                    break
+        if asset.name in alarmed:
+            reasons.append(ALARM)
+        states[asset.name] = MarkerState(asset.name, tuple(reasons))
+    return states
+
+
+def marker_states(context: HmiContext) -> dict[str, MarkerState]:
+    """Every asset's marker state from the center's ports (devices, live values, alarms)."""
+    index = asset_index(context)
+    lost: set[str] = set()
+    if context.devices is not None:
+        lost = {d.device for d in context.devices.diagnostics() if not d.connected}
+    alarmed: set[str] = set()
+    if context.alarms is not None:
+        known = set(index.tags)
+        device_assets: dict[str, list[str]] = {}
+        for name, devices in index.devices.items():
+            for device in devices:
+                device_assets.setdefault(device, []).append(name)
+        for definition, state in context.alarms.states():
+            if state.display not in _SHOWN_ALARM_STATES:
+                continue
+            if definition.asset in known:
+                alarmed.add(definition.asset)
+            elif definition.tag in index.owner:
+                alarmed.add(index.owner[definition.tag])
+            elif definition.device:
+                # A communication alarm names its device: every asset read from it.
+                alarmed.update(device_assets.get(definition.device, ()))
+    return compute_marker_states(context.assets, index, context.live.snapshot(), lost, alarmed)
+
+
+def map_figure(
+    context: HmiContext,
+    states: Mapping[str, MarkerState],
+    *,
+    compact: bool = False,
+) -> go.Figure:
+    """The map of the context's districts and placed assets (``compact``: the overview's
+    small map, without legend, pipes or labels of normal assets)."""
+    figure = go.Figure()
+    latitudes: list[float] = []
+    for district in context.districts:
+        lats = [corner.latitude for corner in district.outline]
+        lons = [corner.longitude for corner in district.outline]
+        latitudes.extend(lats)
+        figure.add_trace(
+            go.Scatter(
+                x=[*lons, lons[0]],
+                y=[*lats, lats[0]],
+                mode="lines",
+                fill="toself",
+                fillcolor=DISTRICT_FILL,
+                line={"color": DISTRICT_EDGE, "width": 1},
+                hoverinfo="skip",
+                showlegend=False,
+                name=district.label,
+            )
+        )
+        figure.add_annotation(
+            x=sum(lons) / len(lons),
+            y=max(lats) - (max(lats) - min(lats)) * 0.08,
+            text=district.label,
+            showarrow=False,
+            font={"size": 9 if compact else 12, "color": "#6a6a6a", "family": FONT},
+        )
+    placed = [asset for asset in context.assets if asset.position is not None]
+    by_name = {asset.name: asset for asset in placed}
+    if not compact:
+        pipe_x: list[float | None] = []
+        pipe_y: list[float | None] = []
+        for asset in placed:
+            for fed in asset.feeds:
+                target = by_name.get(fed)
+                if asset.position is None or target is None or target.position is None:
+                    continue
+                pipe_x += [asset.position.longitude, target.position.longitude, None]
+                pipe_y += [asset.position.latitude, target.position.latitude, None]
+        if pipe_x:
+            figure.add_trace(
+                go.Scatter(
+                    x=pipe_x,
+                    y=pipe_y,
+                    mode="lines",
+                    line={"color": PIPE_GREY, "width": 1, "dash": "dot"},
+                    hoverinfo="skip",
+                    name="Supplies",
+                    showlegend=True,
+                )
+            )
+    types = sorted({asset.type for asset in placed}, key=type_name)
+    for asset_type in types:
+        members = [asset for asset in placed if asset.type == asset_type]
+        figure.add_trace(_markers(members, states, asset_type, compact))
+    latitudes.extend(asset.position.latitude for asset in placed if asset.position)
+    middle = (
+        (min(latitudes) + max(latitudes)) / 2.0
+        if latitudes
+        else (context.location.latitude if context.location else 0.0)
+    )
+    ratio = 1.0 / max(math.cos(math.radians(middle)), 0.01)
+    figure.update_layout(
+        margin={"l": 4, "r": 4, "t": 4, "b": 4},
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        font={"family": FONT, "color": "#2b2b2b"},
+        showlegend=not compact,
+        legend={"orientation": "h", "y": -0.02, "yanchor": "top", "font": {"size": 12}},
+        hovermode="closest",
+        dragmode=False if compact else "pan",
+        # Keep the operator's zoom and pan across refreshes of the markers.
+        uirevision="city-map",
+        height=260 if compact else 640,
+    )
+    figure.update_xaxes(visible=False, showgrid=False, zeroline=False)
+    figure.update_yaxes(
+        visible=False, showgrid=False, zeroline=False, scaleanchor="x", scaleratio=ratio
+    )
+    return figure
+
+
+def _markers(
+    members: Sequence[AssetDef],
+    states: Mapping[str, MarkerState],
+    asset_type: str,
+    compact: bool,
+) -> go.Scatter:
+    colours = []
+    lines = []
+    texts = []
+    hovers = []
+    for asset in members:
+        state = states.get(asset.name, MarkerState(asset.name))
+        colours.append(ABNORMAL_COLOUR if state.abnormal else MARKER_GREY)
+        lines.append(ABNORMAL_COLOUR if state.abnormal else "#2b2b2b")
+        texts.append(f"{asset.title}: {state.text}" if state.abnormal else "")
+        status = state.text or "normal"
+        hovers.append(f"{asset.title} ({asset.name})<br>{type_name(asset.type)} · {status}")
+    return go.Scatter(
+        x=[asset.position.longitude for asset in members if asset.position],
+        y=[asset.position.latitude for asset in members if asset.position],
+        mode="markers+text",
+        name=type_name(asset_type),
+        marker={
+            "symbol": SYMBOLS.get(asset_type, OTHER_SYMBOL),
+            "size": 8 if compact else 13,
+            "color": colours,
+            "line": {"color": lines, "width": 1},
+        },
+        text=texts,
+        textposition="top center",
+        textfont={"color": ABNORMAL_COLOUR, "size": 10 if compact else 12, "family": FONT},
+        customdata=[asset.name for asset in members],
+        hovertext=hovers,
+        hoverinfo="text",
+    )
+
+
+def clicked_asset(context: HmiContext, click: object) -> str | None:
+    """The asset a map click (Dash ``clickData``) names, or None for anything else: the
+    browser sends it, so it is checked against the site's assets."""
+    if not isinstance(click, dict):
+        return None
+    points = click.get("points")
+    if not isinstance(points, list) or not points or not isinstance(points[0], dict):
+        return None
+    name = points[0].get("customdata")
+    if not isinstance(name, str) or len(name) > 200:
+        return None
+    known = {asset.name for asset in context.assets}
+    return name if name in known else None
+
+
+def abnormal_assets(
+    context: HmiContext, states: Mapping[str, MarkerState]
+) -> list[tuple[AssetDef, MarkerState]]:
+    """The assets drawn abnormal, in the site's order (for the list beside the map)."""
+    return [
+        (asset, states[asset.name])
+        for asset in context.assets
+        if asset.name in states and states[asset.name].abnormal
+    ]
+
+
+def figure_dict(figure: go.Figure) -> dict[str, Any]:
+    """The figure as the plain dict Dash sends."""
+    result: dict[str, Any] = figure.to_plotly_json()
+    return result
