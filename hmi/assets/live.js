@@ -58,8 +58,14 @@
 
   function bumpAlarms(version) {
     live.alarmVersion = version;
-    if (window.dash_clientside && window.dash_clientside.set_props) {
+    if (!(window.dash_clientside && window.dash_clientside.set_props)) return;
+    try {
       window.dash_clientside.set_props("alarm-version", { data: version });
+    } catch (err) {
+      // Dash has not drawn the layout yet (the stream can be quicker): try again shortly.
+      setTimeout(function () {
+        if (live.alarmVersion === version) bumpAlarms(version);
+      }, 250);
     }
   }
 
