@@ -301,6 +301,10 @@ class Selection:
     expires_at: datetime
 
 
+SCAN_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds of the scan latency histogram's buckets (wall seconds; +Inf is implied)."""
+
+
 class ScanMode(StrEnum):
     """How a device's values reach the center."""
 
@@ -336,6 +340,11 @@ class ScanDiagnostics:
     """Times the device went from healthy to failed (each logged once, with its recovery)."""
     reconnects: int = 0
     """Times the connection was re-established after it had been lost."""
+    latency_buckets: tuple[int, ...] = ()
+    """Successful reads since start per ``SCAN_LATENCY_BUCKETS_S`` bucket (not cumulative;
+    one more for +Inf): a histogram that, unlike the means, never forgets."""
+    latency_sum_s: float = 0.0
+    """Total wall seconds of the successful reads since start."""
 
     @property
     def on_time_pct(self) -> float:

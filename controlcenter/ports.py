@@ -28,6 +28,7 @@ from controlcenter.model import (
     Command,
     CommandOrigin,
     CommandResult,
+    CommandStatus,
     Event,
     EventKind,
     LoginGrant,
@@ -781,4 +782,83 @@ class RuleOperations(Protocol):
 
     def rollback(self, user: User, version: int, reason: str) -> RuleApplyOutcome:
         """Store an earlier version's files as a new version and ask the center to run it."""
+        ...
+
+
+# --- operations: what /metrics and /readyz read of the running center -------------------------
+
+
+class HistorianWriterFigures(Protocol):
+    """A snapshot of the historian writer's back-pressure (``historian.writer.WriterMetrics``)."""
+
+    @property
+    def queue_depth(self) -> int:
+        """Samples waiting to be written (memory and spool)."""
+        ...
+
+    @property
+    def spool_depth(self) -> int:
+        """Samples in the disk spool."""
+        ...
+
+    @property
+    def spool_fill_ratio(self) -> float:
+        """How full the spool is, 0.0 to 1.0."""
+        ...
+
+    @property
+    def last_batch_latency_s(self) -> float:
+        """Duration of the last successful batch write."""
+        ...
+
+    @property
+    def max_batch_latency_s(self) -> float:
+        """Longest successful batch write since start."""
+        ...
+
+    @property
+    def rows_written(self) -> int:
+        """Samples written since start."""
+        ...
+
+    @property
+    def write_failures(self) -> int:
+        """Failed write attempts since start."""
+        ...
+
+    @property
+    def failing(self) -> bool:
+        """Whether writing is failing now."""
+        ...
+
+
+class HistorianWriterView(Protocol):
+    """The historian writer, read-only (its figures are safe to read from any thread)."""
+
+    def metrics(self) -> HistorianWriterFigures:
+        """A snapshot of the writer's figures."""
+        ...
+
+
+class CommandCounts(Protocol):
+    """Commands finished since start, by status (the command pipeline)."""
+
+    def status_counts(self) -> Mapping[CommandStatus, int]:
+        """Counts by status."""
+        ...
+
+
+class RuleEvaluationCount(Protocol):
+    """How many rule evaluations the rules engine has made since start."""
+
+    def evaluations(self) -> int:
+        """Evaluations since start."""
+        ...
+
+
+class OpenStreams(Protocol):
+    """How many live streams (HMI displays) are open (``controlcenter.live.LiveHub``)."""
+
+    def open_streams(self) -> int:
+        """Open streams now."""
         ...

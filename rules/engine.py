@@ -65,6 +65,10 @@ class RulesEngine:
         """Each enabled rule's hold and last firing (read-only; any thread)."""
         return self._evaluator.rule_statuses()
 
+    def evaluations(self) -> int:
+        """Rule evaluations since start (read-only; any thread)."""
+        return self._evaluator.evaluations
+
     def last_actions(self) -> dict[str, tuple[datetime, str]]:
         """Per rule, when it last decided a command or an event, and which (any thread)."""
         return dict(self._last_actions)

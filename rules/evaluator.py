@@ -173,6 +173,7 @@ class RuleEvaluator:
         self._heap: list[tuple[datetime, int, tuple[str, int]]] = []
         self._sequence = 0
         self._states: dict[str, _RuleState] = {}
+        self._evaluations = 0
         self._install(rule_set, now, previous={})
 
     # -- the rule set ----------------------------------------------------------------------
@@ -181,6 +182,11 @@ class RuleEvaluator:
     def rule_set(self) -> CompiledRuleSet:
         """The rule set being evaluated."""
         return self._rule_set
+
+    @property
+    def evaluations(self) -> int:
+        """Rule evaluations since start (a trigger fired or an input changed)."""
+        return self._evaluations
 
     def rule_statuses(self) -> list[RuleStatus]:
         """Each enabled rule's hold and last firing, in rule-set order."""
@@ -433,6 +439,7 @@ class RuleEvaluator:
 
     def _evaluate(self, state: _RuleState, cause: _Cause, out: _Collector) -> None:
         rule = state.rule
+        self._evaluations += 1
         if cause.fired:
             state.last_fired = self._now
         try:

@@ -38,6 +38,7 @@ intervals. A device logs one line when it fails and one when it recovers; field 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 import random
@@ -50,6 +51,7 @@ from typing import Any, Protocol, TypeVar
 
 from controlcenter.clock import WallClock
 from controlcenter.model import (
+    SCAN_LATENCY_BUCKETS_S,
     Quality,
     Sample,
     ScanDiagnostics,
@@ -181,6 +183,10 @@ class _ScanState:
     last_error: str = ""
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_SAMPLES))
+    latency_buckets: list[int] = field(
+        default_factory=lambda: [0] * (len(SCAN_LATENCY_BUCKETS_S) + 1)
+    )
+    latency_sum_s: float = 0.0
     request_counts: deque[tuple[float, int]] = field(default_factory=deque)
     points: dict[str, _PointState] = field(default_factory=dict)
     """Subscribed points only."""
@@ -295,6 +301,8 @@ class ScanEngine:
             missed_scans=state.missed_scans,
             outages=state.outages,
             reconnects=state.reconnects,
+            latency_buckets=tuple(state.latency_buckets),
+            latency_sum_s=state.latency_sum_s,
         )
 
     def _request_rate(self, state: _ScanState, requests: int) -> float:
@@ -508,7 +516,10 @@ class ScanEngine:
             return
         finally:
             _abandon(read)
-        state.latencies_s.append(self._wall.monotonic() - wall_start)
+        latency = self._wall.monotonic() - wall_start
+        state.latencies_s.append(latency)
+        state.latency_buckets[bisect.bisect_left(SCAN_LATENCY_BUCKETS_S, latency)] += 1
+        state.latency_sum_s += latency
         state.answered_at = self._wall.monotonic()
         self._succeeded(scan, state)
         self._publish(state, samples)

@@ -143,6 +143,11 @@ class CommandPipeline:
         # Writes to one tag are serialised so a readback always belongs to its own write and
         # limits and arbitration see the state the previous command left.
         self._tag_locks: dict[str, asyncio.Lock] = {}
+        self._status_counts: dict[CommandStatus, int] = {}
+
+    def status_counts(self) -> dict[CommandStatus, int]:
+        """Commands finished since start, by status (any thread: a copy)."""
+        return dict(self._status_counts)
 
     # --- the command sink -------------------------------------------------------------------
 
@@ -612,6 +617,7 @@ class CommandPipeline:
 
     async def _finish(self, result: CommandResult) -> CommandResult:
         command = result.command
+        self._status_counts[result.status] = self._status_counts.get(result.status, 0) + 1
         level = logging.INFO if result.confirmed else logging.WARNING
         log.log(
             level,

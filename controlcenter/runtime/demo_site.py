@@ -280,8 +280,8 @@ DEMO_RULE_FILE_DOMAINS = {
 
 def overlay_for_domains(overlay_text: str, domains: set[str]) -> str:
     """The overlay for a city simulating only some domains: the others' rule files, areas,
-    interlocks, featured tags, assets and alarms left out (they would name tags the site does
-    not have).
+    interlocks, featured tags, assets, alarms and open datasets left out (they would name tags
+    the site does not have).
     The whole city's overlay is returned as written, comments and all."""
     overlay = yaml.safe_load(overlay_text)
     if not isinstance(overlay, dict):
@@ -323,6 +323,13 @@ def overlay_for_domains(overlay_text: str, domains: set[str]) -> str:
         ]
     for route in overlay.get("notifications", {}).get("routes", []):
         route["areas"] = [area for area in route.get("areas", []) if area in kept_areas]
+    open_data = overlay.get("open_data", {})
+    if "datasets" in open_data:
+        open_data["datasets"] = [
+            dataset
+            for dataset in open_data["datasets"]
+            if all(_domain(pattern) in domains for pattern in dataset["tags"])
+        ]
     kept = ", ".join(sorted(domains))
     header = f"# The demo city's settings for the simulated domains only ({kept}).\n"
     return header + yaml.safe_dump(overlay, sort_keys=False)

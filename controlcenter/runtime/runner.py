@@ -9,6 +9,8 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from controlcenter.runtime.logformat import LogFormat, log_formatter
+
 log = logging.getLogger("controlcenter")
 
 
@@ -32,13 +34,12 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def configure_logging(verbose: bool) -> None:
-    """Log to stderr for operators; libraries' own chatter only with ``verbose``."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(verbose: bool, log_format: LogFormat = "text") -> None:
+    """Log to stderr for operators (``json``: one JSON object per line for log collectors);
+    libraries' own chatter only with ``verbose``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter(log_format))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in QUIET_LIBRARIES:
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
 

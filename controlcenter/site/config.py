@@ -89,6 +89,13 @@ from controlcenter.site.fields import (
     SitePath,
     Text,
 )
+from controlcenter.site.opendata import (
+    DatasetConfig,
+    OpenDataConfig,
+    OpenDataset,
+    open_data_problems,
+    resolve_datasets,
+)
 from controlcenter.site.validation import ModelVocabulary, problems_from_validation_error
 from controlcenter.site.yamlsource import (
     MAX_PROBLEMS,
@@ -535,6 +542,7 @@ class SiteConfig(_Strict):
         default_factory=CommunicationAlarmsConfig
     )
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    open_data: OpenDataConfig = Field(default_factory=OpenDataConfig)
     _alarm_book: AlarmBook | None = PrivateAttr(default=None)
     """The alarm definitions with their spots (set when the site is loaded from a file)."""
     _interlock_spots: tuple[tuple[SourceSpot, SourceSpot], ...] = PrivateAttr(default=())
@@ -669,6 +677,10 @@ class SiteConfig(_Strict):
         is a flood, summarised in one message."""
         notifications = self.notifications
         return notifications.flood_threshold, notifications.flood_window
+
+    def open_datasets(self) -> tuple[OpenDataset, ...]:
+        """The datasets published as open data, each with its fixed member tags."""
+        return resolve_datasets(self.open_data, self.tag_defs())
 
     def compression_settings(self) -> dict[str, CompressionSettings]:
         """Each tag's compression: its own, else the historian default for numeric tags with a
@@ -826,6 +838,8 @@ SITE_VOCABULARY = ModelVocabulary(
         "webhook": [WebhookConfig],
         "groups": [GroupConfig],
         "routes": [RouteConfig],
+        "open_data": [OpenDataConfig],
+        "datasets": [DatasetConfig],
     },
     union_tags=_UNION_TAGS,
     refused_keys={"rules": RULES_MOVED},
@@ -871,6 +885,7 @@ def _cross_reference_problems(
         if name not in tags:
             yield ("hmi", "featured", index), f"unknown tag '{name}'"
     yield from _asset_place_problems(site)
+    yield from open_data_problems(site.open_data, site.tag_defs())
 
 
 def _asset_place_problems(site: SiteConfig) -> Iterator[tuple[Location, str]]:
