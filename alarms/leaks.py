@@ -13,17 +13,25 @@ averages out over four hours (about 0.6 m3/h night to night on the demo city's d
 ``controlcenter bench leaks``, docs/benchmarks.md). It also takes the mean of each half of the
 window.
 
-Each figure is compared with its *baseline*, the median of that figure over the previous
+The night's figure is compared with its *baseline*, the median of that figure over the previous
 ``baseline_nights`` nights (a median, so one odd night, a burst being repaired or a festival,
 does not move it). Until that many nights are known the alarm never activates. The margin is
-the area's own night-to-night spread, ``SPREAD_FACTOR`` robust standard deviations (1.4826 x
-the median absolute deviation of the baseline nights), with a floor of ``limit``
-(``AlarmDef.limit``, a share) of the area's *average inflow* (the time-weighted mean of its
-inflow over the last ``baseline_nights`` complete days); a half window's floor is sqrt(2)
-higher. Three looks a night: the first half at the window's middle (a leak begun late in last
-night's window is whole in it, within 24 h of its start), the whole window at its end, then the
-second half (a leak begun early in tonight's window is whole in it). The alarm clears at the
-end of a night whose whole figure is back within its margin less ``AlarmDef.deadband``.
+the larger of ``SPREAD_FACTOR`` standard deviations of a night's figure and a floor of
+``limit`` (``AlarmDef.limit``, a share) of the area's *average inflow* (the time-weighted mean
+of its inflow over the last ``baseline_nights`` complete days). The standard deviation is
+estimated from the ``SLOTS`` equal parts of every learnt night (``within_night_spread``: the
+parts' residuals once each night's level and the window's shape are taken out, about a hundred
+values where the nights give seven, so one unlucky week does not blow the margin up); the
+nights' own standard deviation takes its place when it is larger than chance allows (a 1 %
+chi-square test, ``COMMON_CAUSE_Z``): a cause common to whole nights.
+
+Looks: at the end of each part of the window, the last four hours of night-window flow are
+judged, the night before from that part on joined to tonight up to it, against the same
+baseline and margin; at the window's end, the whole night. A leak that began inside last
+night's window is whole (at most one part short) in the look at the same clock time tonight,
+within 24 h of its start; one that began outside the window is whole in the next window. The
+alarm clears at the end of a night whose whole figure is back within its margin less
+``AlarmDef.deadband``.
 
 Why a share of the average inflow: leak sizes are stated that way (a 5 % leak adds 5 % of the
 area's average inflow), so one limit fits every area whatever its size. While the alarm is
@@ -31,42 +39,59 @@ active, nights are not learnt: a leak left running must not teach the baseline t
 normal (``relearn`` forgets the baseline after a real, permanent change, a new large consumer).
 
 Local time follows the site's time zone: on the spring-forward night the window is an hour
-shorter, on the fall-back night an hour longer; the figures are means, so both are fine. A
+shorter, on the fall-back night an hour longer, and so are its parts (looks across two nights
+weigh each part by its length); the figures are means, so both are fine. A
 night with data for less than ``min_coverage`` of its window (a communication loss, a Bad
 meter) changes nothing: neither the alarm nor the baseline. Samples of Bad or Uncertain quality
 break the series (a value is held at most ``max_gap`` seconds), so a stale value never fills a
 night.
 
 The detector produces ``ConditionChange`` values like the alarm engine does; ``state()`` and
-``restore()`` carry what it has learnt (JSON-able) across restarts. The rolling mean itself is
-not carried: after a restart inside the window it refills within ``smoothing``.
+``restore()`` carry what it has learnt (JSON-able) across restarts; ``NightFlowMemory`` keeps
+it in a store (the center: the historian's ``leak_baselines``) after every night. The night
+being collected is not carried: after a restart inside the window that night is judged only
+if enough of it remains (``min_coverage``).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import statistics
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alarms.conditions import ConditionChange
 from controlcenter.automation import AlarmDef, AlarmKind, SiteLocation
 from controlcenter.model import Sample
 
-STATE_VERSION = 2
-"""Version of the ``state()`` document; ``restore`` takes it and version 1, refuses others."""
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 3
+"""Version of the ``state()`` document; ``restore`` takes it and versions 1 and 2, refuses
+others."""
 
 DEFAULT_WINDOW = ("00:30", "04:30")
 """The four quietest hours of a residential district (its demand is lowest near 03:00)."""
 SPREAD_FACTOR = 3.0
-"""A night is judged against the area's own spread: this many robust standard deviations
-(1.4826 x the median absolute deviation of the baseline nights, the Shewhart 3-sigma
-control limit) or ``limit`` x the average inflow, whichever is larger."""
+"""A night is judged against the area's own spread: this many standard deviations of a night's
+figure (the Shewhart 3-sigma control limit) or ``limit`` x the average inflow, whichever is
+larger."""
 MAD_TO_SD = 1.4826
-"""The median absolute deviation times this estimates a normal standard deviation."""
+"""The median absolute deviation times this estimates a normal standard deviation (used while
+a single night is learnt, where no standard deviation exists)."""
+SLOTS = 16
+"""The window is cut into this many equal parts (quarter-hours of the default window): a look
+at the end of each part judges the last four hours of night-window flow across two nights."""
+COMMON_CAUSE_Z = 2.326
+"""The nights' own standard deviation replaces the within-night estimate when it is larger
+than chance allows at this one-sided normal quantile (a 1 % chi-square test on the learnt
+nights): the nights then differ by a cause common to whole nights (weather, a consumer)."""
 DEFAULT_MIN_COVERAGE = 0.75
 DEFAULT_MAX_GAP_S = 300.0
 ROLLING_MEAN_MIN_COVERAGE = 0.9
@@ -87,13 +112,12 @@ class NightFlowStateError(ValueError):
 @dataclass(frozen=True, slots=True)
 class NightFigure:
     """One night's figures by its local date, m3/h: the minimum of the smoothed inflow over the
-    window (by default the window's mean) and the mean of each half of the window (None: too
-    little data in that half)."""
+    window (by default the window's mean) and the mean of each of its ``SLOTS`` equal parts
+    (None: too little data in that part; empty: not recorded, a state of version 1 or 2)."""
 
     night: date
     minimum: float
-    first_half: float | None = None
-    second_half: float | None = None
+    slots: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +132,10 @@ class NightFlowStatus:
     """Median of the learnt nights; None until ``baseline_nights`` are known."""
     average_inflow: float | None
     threshold: float | None
-    """The larger of ``limit`` x the average inflow and ``SPREAD_FACTOR`` robust standard
-    deviations of the learnt nights, m3/h."""
+    """The larger of ``limit`` x the average inflow and ``SPREAD_FACTOR`` x ``spread``, m3/h."""
     spread: float | None
-    """Robust standard deviation of the learnt nights (1.4826 x their median absolute
-    deviation), m3/h."""
+    """Standard deviation of a night's figure, m3/h: from the learnt nights' parts, or the
+    nights' own when they differ more than chance allows (see ``_Track._reference``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +180,18 @@ class _Track:
         self.night: date | None = None
         self.window_start = 0.0
         self.window_end = 0.0
-        self.window_middle = 0.0
+        self.slot_s = 0.0
         self.night_minimum: float | None = None
         self.night_covered_s = 0.0
         self.booked_until = 0.0
-        self.halves = [0.0, 0.0, 0.0, 0.0]
-        """Integral and covered seconds of the window's first half, then of its second."""
-        self.first_half_judged = False
+        self.slot_integrals = [0.0] * SLOTS
+        self.slot_covered = [0.0] * SLOTS
+        self.looks_done = 0
+        """Parts of tonight's window already judged together with the night before."""
+        self.previous: NightFigure | None = None
+        """The last closed night (learnt or not): its later parts join tonight's looks."""
+        self.revision = 0
+        """Counts changes of what ``state()`` carries across a restart (nights, days, alarm)."""
         self.activated_tonight = False
         self.segments: deque[_Segment] = deque()
         self.rolling_integral = 0.0
@@ -202,14 +230,18 @@ class _Track:
             self._open_night_for(now)
             return []
         changes: list[ConditionChange] = []
-        if not self.first_half_judged and now >= self.window_middle:
-            # The early look: a leak that began late in last night's window is fully in
-            # tonight's first half, which closes within 24 h of its start.
-            self._hold_last_reading_to(self.window_middle)
-            self.first_half_judged = True
-            early = self._judge_first_half()
-            if early is not None:
-                changes.append(early)
+        while self.looks_done < SLOTS - 1:
+            boundary = self.window_start + (self.looks_done + 1) * self.slot_s
+            if now < boundary:
+                break
+            # A look across two nights: the night before from this part on, tonight up to it.
+            # A leak that began inside last night's window is whole in one of these looks
+            # (at most one part short), and each closes within 24 h of such a start.
+            self._hold_last_reading_to(boundary)
+            self.looks_done += 1
+            across = self._judge_across(self.looks_done, boundary)
+            if across is not None:
+                changes.append(across)
         if now < self.window_end:
             return changes
         self._hold_last_reading_to(self.window_end)
@@ -240,14 +272,16 @@ class _Track:
         if clipped_end <= clipped_start:
             return
         self.booked_until = clipped_end
-        first_end = min(clipped_end, self.window_middle)
-        if first_end > clipped_start:
-            self.halves[0] += (first_end - clipped_start) * value
-            self.halves[1] += first_end - clipped_start
-        second_start = max(clipped_start, self.window_middle)
-        if clipped_end > second_start:
-            self.halves[2] += (clipped_end - second_start) * value
-            self.halves[3] += clipped_end - second_start
+        index = min(int((clipped_start - self.window_start) / self.slot_s), SLOTS - 1)
+        cursor = clipped_start
+        while cursor < clipped_end and index < SLOTS:
+            slot_end = self.window_start + (index + 1) * self.slot_s
+            part_end = clipped_end if index == SLOTS - 1 else min(clipped_end, slot_end)
+            if part_end > cursor:
+                self.slot_integrals[index] += (part_end - cursor) * value
+                self.slot_covered[index] += part_end - cursor
+            cursor = part_end
+            index += 1
         self.segments.append(_Segment(clipped_start, clipped_end, value))
         length = clipped_end - clipped_start
         self.rolling_integral += length * value
@@ -293,6 +327,7 @@ class _Track:
         length = self.detector.day_length_s(self.day)
         if self.day_covered_s >= DAY_MIN_COVERAGE * length and self.day_covered_s > 0:
             self.daily_means.append((self.day, self.day_integral / self.day_covered_s))
+            self.revision += 1
         self.day = None
         self.day_integral = 0.0
         self.day_covered_s = 0.0
@@ -308,52 +343,65 @@ class _Track:
         self.night = night
         self.window_start = start
         self.window_end = end
-        # The middle in elapsed time: on DST nights both halves shrink or grow alike.
-        self.window_middle = (start + end) / 2.0
+        # Parts in elapsed time: on DST nights every part shrinks or grows alike.
+        self.slot_s = (end - start) / SLOTS
         self.night_minimum = None
         self.night_covered_s = 0.0
         self.booked_until = start
-        self.halves = [0.0, 0.0, 0.0, 0.0]
-        self.first_half_judged = False
+        self.slot_integrals = [0.0] * SLOTS
+        self.slot_covered = [0.0] * SLOTS
+        self.looks_done = 0
         self.activated_tonight = False
         self.segments.clear()
         self.rolling_integral = 0.0
         self.rolling_covered_s = 0.0
 
-    def _half_mean(self, second: bool) -> float | None:
-        """The mean over one half of the window, or None with too little data in it."""
-        integral, covered = (self.halves[2], self.halves[3]) if second else self.halves[:2]
-        half = (self.window_end - self.window_start) / 2.0
-        if covered <= 0 or covered < self.detector.min_coverage * half:
-            return None
-        return integral / covered
+    def _slot_means(self) -> tuple[float | None, ...]:
+        """Tonight's mean of each part of the window (None: too little data in it)."""
+        need = self.detector.min_coverage * self.slot_s
+        return tuple(
+            integral / covered if covered > 0 and covered >= need else None
+            for integral, covered in zip(self.slot_integrals, self.slot_covered, strict=True)
+        )
 
-    def _judge_first_half(self) -> ConditionChange | None:
-        if self.active or self.night is None:
+    def _judge_across(self, parts: int, at: float) -> ConditionChange | None:
+        """Judge the night before from part ``parts`` on with tonight's first ``parts``."""
+        previous = self.previous
+        if self.active or self.night is None or previous is None or not previous.slots:
             return None
-        figure = self._half_mean(second=False)
-        reference = self._reference("first_half")
-        if (
-            figure is None
-            or reference is None
-            or figure - reference.baseline <= reference.threshold
-        ):
+        if previous.night != self.night - timedelta(days=1):
+            return None
+        before_s = self.detector.window_length_s(previous.night) / SLOTS
+        integral = sum(self.slot_integrals[:parts])
+        covered = sum(self.slot_covered[:parts])
+        for mean in previous.slots[parts:]:
+            if mean is not None:
+                integral += mean * before_s
+                covered += before_s
+        whole = (SLOTS - parts) * before_s + parts * self.slot_s
+        reference = self._reference()
+        if covered <= 0 or covered < self.detector.min_coverage * whole or reference is None:
+            return None
+        figure = integral / covered
+        if figure - reference.baseline <= reference.threshold:
             return None
         self.active = True
         self.activated_tonight = True
-        return self._change(True, figure, reference, self.window_middle, "the first half of")
+        self.revision += 1
+        return self._change(True, figure, reference, at, "the last four hours of")
 
     def _close_night(self) -> ConditionChange | None:
         night = self.night
         minimum = self.night_minimum
         required = self.detector.min_coverage * (self.window_end - self.window_start)
         if night is None or minimum is None or self.night_covered_s < required:
+            self.previous = None
             return None  # too little data: the night tells nothing
-        second_half = self._half_mean(second=True)
-        figure = NightFigure(night, minimum, self._half_mean(second=False), second_half)
+        figure = NightFigure(night, minimum, self._slot_means())
+        self.previous = figure
+        self.revision += 1
         change: ConditionChange | None = None
-        whole = self._reference("minimum")
-        late = self._reference("second_half")
+        whole = self._reference()
         if whole is not None:
             excess = minimum - whole.baseline
             average = self.average_inflow() or 0.0
@@ -361,18 +409,6 @@ class _Track:
             if not self.active and excess > whole.threshold:
                 self.active = True
                 change = self._change(True, minimum, whole, self.window_end, "")
-            elif (
-                not self.active
-                and late is not None
-                and second_half is not None
-                and second_half - late.baseline > late.threshold
-            ):
-                # The partial night a leak starts in: begun early in the window, it fills
-                # the second half.
-                self.active = True
-                change = self._change(
-                    True, second_half, late, self.window_end, "the second half of"
-                )
             elif self.active and not self.activated_tonight and excess <= clear_at:
                 self.active = False
                 change = self._change(False, minimum, whole, self.window_end, "")
@@ -413,30 +449,40 @@ class _Track:
             return None
         return statistics.fmean(mean for _, mean in self.daily_means)
 
-    def _reference(self, which: str) -> _Reference | None:
-        """The baseline and margin of one figure: ``minimum``, ``first_half``, ``second_half``.
+    def _reference(self) -> _Reference | None:
+        """The baseline and margin of a night figure (or a look across two nights).
 
-        The margin is the larger of the area's own night-to-night spread (``SPREAD_FACTOR``
-        robust standard deviations) and ``limit`` x its average inflow; a half window's mean
-        varies about sqrt(2) times more than the whole window's (demand noise decorrelates
-        within minutes), so its floor is sqrt(2) times higher, which keeps each look's false
-        alarm rate alike.
+        The baseline is the median of the learnt nights. The margin is the larger of
+        ``limit`` x the average inflow and ``SPREAD_FACTOR`` x the spread of a night figure:
+        estimated from the learnt nights' parts (``within_night_spread``), precise because
+        it rests on ``SLOTS`` values a night, unless the nights' own standard deviation is
+        larger than chance allows (``COMMON_CAUSE_Z``): a cause common to whole nights that
+        the parts cannot see.
         """
-        values = [getattr(figure, which) for figure in self.minima]
-        learnt = [value for value in values if value is not None]
+        learnt = [figure.minimum for figure in self.minima]
         average = self.average_inflow()
         if len(learnt) < self.detector.baseline_nights or average is None:
             return None
         baseline = statistics.median(learnt)
-        spread = MAD_TO_SD * statistics.median(abs(value - baseline) for value in learnt)
+        # The nights' own standard deviation without the night farthest from the median: one
+        # odd night (a burst being repaired, a festival) neither moves the baseline nor
+        # widens the margin.
+        kept = sorted(learnt, key=lambda value: abs(value - baseline))[:-1]
+        between = (
+            statistics.stdev(kept)
+            if len(kept) > 1
+            else MAD_TO_SD * statistics.median(abs(value - baseline) for value in learnt)
+        )
+        within = within_night_spread([figure.slots for figure in self.minima])
+        spread = between
+        if within is not None and between <= _chance_ratio(len(kept) - 1) * within:
+            spread = within
         floor = (self.definition.limit or 0.0) * average
-        if which != "minimum":
-            floor *= math.sqrt(2.0)
         return _Reference(baseline, spread, max(floor, SPREAD_FACTOR * spread))
 
     def status(self) -> NightFlowStatus:
         """The learnt nights, baseline, average inflow and threshold of this alarm."""
-        reference = self._reference("minimum")
+        reference = self._reference()
         nights = tuple(self.minima)
         baseline = None
         if len(nights) >= self.detector.baseline_nights:
@@ -513,6 +559,16 @@ class NightFlowDetector:
         end = datetime.combine(night, self.window_end, tzinfo=self.zone)
         return start.timestamp(), end.timestamp()
 
+    def window_length_s(self, night: date) -> float:
+        """Seconds in the night window of a local date (shorter or longer on DST nights)."""
+        start, end = self.window_of(night)
+        return end - start
+
+    def revision(self) -> int:
+        """A number that changes whenever what ``state()`` carries changes (a night closed, a
+        day's mean learnt, an alarm set or cleared, a relearn or restore): save then."""
+        return sum(track.revision for track in self._tracks.values())
+
     def day_length_s(self, day: date) -> float:
         """Seconds in a local day (23 h or 25 h on DST change days)."""
         start = datetime.combine(day, time(0), tzinfo=self.zone)
@@ -553,6 +609,10 @@ class NightFlowDetector:
         ends = [track.window_end for track in self._tracks.values() if track.night is not None]
         return datetime.fromtimestamp(min(ends), UTC) if ends else None
 
+    def alarms(self) -> list[str]:
+        """The names of the night-flow alarms this detector watches."""
+        return list(self._tracks)
+
     def status(self, alarm: str) -> NightFlowStatus:
         """What the detector has learnt for one alarm (KeyError: not a night-flow alarm here)."""
         return self._tracks[alarm].status()
@@ -562,6 +622,7 @@ class NightFlowDetector:
         use); an active alarm clears, and nights are learnt again from the next one."""
         track = self._tracks[alarm]
         track.minima.clear()
+        track.revision += 1
         if not track.active:
             return []
         track.active = False
@@ -586,10 +647,8 @@ class NightFlowDetector:
             alarms[name] = {
                 "tag": track.definition.tag,
                 "active": track.active,
-                "nights": [
-                    [f.night.isoformat(), f.minimum, f.first_half, f.second_half]
-                    for f in track.minima
-                ],
+                "nights": [_night_row(f) for f in track.minima],
+                "previous": _night_row(track.previous) if track.previous is not None else None,
                 "daily_means": [[d.isoformat(), mean] for d, mean in track.daily_means],
                 "day": track.day.isoformat() if track.day is not None else None,
                 "day_integral": track.day_integral,
@@ -601,7 +660,7 @@ class NightFlowDetector:
         """Take back a ``state()`` document: alarms no longer defined, or now watching another
         tag, are dropped; a malformed document raises ``NightFlowStateError`` and changes
         nothing."""
-        if state.get("version") not in (1, STATE_VERSION):
+        if state.get("version") not in (1, 2, STATE_VERSION):
             raise NightFlowStateError(
                 f"night-flow state version {state.get('version')!r} is not {STATE_VERSION}"
             )
@@ -626,6 +685,8 @@ class NightFlowDetector:
             track.day = restored.day
             track.day_integral = restored.day_integral
             track.day_covered_s = restored.day_covered_s
+            track.previous = restored.previous
+            track.revision += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -637,6 +698,7 @@ class _Restored:
     day: date | None
     day_integral: float
     day_covered_s: float
+    previous: NightFigure | None
 
 
 def _parse_entry(name: str, entry: object) -> _Restored:
@@ -650,7 +712,13 @@ def _parse_entry(name: str, entry: object) -> _Restored:
     if not isinstance(tag, str) or not isinstance(active, bool):
         raise fail("'tag' must be text and 'active' true or false")
     try:
-        nights = [_night(item) for item in _rows(entry, "nights", (2, 4))]
+        nights = [_night(item) for item in _rows(entry, "nights", (2, 3, 4))]
+        previous_row = entry.get("previous")
+        previous = None
+        if previous_row is not None:
+            if not (isinstance(previous_row, list) and len(previous_row) == 3):
+                raise TypeError("'previous' must be [date, number, parts] or null")
+            previous = _night(previous_row)
         means = [
             (date.fromisoformat(str(row[0])), _finite(row[1]))
             for row in _rows(entry, "daily_means", (2,))
@@ -663,10 +731,11 @@ def _parse_entry(name: str, entry: object) -> _Restored:
         covered = _finite(entry.get("day_covered_s", 0.0))
     except (TypeError, ValueError) as err:
         raise fail(str(err)) from err
-    flows = [v for f in nights for v in (f.minimum, f.first_half, f.second_half) if v is not None]
+    figures = [*nights, previous] if previous is not None else nights
+    flows = [v for f in figures for v in (f.minimum, *f.slots) if v is not None]
     if covered < 0 or any(v < 0 for v in flows) or any(m < 0 for _, m in means):
         raise fail("flows and durations must not be negative")
-    return _Restored(tag, active, nights, means, day, integral, covered)
+    return _Restored(tag, active, nights, means, day, integral, covered, previous)
 
 
 def _rows(entry: Mapping[str, object], key: str, lengths: tuple[int, ...]) -> list[list[object]]:
@@ -681,10 +750,61 @@ def _rows(entry: Mapping[str, object], key: str, lengths: tuple[int, ...]) -> li
     return rows
 
 
+def _night_row(figure: NightFigure) -> list[object]:
+    """A night as saved: [date, figure, [mean of each part or null, ...]]."""
+    return [figure.night.isoformat(), figure.minimum, list(figure.slots)]
+
+
 def _night(row: list[object]) -> NightFigure:
-    """A learnt night: [date, figure] (version 1) or [date, figure, first half, second half]."""
-    halves = [None if v is None else _finite(v) for v in row[2:]] or [None, None]
-    return NightFigure(date.fromisoformat(str(row[0])), _finite(row[1]), halves[0], halves[1])
+    """A saved night: [date, figure, parts] (version 3); [date, figure] (version 1) and
+    [date, figure, first half, second half] (version 2) keep their figure, not their parts."""
+    night = date.fromisoformat(str(row[0]))
+    if len(row) != 3:
+        return NightFigure(night, _finite(row[1]))
+    parts = row[2]
+    if not isinstance(parts, list) or len(parts) not in (0, SLOTS):
+        raise TypeError(f"a night's parts must be a list of {SLOTS} numbers or nulls")
+    slots = tuple(None if v is None else _finite(v) for v in parts)
+    return NightFigure(night, _finite(row[1]), slots)
+
+
+def within_night_spread(nights: Sequence[Sequence[float | None]]) -> float | None:
+    """The standard deviation of a night's mean flow, m3/h, estimated from the parts of the
+    learnt nights (None: fewer than 3 nights with every part known).
+
+    Each part's residual is what is left after its night's mean and the part's mean over the
+    nights are taken out (two-way analysis of variance), so the night's shape (demand falls
+    towards 03:00) and its level do not count. A night's mean averages ``SLOTS`` parts, so its
+    variance is the residuals' variance over ``SLOTS``, raised by the correlation of
+    neighbouring parts (demand noise lasting longer than a part); a negative correlation is
+    taken as none, which keeps the estimate on the safe side.
+    """
+    rows = [list(parts) for parts in nights if len(parts) == SLOTS and None not in parts]
+    if len(rows) < 3:
+        return None
+    values = [[float(v) for v in row if v is not None] for row in rows]
+    count = len(values)
+    grand = statistics.fmean(v for row in values for v in row)
+    row_means = [statistics.fmean(row) for row in values]
+    column_means = [statistics.fmean(row[k] for row in values) for k in range(SLOTS)]
+    residuals = [
+        [row[k] - row_means[i] - column_means[k] + grand for k in range(SLOTS)]
+        for i, row in enumerate(values)
+    ]
+    freedom = (count - 1) * (SLOTS - 1)
+    variance = sum(r * r for row in residuals for r in row) / freedom
+    lag = sum(row[k] * row[k + 1] for row in residuals for k in range(SLOTS - 1)) / freedom
+    night_variance = (variance + 2.0 * max(lag, 0.0) * (SLOTS - 1) / SLOTS) / SLOTS
+    return math.sqrt(max(night_variance, 0.0))
+
+
+def _chance_ratio(freedom: int) -> float:
+    """How many times the true standard deviation a sample one of ``freedom`` degrees exceeds
+    by chance once in a hundred: sqrt(chi-square 99 % quantile / freedom), Wilson-Hilferty."""
+    if freedom < 1:
+        return math.inf
+    step = 2.0 / (9.0 * freedom)
+    return math.sqrt((1.0 - step + COMMON_CAUSE_Z * math.sqrt(step)) ** 3)
 
 
 def _finite(value: object) -> float:
@@ -714,3 +834,77 @@ def _epoch(moment: datetime) -> float:
     if moment.utcoffset() is None:
         raise NightFlowError(f"time {moment.isoformat()} has no time zone")
     return moment.timestamp()
+
+
+class BaselineStore(Protocol):
+    """Where a detector's learning is kept: one JSON document per alarm (blocking I/O)."""
+
+    def load_leak_baselines(self) -> Mapping[str, str]:
+        """Every stored document by alarm name."""
+        ...
+
+    def save_leak_baselines(self, documents: Mapping[str, str], saved_at: datetime) -> None:
+        """Replace the stored document of each alarm given."""
+        ...
+
+
+class NightFlowMemory:
+    """Keeps a detector's learning in a ``BaselineStore`` across restarts of the center.
+
+    ``recall`` (blocking, before the first samples) takes back each alarm's document; a
+    missing one leaves the alarm learning from scratch, a damaged one too, with one log line,
+    never an exception. ``pending`` (on the event loop, cheap) returns a blocking save job when
+    the detector's learning changed since the last save (every night's close), else None.
+    """
+
+    def __init__(self, detector: NightFlowDetector, store: BaselineStore) -> None:
+        self.detector = detector
+        self._store = store
+        self._saved = -1
+
+    def recall(self) -> list[str]:
+        """Restore what the store holds; return the alarms whose baseline came back."""
+        documents = self._store.load_leak_baselines()
+        restored: list[str] = []
+        fresh: list[str] = []
+        for alarm in self.detector.alarms():
+            text = documents.get(alarm)
+            if text is None:
+                fresh.append(alarm)
+                continue
+            try:
+                document = json.loads(text)
+                if not isinstance(document, dict):
+                    raise NightFlowStateError("the saved document is not a JSON object")
+                self.detector.restore(
+                    {"version": document.get("version"), "alarms": {alarm: document.get("entry")}}
+                )
+            except (ValueError, RecursionError) as err:  # JSON and state errors alike
+                log.warning(
+                    "night-flow baseline of %s is unusable, learning afresh: %s", alarm, err
+                )
+                continue
+            restored.append(alarm)
+        if fresh:
+            log.info("no saved night-flow baseline for %s: learning afresh", ", ".join(fresh))
+        self._saved = self.detector.revision()
+        return restored
+
+    def pending(self, now: datetime) -> Callable[[], None] | None:
+        """A job saving the detector's learning if it changed since the last save, or None."""
+        revision = self.detector.revision()
+        if revision == self._saved:
+            return None
+        state = self.detector.state()
+        entries = state["alarms"]
+        assert isinstance(entries, dict)
+        documents = {
+            alarm: json.dumps({"version": state["version"], "entry": entry}, allow_nan=False)
+            for alarm, entry in entries.items()
+        }
+
+        def save() -> None:
+            self._store.save_leak_baselines(documents, now)
+            self._saved = revision
+
+        return save

@@ -43,13 +43,30 @@ class ConditionSource(Protocol):
         ...
 
 
+class SourceMemory(Protocol):
+    """Keeps what a condition source has learnt across restarts (the leak detector's nights)."""
+
+    def recall(self) -> object:
+        """Take back what was kept (blocking I/O; runs in a worker thread before any batch)."""
+        ...
+
+    def pending(self, now: datetime) -> Callable[[], None] | None:
+        """On the loop: a blocking save job when there is something new to keep, or None."""
+        ...
+
+
 class AlarmMonitor:
     """Feeds the condition sources from the bus and applies their changes to the service."""
 
     def __init__(
-        self, sources: Sequence[ConditionSource], service: AlarmService, clock: Clock
+        self,
+        sources: Sequence[ConditionSource],
+        service: AlarmService,
+        clock: Clock,
+        memories: Sequence[SourceMemory] = (),
     ) -> None:
         self._sources = tuple(sources)
+        self._memories = tuple(memories)
         self._service = service
         self._clock = clock
         self._queue: asyncio.Queue[Sequence[Sample]] = asyncio.Queue()
@@ -67,6 +84,8 @@ class AlarmMonitor:
     async def run(self) -> None:
         """Restore the persisted alarms, then monitor until cancelled."""
         await asyncio.to_thread(self._service.restore)
+        for memory in self._memories:
+            await self._call(memory.recall)
         last_upkeep = self._clock.monotonic()
         try:
             while True:
@@ -114,6 +133,11 @@ class AlarmMonitor:
             changes += source.advance(now)
         if changes:
             await self._call(self._service.apply_conditions, changes)
+        for memory in self._memories:
+            # The state is taken here, on the loop; only the write runs in a worker thread.
+            save = memory.pending(now)
+            if save is not None:
+                await self._call(save)
         shelf = self._service.next_shelf_expiry()
         if shelf is not None and shelf <= now:
             await self._call(self._service.expire_shelves)

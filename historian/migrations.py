@@ -90,11 +90,17 @@ def _to_version_5(conn: Connection) -> None:
     create_missing_tables(conn)
 
 
+def _to_version_6(conn: Connection) -> None:
+    """The leak detector's learnt baselines (``leak_baselines``): a new table, created empty."""
+    create_missing_tables(conn)
+
+
 MIGRATIONS: Mapping[int, MigrationStep] = {
     2: _to_version_2,
     3: _to_version_3,
     4: _to_version_4,
     5: _to_version_5,
+    6: _to_version_6,
 }
 """Steps by the version they produce (2, 3, 4, 5...); version 1 is the initial schema."""
 

@@ -36,6 +36,10 @@ Design notes for what comes next:
   command line to the running center (``alarm_requests``), and the nullable ``tag``, ``device``
   and ``area`` columns of ``event_journal`` (filled for alarm events, so that the event journal
   alone answers "what happened at 03:12" in a district or on a device).
+- Version 6 added what the leak detector has learnt (``leak_baselines``, one row per night-flow
+  alarm: its baseline nights and daily means as a JSON document, rewritten after every night),
+  so a restart of the center does not forget a week of learning. A new table: the migration
+  creates it empty.
 - On PostgreSQL ``samples`` is created by ``historian.postgres`` rather than from this metadata:
   range-partitioned by day, or a TimescaleDB hypertable where that extension is installed.
 """
@@ -61,7 +65,7 @@ from sqlalchemy import (
 
 from historian.timetypes import UtcDateTime
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The version of the schema this code creates and expects; bump it with every migration."""
 
 metadata = MetaData()
@@ -341,3 +345,13 @@ alarm_requests = Table(
     Column("decided_at", UtcDateTime, nullable=True),
 )
 Index("alarm_requests_status_id", alarm_requests.c.status, alarm_requests.c.id)
+
+leak_baselines = Table(
+    "leak_baselines",
+    metadata,
+    # One row per night-flow alarm (alarms.leaks.NightFlowDetector.state(), that alarm's part):
+    # a JSON document the detector checks when it takes it back; rewritten after every night.
+    Column("alarm", Text, primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("saved_at", UtcDateTime, nullable=False),
+)

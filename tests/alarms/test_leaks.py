@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alarms.conditions import ConditionChange
-from alarms.leaks import NightFlowDetector, NightFlowError, NightFlowStateError
+from alarms.leaks import (
+    SLOTS,
+    NightFlowDetector,
+    NightFlowError,
+    NightFlowStateError,
+    within_night_spread,
+)
 from controlcenter.automation import AlarmDef, AlarmKind, SiteLocation
 from controlcenter.model import Quality, Sample, Substatus
 
@@ -83,16 +92,17 @@ def test_no_alarm_until_the_baseline_is_learnt_then_a_step_leak_alarms_the_next_
     ]
     assert status.baseline == pytest.approx(40.0)
     assert status.average_inflow is not None and 85.0 < status.average_inflow < 95.0
-    # A leak of 5.5 m3/h (about 6 % of the average inflow, limit 5 %) from noon: found on
-    # the whole window (00:30-04:30), not on its first half (a half's floor is sqrt(2) higher).
+    # A leak of 5.5 m3/h (about 6 % of the average inflow, limit 5 %, 4.5 m3/h) from noon:
+    # the looks across two nights hold ever more of it; 14 of 16 parts carry 4.8 m3/h, found
+    # at 04:00, before the window ends.
     leaking = flat_profile(night=45.5, day=105.5)
     changes = feeder.run(local(2025, 1, 16, 12), leaking)
     assert len(changes) == 1
     change = changes[0]
     assert change.alarm == ALARM.name and change.active is True and change.suppressed is None
-    assert change.time == local(2025, 1, 16, 4, 30).astimezone(UTC)
-    assert change.value == pytest.approx(45.5)
-    assert "minimum night flow" in change.message and "above its baseline" in change.message
+    assert change.time == local(2025, 1, 16, 4, 0).astimezone(UTC)
+    assert change.value == pytest.approx(40.0 + 5.5 * 14 / 16, abs=1e-3)
+    assert "last four hours" in change.message and "above its baseline" in change.message
     # Still leaking: nothing new, and the leak's nights are not learnt.
     assert feeder.run(local(2025, 1, 18, 12), leaking) == []
     assert watcher.status(ALARM.name).baseline == pytest.approx(40.0)
@@ -103,14 +113,28 @@ def test_no_alarm_until_the_baseline_is_learnt_then_a_step_leak_alarms_the_next_
     ]
 
 
-def test_a_large_leak_is_found_at_the_middle_of_the_window_by_its_first_half() -> None:
+def test_a_whole_night_look_alarms_on_a_leak_there_when_no_look_across_could() -> None:
+    feeder = Feeder(detector(), local(2025, 1, 12))
+    feeder.run(local(2025, 1, 15, 12), flat_profile())
+    # The meter is down through the night before: no look across two nights is possible.
+    bad = Quality.bad(Substatus.COMM_FAILURE, "no reply")
+    feeder.run(local(2025, 1, 16, 12), flat_profile(), quality=bad)
+    changes = feeder.run(local(2025, 1, 17, 12), flat_profile(night=48.0, day=108.0))
+    assert [(c.active, c.time) for c in changes] == [
+        (True, local(2025, 1, 17, 4, 30).astimezone(UTC))
+    ]
+    assert changes[0].value == pytest.approx(48.0) and "minimum night flow" in changes[0].message
+
+
+def test_a_large_leak_is_found_inside_the_window_by_a_look_across_two_nights() -> None:
     feeder = Feeder(detector(), local(2025, 1, 12))
     feeder.run(local(2025, 1, 15, 12), flat_profile())
     changes = feeder.run(local(2025, 1, 16, 12), flat_profile(night=48.0, day=108.0))
+    # 8 m3/h against a limit of 4.4 m3/h: 9 of the last 16 parts carry 4.5 m3/h, at 02:45.
     assert [(c.active, c.time) for c in changes] == [
-        (True, local(2025, 1, 16, 2, 30).astimezone(UTC))
+        (True, local(2025, 1, 16, 2, 45).astimezone(UTC))
     ]
-    assert changes[0].value == pytest.approx(48.0) and "first half" in changes[0].message
+    assert changes[0].value == pytest.approx(40.0 + 8.0 * 9 / 16)
 
 
 def leak_from(start: datetime, flow: float, base: Profile) -> Profile:
@@ -119,29 +143,31 @@ def leak_from(start: datetime, flow: float, base: Profile) -> Profile:
 
 
 def test_a_leak_beginning_late_in_the_window_is_found_within_24_hours() -> None:
-    # 7 m3/h from 04:00 (the window's last half hour): too little of that night to judge; the
-    # next night's first half holds it whole and closes at 02:30, 22.5 h after the start.
+    # 8 m3/h from 04:00 (the window's last half hour): too little of that night to judge; the
+    # next night's looks join it to the night before: at 02:15 they hold 9 of 16 parts.
     feeder = Feeder(detector(), local(2025, 1, 12))
     feeder.run(local(2025, 1, 15, 12), flat_profile())
     start = local(2025, 1, 16, 4)
-    changes = feeder.run(local(2025, 1, 17, 12), leak_from(start, 7.0, flat_profile()))
+    changes = feeder.run(local(2025, 1, 17, 12), leak_from(start, 8.0, flat_profile()))
     assert [(c.active, c.time) for c in changes] == [
-        (True, local(2025, 1, 17, 2, 30).astimezone(UTC))
+        (True, local(2025, 1, 17, 2, 15).astimezone(UTC))
     ]
     assert changes[0].time - start.astimezone(UTC) <= timedelta(hours=24)
 
 
-def test_a_leak_beginning_early_in_the_window_is_found_by_its_second_half() -> None:
-    # 7 m3/h from 02:30: the whole window's excess is 3.5 m3/h, under the 4.4 m3/h limit; the
-    # second half (02:30-04:30) holds it whole, over its 6.2 m3/h: found at 04:30 that night.
+def test_a_leak_beginning_in_the_middle_of_the_window_is_found_within_24_hours() -> None:
+    # 7 m3/h from 02:30: that night's whole window holds 3.5 m3/h, under the 4.4 m3/h limit;
+    # the next night's looks join its second half: at 01:15 ten of 16 parts carry 4.4 m3/h.
     feeder = Feeder(detector(), local(2025, 1, 12))
     feeder.run(local(2025, 1, 15, 12), flat_profile())
     start = local(2025, 1, 16, 2, 30)
-    changes = feeder.run(local(2025, 1, 16, 12), leak_from(start, 7.0, flat_profile()))
+    assert feeder.run(local(2025, 1, 16, 12), leak_from(start, 7.0, flat_profile())) == []
+    changes = feeder.run(local(2025, 1, 17, 12), leak_from(start, 7.0, flat_profile()))
     assert [(c.active, c.time) for c in changes] == [
-        (True, local(2025, 1, 16, 4, 30).astimezone(UTC))
+        (True, local(2025, 1, 17, 1, 15).astimezone(UTC))
     ]
-    assert "second half" in changes[0].message and changes[0].value == pytest.approx(47.0)
+    assert changes[0].time - start.astimezone(UTC) <= timedelta(hours=24)
+    assert "last four hours" in changes[0].message
 
 
 def test_a_district_with_a_wide_night_to_night_spread_gets_a_wider_margin() -> None:
@@ -165,9 +191,10 @@ def test_a_district_with_a_wide_night_to_night_spread_gets_a_wider_margin() -> N
     status = watcher.status(ALARM.name)
     assert status.spread is not None and status.threshold is not None
     assert status.average_inflow is not None
-    # Learnt 37, 43, 40 (median 40, MAD 3): 3 x 1.4826 x 3 = 13.3 m3/h beats 5 % x ~87.
-    assert status.spread == pytest.approx(1.4826 * 3.0)
-    assert status.threshold == pytest.approx(3.0 * 1.4826 * 3.0)
+    # Learnt 37, 43, 40 with flat nights (no within-night spread): their standard deviation
+    # without the farthest night (43) is the spread, 3 x 2.1 = 6.4 m3/h beats 5 % x ~87.
+    assert status.spread == pytest.approx(statistics.stdev([40.0, 37.0]))
+    assert status.threshold == pytest.approx(3.0 * statistics.stdev([40.0, 37.0]))
     assert status.threshold > 0.05 * status.average_inflow
     # A night 6 m3/h up would pass the bare 5 % limit but not this district's own spread.
     assert feeder.run(local(2025, 1, 20, 12), profile) == []
@@ -204,14 +231,16 @@ def test_dst_nights_have_shorter_and_longer_windows_and_still_count() -> None:
     feeder = Feeder(watcher, local(2025, 3, 26))
     assert feeder.run(local(2025, 3, 29, 12), flat_profile()) == []
     changes = feeder.run(local(2025, 3, 30, 12), flat_profile(night=50.0, day=110.0))
+    # Tonight's parts last 11.25 minutes, the night before's 15: 9 parts outweigh 7.
     assert [(c.active, c.time) for c in changes] == [
-        (True, datetime(2025, 3, 30, 1, 0, tzinfo=UTC))  # the middle: 00:30 CET + 1.5 h
+        (True, datetime.fromtimestamp(spring_start + 9 * 3 * 3600.0 / 16, UTC))
     ]
     autumn = Feeder(detector(), local(2025, 10, 22))
     autumn.run(local(2025, 10, 25, 12), flat_profile())
     changes = autumn.run(local(2025, 10, 26, 12), flat_profile(night=50.0, day=110.0))
+    # Tonight's parts last 18.75 minutes, the night before's 15: 7 parts outweigh 9.
     assert [(c.active, c.time) for c in changes] == [
-        (True, datetime(2025, 10, 26, 1, 0, tzinfo=UTC))  # the middle: 00:30 CEST + 2.5 h
+        (True, datetime.fromtimestamp(autumn_start + 7 * 5 * 3600.0 / 16, UTC))
     ]
 
 
@@ -264,14 +293,19 @@ def test_restore_refuses_malformed_state_and_drops_other_meters() -> None:
     assert moved.status(ALARM.name).nights == ()
 
 
-def test_restore_takes_a_version_1_document_without_half_windows() -> None:
+def test_restore_takes_a_version_1_document_without_parts() -> None:
     nights = [[f"2025-01-1{n}", 40.0] for n in range(3, 6)]
     older = {"version": 1, "alarms": {ALARM.name: {"tag": TAG, "active": False, "nights": nights}}}
     restored = detector()
     restored.restore(older)
     status = restored.status(ALARM.name)
     assert status.baseline == pytest.approx(40.0)
-    assert [(f.first_half, f.second_half) for f in status.nights] == [(None, None)] * 3
+    assert [f.slots for f in status.nights] == [()] * 3
+    version_2 = [[f"2025-01-1{n}", 40.0, 41.0, 39.0] for n in range(3, 6)]
+    older["alarms"][ALARM.name]["nights"] = version_2  # type: ignore[index]
+    older["version"] = 2
+    restored.restore(older)
+    assert [f.slots for f in restored.status(ALARM.name).nights] == [()] * 3
 
 
 def test_a_night_without_enough_good_data_changes_nothing() -> None:
@@ -340,3 +374,53 @@ def test_relearn_clears_an_active_alarm_and_forgets_the_baseline() -> None:
     assert feeder.run(local(2025, 1, 20, 12), flat_profile(night=60.0, day=120.0)) == []
     assert watcher.status(ALARM.name).baseline == pytest.approx(60.0)
     assert watcher.next_due() == local(2025, 1, 21, 4, 30).astimezone(UTC)
+
+
+@given(
+    levels=st.lists(st.floats(0.0, 200.0), min_size=3, max_size=8),
+    shape=st.lists(st.floats(-20.0, 20.0), min_size=SLOTS, max_size=SLOTS),
+    noise=st.lists(st.floats(-3.0, 3.0), min_size=8 * SLOTS, max_size=8 * SLOTS),
+)
+def test_the_within_night_spread_ignores_each_night_s_level_and_the_night_s_shape(
+    levels: list[float], shape: list[float], noise: list[float]
+) -> None:
+    def nights(with_levels: bool) -> list[list[float | None]]:
+        return [
+            [
+                (level if with_levels else 0.0) + shape[k] + noise[i * SLOTS + k]
+                for k in range(SLOTS)
+            ]
+            for i, level in enumerate(levels)
+        ]
+
+    spread = within_night_spread(nights(True))
+    assert spread is not None and spread >= 0.0
+    bare = within_night_spread(
+        [[noise[i * SLOTS + k] for k in range(SLOTS)] for i in range(len(levels))]
+    )
+    assert bare is not None and spread == pytest.approx(bare, abs=1e-6)
+    assert within_night_spread(nights(True)[:2]) is None  # too few nights
+    gappy = nights(True)
+    gappy[0][3] = None
+    assert within_night_spread(gappy[:3]) is None
+
+
+@pytest.mark.timeout(300)
+@settings(max_examples=15, deadline=None)
+@given(start_minute=st.integers(0, 24 * 60 - 1))
+def test_a_leak_over_the_limit_is_found_within_24_hours_whenever_it_starts(
+    start_minute: int,
+) -> None:
+    # A steady district and a leak 1.2 x its limit (with no noise the margin is the floor):
+    # whatever minute of the day it begins, some look holds at least 15 of 16 parts of it.
+    watcher = detector()
+    feeder = Feeder(watcher, local(2025, 1, 12))
+    feeder.run(local(2025, 1, 15, 12), flat_profile())
+    threshold = watcher.status(ALARM.name).threshold
+    assert threshold is not None
+    start = local(2025, 1, 15, 12) + timedelta(minutes=start_minute)
+    changes = feeder.run(
+        start + timedelta(hours=25), leak_from(start, 1.2 * threshold, flat_profile())
+    )
+    assert changes and changes[0].active
+    assert timedelta(0) < changes[0].time - start.astimezone(UTC) <= timedelta(hours=24)

@@ -84,7 +84,7 @@ def test_a_version_4_database_upgrades_in_place_keeping_its_events(database: Dat
     engine.dispose()
     assert not set(_ALARM_TABLES) & before and "tag" not in columns  # really version 4
     with database.open() as store:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         assert [e.message for e in store.read_events()] == ["started"]
         assert len(store.read_raw("water.tank1.level")) == 5
         entry = store.read_event_entries()[0]

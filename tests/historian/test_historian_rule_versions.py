@@ -68,7 +68,7 @@ def test_a_version_3_database_upgrades_in_place_keeping_its_data(database: Datab
     assert not set(_NEW_TABLES) & before  # really a version 3 layout
 
     with database.open() as store:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         assert [s.value for s in store.read_raw(LEVEL)] == [i * 0.5 for i in range(5)]
         stored = store.add_rule_version([WATER], "ana", "first", at(0))
         store.request_rule_version(stored.version)

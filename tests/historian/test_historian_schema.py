@@ -174,7 +174,7 @@ def test_a_version_1_database_migrates_to_the_current_version_keeping_its_data(
     create_version_1_database(database, levels)
 
     with database.open() as store:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         stored = store.read_raw(LEVEL)
         # Existing tags get raw compression (what their samples went through).
         assert store.compression_settings()[LEVEL] == CompressionSettings()
