@@ -71,6 +71,15 @@ class Subscription:
     alarm_version: int = 0
     signalled: bool = False
     closed: bool = False
+    transitions: list[AlarmTransition] | None = None
+    """The alarm transitions not yet sent, for a stream that carries them (None: it does not)."""
+    dropped_transitions: int = 0
+    """Transitions dropped because the stream fell ``MAX_PENDING_TRANSITIONS`` behind."""
+
+
+MAX_PENDING_TRANSITIONS = 10_000
+"""Transitions one stream may fall behind by (an alarm flood to a slow client); older ones are
+dropped and counted."""
 
 
 class LiveHub:
@@ -123,6 +132,11 @@ class LiveHub:
         with self._lock:
             self._alarm_version += 1
             for stream in self._streams:
+                if stream.transitions is not None:
+                    if len(stream.transitions) >= MAX_PENDING_TRANSITIONS:
+                        del stream.transitions[0]
+                        stream.dropped_transitions += 1
+                    stream.transitions.append(transition)
                 if not stream.signalled:
                     stream.signalled = True
                     woken.append(stream)
@@ -138,9 +152,12 @@ class LiveHub:
         for stream in streams:
             _wake(stream)
 
-    def open(self, tags: Iterable[str]) -> Subscription:
-        """Open a subscription to ``tags`` for a stream served on the running loop."""
+    def open(self, tags: Iterable[str], *, transitions: bool = False) -> Subscription:
+        """Open a subscription to ``tags`` for a stream served on the running loop; with
+        ``transitions`` it also keeps each alarm transition (``take_transitions``)."""
         stream = Subscription(frozenset(tags), asyncio.get_running_loop(), asyncio.Event())
+        if transitions:
+            stream.transitions = []
         with self._lock:
             stream.alarm_version = self._alarm_version
             self._streams.add(stream)
@@ -173,6 +190,16 @@ class LiveHub:
             if changed and alarms:
                 version = stream.alarm_version = self._alarm_version
         return pending, version, changed and not alarms
+
+    def take_transitions(self, stream: Subscription) -> tuple[list[AlarmTransition], int]:
+        """The alarm transitions kept for ``stream`` since the last call, oldest first, and
+        how many were dropped meanwhile."""
+        with self._lock:
+            if stream.transitions is None:
+                return [], 0
+            taken, stream.transitions = stream.transitions, []
+            dropped, stream.dropped_transitions = stream.dropped_transitions, 0
+        return taken, dropped
 
 
 def _wake(stream: Subscription) -> None:

@@ -20,7 +20,7 @@ from controlcenter.api.auth import (
     refusal_user,
     resolve_caller,
 )
-from controlcenter.api.problems import Problem, problem_response
+from controlcenter.api.problems import Problem, problem_doc, problem_response
 from controlcenter.api.routes import ROUTE_MODULES
 from controlcenter.api.services import ApiServices
 from controlcenter.permissions import PermissionDeniedError
@@ -36,13 +36,42 @@ PUBLIC_PREFIXES = (DOCS_PREFIX,)
 """Served without a token: the OpenAPI document and its docs page."""
 
 
+COMMON_PROBLEMS = {
+    400: "The request does not fit this document (each problem's place and reason)",
+    401: "No usable token: missing, malformed, unknown, expired, revoked (journaled)",
+    403: "The token's user or scope does not allow this (journaled)",
+    429: "Over the token's rate limit (see Retry-After)",
+    503: "This center does not run the service",
+}
+"""Problem answers every operation may give."""
+
+
 class ServiceUnavailableError(Exception):
     """A service this center does not run (answered 503)."""
 
 
-def create_api(services: ApiServices) -> OpenAPI:
+class ControlCenterOpenAPI(OpenAPI):
+    """flask-openapi3's app whose document names every problem answer as
+    ``application/problem+json`` (what the API sends), on every operation."""
+
+    def generate_spec_json(self) -> None:
+        """Build the document, then state the problem answers each operation may give."""
+        super().generate_spec_json()  # type: ignore[no-untyped-call]
+        for path_item in self.spec_json.get("paths", {}).values():
+            for operation in path_item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                public = not operation.get("security", True)
+                for status, text in COMMON_PROBLEMS.items():
+                    if public and status in (401, 403):
+                        continue
+                    responses[str(status)] = problem_doc(text)
+
+
+def create_api(services: ApiServices) -> ControlCenterOpenAPI:
     """The API app (a Flask WSGI app) for ``services``; mount it at ``/api/``."""
-    api = OpenAPI(
+    api = ControlCenterOpenAPI(
         __name__,
         info=Info(
             title=f"{services.site_name} control center API",
@@ -88,6 +117,13 @@ def create_api(services: ApiServices) -> OpenAPI:
     @api.errorhandler(PermissionDeniedError)
     def forbidden(error: PermissionDeniedError) -> ResponseReturnValue:
         journal_refusal(services.journal, 403, str(error), refusal_user(error))
+        return problem_response(403, str(error))
+
+    @api.errorhandler(PermissionError)
+    def refused(error: PermissionError) -> ResponseReturnValue:
+        # A service's own refusal (role, area) after the API's check let the request through.
+        who = getattr(error, "user", None)
+        journal_refusal(services.journal, 403, str(error), getattr(who, "name", ""))
         return problem_response(403, str(error))
 
     @api.errorhandler(AuthenticationRequiredError)

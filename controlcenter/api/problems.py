@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
+from typing import Any
 
 from flask import Response
 from pydantic import BaseModel, Field
@@ -48,3 +49,21 @@ def problem_response(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_doc(description: str) -> dict[str, object]:
+    """The OpenAPI response object of a problem answer (``application/problem+json``)."""
+    return {
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+    }
+
+
+def problems(**described: str) -> dict[Any, Any]:
+    """Problem answers an operation documents besides the ones every operation has, e.g.
+    ``problems(e404="no such tag", e409="the alarm's state does not allow it")``."""
+    return {int(key.removeprefix("e")): problem_doc(text) for key, text in described.items()}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from controlcenter.automation import AreaDef, AssetDef
+from controlcenter.model import utc_now
 from controlcenter.ports import (
     AlarmJournalReader,
     AlarmOperations,
@@ -14,9 +17,14 @@ from controlcenter.ports import (
     EventJournal,
     HistoryQueryReader,
     LiveView,
+    RuleOperations,
+    UserAdministration,
 )
 from controlcenter.security.ratelimit import RatePolicy
 from controlcenter.security.tokens import TokenStore
+
+API_TOKENS_FILE = "api-tokens.sqlite"
+"""The API tokens (hashed), in the center's state directory beside the users file."""
 
 
 @dataclass(frozen=True)
@@ -37,3 +45,7 @@ class ApiServices:
     commands: CommandOperations | None = None
     devices: DeviceHealthView | None = None
     rate: RatePolicy = field(default_factory=RatePolicy)
+    rules: RuleOperations | None = None
+    users: UserAdministration | None = None
+    now: Callable[[], datetime] = utc_now
+    """The center's clock (simulated time in the demo): shelving durations count on it."""

@@ -22,6 +22,20 @@ from alarms.notify import Notifier
 from alarms.requests import AlarmRequestProcessor
 from alarms.service import AlarmService
 from controlcenter.acquisition.scan import DeviceScan, ScanEngine
+from controlcenter.api.app import create_api
+from controlcenter.api.open_data import OpenDataService, create_open_data
+from controlcenter.api.operations import (
+    OPERATIONS_PATHS,
+    CenterSources,
+    Readiness,
+    ReadinessPolicy,
+    StoreWriteProbe,
+    create_operations,
+    metrics_registry,
+)
+from controlcenter.api.services import API_TOKENS_FILE, ApiServices
+from controlcenter.api.stream import STREAM_PATH as API_STREAM_PATH
+from controlcenter.api.stream import stream_endpoint as api_stream_endpoint
 from controlcenter.automation import AlarmDef, AlarmKind, GeoPoint
 from controlcenter.bus import SampleBus
 from controlcenter.commands.pipeline import CommandPipeline
@@ -44,6 +58,7 @@ from controlcenter.security.files import ensure_private_file, load_or_create_sec
 from controlcenter.security.login import LoginService
 from controlcenter.security.sessions import SessionPolicy, SessionStore
 from controlcenter.security.throttle import LoginThrottle, ThrottlePolicy
+from controlcenter.security.tokens import TokenStore
 from controlcenter.security.users import UserStore
 from controlcenter.site.config import (
     BacnetDeviceConfig,
@@ -528,6 +543,8 @@ class ControlCenter:
         self._hmi_options = hmi
         self.hmi_server: HmiServer | None = None
         self._hmi_sessions: SessionStore | None = None
+        self._readiness: Readiness | None = None
+        self._api_tokens: TokenStore | None = None
         self.ready = asyncio.Event()
 
     def user(self, name: str) -> User:
@@ -610,6 +627,10 @@ class ControlCenter:
             await asyncio.to_thread(self.hmi_server.stop)
         if self._hmi_sessions is not None:
             self._hmi_sessions.close()
+        if self._api_tokens is not None:
+            self._api_tokens.close()
+        if self._readiness is not None:
+            self._readiness.close()
         await self.writer.stop()
         await asyncio.gather(writer_task, return_exceptions=True)
         self._record(EventKind.SYSTEM, "center stopped")
@@ -651,9 +672,23 @@ class ControlCenter:
         sessions = SessionStore(options.state_dir / HMI_SESSIONS_FILE, users, options.sessions)
         self._hmi_sessions = sessions
         login = LoginService(users, sessions, LoginThrottle(options.throttle))
+        history = HistoryQueries(self.store)
+        commands = LoopCommandGateway(self.commands, asyncio.get_running_loop())
+        administration = UserAdministrationService(users, self.journal, now=self.clock.now)
+        rule_operations = RuleOperationsService(
+            self.store,
+            self.journal,
+            SiteRules(tuple(self.site_tags), self.site.location(), self.identity.name),
+            self.store,
+            running=lambda: self.deployment.running_version,
+            statuses=self.rules.rule_statuses,
+            last_actions=self.rules.last_actions,
+            audit=self.store.journal_audit,
+            now=self.clock.now,
+        )
         context = HmiContext(
             live=self.live,
-            history=HistoryQueries(self.store),
+            history=history,
             journal=self.journal,
             site_name=self.site.site.name,
             timezone=ZoneInfo(self.site.site.timezone),
@@ -663,22 +698,12 @@ class ControlCenter:
             areas=self.site.area_defs(),
             alarms=self.alarms,
             alarm_journal=self.store,
-            commands=LoopCommandGateway(self.commands, asyncio.get_running_loop()),
+            commands=commands,
             devices=self.scan_engine,
             featured=tuple(self.site.hmi.featured),
             now=self.clock.now,
-            users=UserAdministrationService(users, self.journal, now=self.clock.now),
-            rules=RuleOperationsService(
-                self.store,
-                self.journal,
-                SiteRules(tuple(self.site_tags), self.site.location(), self.identity.name),
-                self.store,
-                running=lambda: self.deployment.running_version,
-                statuses=self.rules.rule_statuses,
-                last_actions=self.rules.last_actions,
-                audit=self.store.journal_audit,
-                now=self.clock.now,
-            ),
+            users=administration,
+            rules=rule_operations,
         )
         app = create_hmi(
             context,
@@ -687,8 +712,68 @@ class ControlCenter:
             security=HmiSecurity(tls=options.tls is not None, host_names=hmi_host_names(options)),
             hub=self.live_hub,
         )
+        # The REST API and its stream share the web server, the services and the change hub.
+        tokens = TokenStore(options.state_dir / API_TOKENS_FILE, users)
+        self._api_tokens = tokens
+        api_services = ApiServices(
+            live=self.live,
+            history=history,
+            journal=self.journal,
+            tokens=tokens,
+            site_name=self.site.site.name,
+            timezone=ZoneInfo(self.site.site.timezone),
+            areas=self.site.area_defs(),
+            assets=self.site.asset_defs(),
+            alarms=self.alarms,
+            alarm_journal=self.store,
+            commands=commands,
+            devices=self.scan_engine,
+            rules=rule_operations,
+            users=administration,
+            now=self.clock.now,
+        )
+        # Operations (metrics, health) and the city's open data, on the same server.
+        sources = CenterSources(
+            devices=self.scan_engine,
+            writer=self.writer,
+            alarms=self.alarms,
+            alarm_journal=self.store,
+            commands=self.commands,
+            rules=self.rules,
+            streams=self.live_hub,
+            now=self.clock.now,
+        )
+        self._readiness = Readiness(
+            self.scan_engine,
+            StoreWriteProbe(self.store),
+            self.writer,
+            ReadinessPolicy(spool_warn_fraction=self.site.historian.spool_warn_percent / 100),
+        )
+        operations = create_operations(metrics_registry(sources), self._readiness)
+        open_data = create_open_data(
+            OpenDataService(
+                self.site.open_datasets(),
+                history,
+                k=self.site.open_data.k,
+                timezone=ZoneInfo(self.site.site.timezone),
+                site_name=self.site.site.name,
+                now=self.clock.now,
+            )
+        )
         server = HmiServer(
-            app, host=options.host, port=options.port, tls=options.tls, limits=options.limits
+            app,
+            host=options.host,
+            port=options.port,
+            tls=options.tls,
+            limits=options.limits,
+            mounts={
+                "/api/": create_api(api_services),
+                "/open/": open_data,
+                **{path: operations for path in OPERATIONS_PATHS},
+            },
+            asgi_routes={
+                API_STREAM_PATH: api_stream_endpoint(self.live_hub, self.live, tokens, self.journal)
+            },
         )
         server.start()
         log.info("HMI at %s", server.url)

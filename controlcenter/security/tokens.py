@@ -144,10 +144,12 @@ class TokenStore:
         if self._wall_time() >= token.expires:
             raise TokenRejectedError(f"token {token_id} has expired")
         try:
-            user = self._users.get_user(token.user_name)
+            account = self._users.account(token.user_name)
         except UnknownUserError as err:
             raise TokenRejectedError(f"the user of token {token_id} no longer exists") from err
-        return user, token
+        if account.disabled:
+            raise TokenRejectedError(f"the user of token {token_id} is disabled")
+        return account.user, token
 
     def revoke(self, token_id: str) -> bool:
         """Revoke a token; False when there is no such live token."""

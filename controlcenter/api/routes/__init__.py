@@ -2,5 +2,5 @@
 
 from __future__ import annotations
 
-ROUTE_MODULES = ("tags",)
+ROUTE_MODULES = ("tags", "history", "alarms", "journal", "commands", "rules", "devices", "users")
 """The endpoint modules of ``controlcenter.api.routes``, registered in this order."""

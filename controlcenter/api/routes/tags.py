@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from werkzeug.exceptions import NotFound
 
 from controlcenter.api.auth import require
+from controlcenter.api.problems import problems
+from controlcenter.api.routes.common import Query
 from controlcenter.api.schemas import MAX_NAMES, MAX_PATTERN, TagInfo, TagList, Value, ValueList
 from controlcenter.api.services import ApiServices
 from controlcenter.model import TagDef
@@ -19,7 +21,7 @@ from controlcenter.permissions import Permission
 MAX_PAGE = 1000
 
 
-class TagQuery(BaseModel):
+class TagQuery(Query):
     """Which tags: a name pattern (``*`` and ``?``), an area, a unit, a page."""
 
     pattern: str = Field("*", max_length=MAX_PATTERN, description="fnmatch pattern on names")
@@ -36,10 +38,10 @@ class TagPath(BaseModel):
     name: str = Field(max_length=MAX_PATTERN)
 
 
-class ValueQuery(BaseModel):
+class ValueQuery(Query):
     """Which live values: names (comma-separated) or a pattern."""
 
-    tags: str = Field("", max_length=MAX_NAMES * 64, description="comma-separated tag names")
+    tags: str = Field("", max_length=4000, description="comma-separated tag names")
     pattern: str = Field("", max_length=MAX_PATTERN, description="fnmatch pattern on names")
     limit: int = Field(MAX_NAMES, ge=1, le=MAX_NAMES)
 
@@ -88,7 +90,7 @@ def register(api: OpenAPI, services: ApiServices) -> None:
             total=len(chosen), tags=[TagInfo.of(tag, areas_of(tag.name)) for tag in page]
         ).model_dump(mode="json")
 
-    @blueprint.get("/tags/<name>", responses={200: TagInfo})
+    @blueprint.get("/tags/<name>", responses={200: TagInfo, **problems(e404="No such tag")})
     def tag_metadata(path: TagPath) -> dict[str, object]:
         """What one tag is."""
         require(Permission.VIEW)
@@ -113,7 +115,7 @@ def register(api: OpenAPI, services: ApiServices) -> None:
                 continue
         return ValueList(values=values).model_dump(mode="json")
 
-    @blueprint.get("/values/<name>", responses={200: Value})
+    @blueprint.get("/values/<name>", responses={200: Value, **problems(e404="No such tag")})
     def live_value(path: TagPath) -> dict[str, object]:
         """The live value of one tag."""
         require(Permission.VIEW)
@@ -121,6 +123,11 @@ def register(api: OpenAPI, services: ApiServices) -> None:
         return Value.of(services.live.latest(path.name)).model_dump(mode="json")
 
     api.register_api(blueprint)
+
+
+def known_tag(services: ApiServices, name: str) -> TagDef:
+    """The tag named ``name``; raises NotFound (404)."""
+    return _tag(services, name)
 
 
 def _tag(services: ApiServices, name: str) -> TagDef:

@@ -81,6 +81,12 @@ def test_expired_revoked_and_orphaned_tokens_are_refused(tmp_path: Path, users: 
     assert not store.revoke(revoked.token.token_id)
     with pytest.raises(TokenRejectedError, match="revoked"):
         store.resolve(revoked.secret_text)
+    disabled = store.create("olga", TokenScope.READ, 3600, created_by="ada")
+    users.set_disabled("olga", True)
+    with pytest.raises(TokenRejectedError, match="disabled"):
+        store.resolve(disabled.secret_text)
+    users.set_disabled("olga", False)
+    assert store.resolve(disabled.secret_text)[0].name == "olga"
     orphan = store.create("olga", TokenScope.READ, 3600, created_by="ada")
     users.remove_user("olga")
     with pytest.raises(TokenRejectedError, match="no longer exists"):
