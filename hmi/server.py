@@ -286,6 +286,9 @@ class HmiServer:
         listener = _ConnectionCappedListener(family, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Accepted connections inherit it (as with Hypercorn's own listeners): without it
+            # a response sent in two writes waits ~40 ms for the client's delayed ACK.
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             listener.bind((self._host, self._requested_port))
             listener.listen(128)
             listener.setblocking(False)

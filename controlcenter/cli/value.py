@@ -24,6 +24,8 @@ API_PREFIX = "/api/v1"
 TIMEOUT_S = 10.0
 MAX_TAGS = 1000
 """Tags one ``value`` call may name (the API's own bound)."""
+MAX_TAGS_PARAM = 3500
+"""Characters of names one ``/values?tags=`` request carries (the API accepts 4,000)."""
 
 Url = Annotated[str, typer.Option("--url", help="Address of the running center.")]
 Token = Annotated[
@@ -184,6 +186,19 @@ def table(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def name_batches(names: Sequence[str], limit: int = MAX_TAGS_PARAM) -> list[list[str]]:
+    """``names`` in order, split so that each batch joined by commas fits in ``limit``."""
+    batches: list[list[str]] = []
+    size = 0
+    for name in names:
+        if not batches or size + len(name) + 1 > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(name)
+        size += len(name) + 1
+    return batches
+
+
 def value(
     tags: Annotated[list[str], typer.Argument(help="Tag names, e.g. water.tank1.level.")],
     url: Url = DEFAULT_URL,
@@ -195,11 +210,14 @@ def value(
         typer.echo(f"at most {MAX_TAGS} tags per call", err=True)
         raise typer.Exit(2)
     client = client_or_exit(url, token)
+    values: list[dict[str, Any]] = []
     try:
-        answer = client.get("/values", {"tags": ",".join(tags)})
+        for batch in name_batches(tags):
+            answer = client.get("/values", {"tags": ",".join(batch)})
+            found = answer.get("values", []) if isinstance(answer, dict) else []
+            values += [v for v in found if isinstance(v, dict)]
     except ApiCallError as err:
         raise fail(err) from err
-    values = answer.get("values", []) if isinstance(answer, dict) else []
     if as_json:
         typer.echo(json.dumps(values, indent=1))
     else:

@@ -30,7 +30,8 @@ from controlcenter.cli.value import (
 )
 
 SELECTIONS = "/commands/selections"
-"""Select: POST {"tag"}; operate: POST …/{id}/operate {"value", "reason"}; cancel: DELETE …/{id}."""
+"""Select: POST {"tag"} → 201 SelectionInfo; operate: POST …/{id}/operate {"value", "reason"}
+→ 200 CommandOutcome (``status``, ``status_reason``, ``readback``); cancel: DELETE …/{id}."""
 MAX_REASON = 500
 
 
@@ -77,7 +78,15 @@ def describe_selection(selection: dict[str, Any]) -> list[str]:
         lines.append(f"  limits    {span}{'; ' + ', '.join(extra) if extra else ''}")
     interlock = selection.get("blocking_interlock")
     lines.append(f"  interlock {interlock if interlock else 'none blocking'}")
+    if selection.get("expires_at"):
+        lines.append(f"  expires   {selection['expires_at']}")
     return lines
+
+
+def describe_result(result: dict[str, Any]) -> str:
+    """One line for the operate's outcome: status, the pipeline's reason, the value read back."""
+    reason = result.get("status_reason") or result.get("reason") or ""
+    return f"{result.get('status', '?')}: {reason} (read back {value_text(result.get('readback'))})"
 
 
 def write(
@@ -106,10 +115,7 @@ def write(
     if as_json:
         typer.echo(json.dumps({"selection": selection, "result": result}, indent=1))
     else:
-        typer.echo(
-            f"{result.get('status', '?')}: {result.get('reason', '')} "
-            f"(read back {value_text(result.get('readback'))})"
-        )
+        typer.echo(describe_result(result))
     if result.get("status") != "confirmed":
         raise typer.Exit(1)
 

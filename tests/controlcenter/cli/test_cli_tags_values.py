@@ -2,65 +2,52 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import pytest
-from argon2 import PasswordHasher
-from argon2.profiles import CHEAPEST
 from typer.testing import CliRunner, Result
 from werkzeug.serving import make_server
 
-from controlcenter.api.app import create_api
-from controlcenter.api.services import ApiServices
 from controlcenter.cli.main import app
+from controlcenter.cli.value import MAX_TAGS_PARAM, name_batches
 from controlcenter.model import Role
 from controlcenter.permissions import TokenScope
-from controlcenter.ports import HistoryQueryReader
 from controlcenter.security.tokens import TokenStore
-from controlcenter.security.users import UserStore
-from tests.controlcenter.api.api_testkit import AREAS, USERS, FixedLive, ListJournal
+from tests.controlcenter.api.api_testkit import USERS, CenterKit, center_kit
 
 
 class Center:
     """The API served on a free port, and tokens for it."""
 
-    def __init__(self, url: str, tokens: TokenStore) -> None:
+    def __init__(self, url: str, tokens: TokenStore, kit: CenterKit) -> None:
         self.url = url
         self.tokens = tokens
+        self.kit = kit
 
-    def token(self, role: Role = Role.VIEWER) -> str:
-        """A fresh read token of the user of ``role``."""
-        return self.tokens.create(USERS[role], TokenScope.READ, 3600, created_by="ada").secret_text
+    def token(self, role: Role = Role.VIEWER, scope: TokenScope = TokenScope.READ) -> str:
+        """A fresh token of the user of ``role``."""
+        name = "mona" if role is Role.MAINTENANCE else USERS[role]
+        return self.tokens.create(name, scope, 3600, created_by="ada").secret_text
 
 
 @pytest.fixture(scope="module")
 def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
-    """The API over fixed values on a real socket (port 0)."""
-    directory = tmp_path_factory.mktemp("api")
-    users = UserStore(directory / "users.json", hasher=PasswordHasher.from_parameters(CHEAPEST))
-    for role, name in USERS.items():
-        users.add_user(name, "a long test passphrase 1", role)
-    tokens = TokenStore(directory / "tokens.sqlite", users)
-    services = ApiServices(
-        live=FixedLive(),
-        history=cast(HistoryQueryReader, None),
-        journal=ListJournal(),
-        tokens=tokens,
-        site_name="Testville",
-        areas=AREAS,
-    )
-    server = make_server("127.0.0.1", 0, create_api(services), threaded=True)
+    """The API over fixed values, a fake command pipeline journaling into a real SQLite
+    historian and fixed device diagnostics, on a real socket (port 0)."""
+    kit = center_kit(tmp_path_factory.mktemp("api"))
+    server = make_server("127.0.0.1", 0, kit.app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Center(f"http://127.0.0.1:{server.server_port}", tokens)
+        yield Center(f"http://127.0.0.1:{server.server_port}", kit.tokens, kit)
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        kit.store.close()
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -112,17 +99,99 @@ def test_connection_refused_is_one_line(unused_port: int) -> None:
     assert "Traceback" not in result.output
 
 
-def test_write_refused_for_a_read_token_without_holding_the_point(center: Center) -> None:
-    # A read token may not command: the center refuses the selection (403, or 404 where the
-    # center has no command endpoint), in one line.
+def test_value_of_many_tags_is_split_into_requests_the_api_accepts(center: Center) -> None:
+    # 300 names of about 30 characters: more than one /values request may carry.
+    names = [f"water.tank{n:03d}.nowhere_level" for n in range(300)]
+    batches = name_batches(names)
+    assert len(batches) > 1 and [n for b in batches for n in b] == names
+    assert all(len(",".join(batch)) <= MAX_TAGS_PARAM for batch in batches)
     result = cli(
-        "write", "water.tank1.pump_cmd", "true", "--reason", "commissioning test",
-        "--url", center.url, "--token", center.token(Role.OPERATOR),
+        "value", *names, "water.tank1.level", "--json", "--url", center.url,
+        "--token", center.token(),
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert [v["tag"] for v in json.loads(result.stdout)] == ["water.tank1.level"]
+    assert "unknown tags: water.tank000.nowhere_level" in result.stderr
+
+
+def test_write_selects_shows_operates_and_reads_back(center: Center) -> None:
+    result = cli(
+        "write", "water.tank1.pump_cmd", "on", "--reason", "commissioning test",
+        "--url", center.url, "--token", center.token(Role.OPERATOR, TokenScope.COMMAND),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "selected water.tank1.pump_cmd"
+    assert lines[1].split() == ["current", "true", "(good)"]
+    assert lines[2].split() == ["limits", "none"]
+    assert lines[3].split() == ["interlock", "none", "blocking"]
+    assert lines[4].startswith("  expires   2030-01-01T12:00:30")
+    assert lines[-1] == "confirmed: read back (read back true)"
+    journaled = center.kit.store.read_commands()
+    assert journaled[-1].command.reason == "commissioning test"
+    assert journaled[-1].command.requested_by == "olga"
+    assert not center.kit.commands.selections  # operated: nothing held
+
+
+def test_write_rejected_by_the_pipeline_exits_1_with_its_reason(center: Center) -> None:
+    result = cli(
+        "write", "water.tank1.pump_cmd", "7", "--reason", "commissioning test", "--json",
+        "--url", center.url, "--token", center.token(Role.OPERATOR, TokenScope.COMMAND),
     )  # fmt: skip
     assert result.exit_code == 1
-    assert result.stderr.startswith(("forbidden", "not found"))
+    answer = json.loads(result.stdout)
+    assert answer["selection"]["tag"] == "water.tank1.pump_cmd"
+    assert answer["result"]["status"] == "rejected"
+    assert answer["result"]["status_reason"] == "not a boolean"
+
+
+@pytest.mark.parametrize(
+    ("tag", "role", "scope", "expected"),
+    [
+        # A read token may not command, whatever its user's role: 403.
+        ("water.tank1.pump_cmd", Role.OPERATOR, TokenScope.READ, "forbidden"),
+        # A viewer may not command, whatever the token's scope: 403.
+        ("water.tank1.pump_cmd", Role.VIEWER, TokenScope.COMMAND, "forbidden"),
+        # Unknown and read-only points: the pipeline refuses the selection (409).
+        ("water.tank1.level", Role.OPERATOR, TokenScope.COMMAND, "refused by the center"),
+        ("no.such.tag", Role.OPERATOR, TokenScope.COMMAND, "refused by the center"),
+    ],
+)
+def test_write_refusals_are_one_line_and_hold_nothing(
+    center: Center, tag: str, role: Role, scope: TokenScope, expected: str
+) -> None:
+    result = cli(
+        "write", tag, "true", "--reason", "commissioning test",
+        "--url", center.url, "--token", center.token(role, scope),
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.startswith(expected), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+    assert not center.kit.commands.selections
+
+
+def test_write_needs_a_reason() -> None:
     assert cli("write", "a.b", "1", "--reason", " ", "--token", "x").exit_code == 2
+    assert cli("write", "a.b", "1", "--reason", "x" * 501, "--token", "x").exit_code == 2
+
+
+def test_devices_prints_the_diagnostics_table(center: Center) -> None:
+    token = center.token(Role.MAINTENANCE)
+    result = cli("devices", "--url", center.url, "--token", token)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "device", "connected", "healthy", "on_time_pct", "failed_scans", "latency_p95_ms",
+        "reconnects", "last_error",
+    ]  # fmt: skip
+    assert lines[1].split() == ["rtu1", "true", "true", "99", "0", "5", "0", "-"]
+    assert lines[2].split() == ["ctrl1", "false", "false", "50", "50", "0", "2", "timeout"]
+    unhealthy = cli("devices", "--unhealthy", "--json", "--url", center.url, "--token", token)
+    assert [d["device"] for d in json.loads(unhealthy.stdout)] == ["ctrl1"]
+    # Diagnostics need the maintenance role: a viewer is refused in one line.
+    refused = cli("devices", "--url", center.url, "--token", center.token(Role.VIEWER))
+    assert refused.exit_code == 1 and refused.stderr.startswith("forbidden")
 
 
 def test_tags_lists_and_filters_the_site_file(tmp_path: Path) -> None:
