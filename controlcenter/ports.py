@@ -129,6 +129,19 @@ class HistoryQueryReader(HistoryReader, Protocol):
     start, end, count, percent_good.
     """
 
+    def read_raw(
+        self,
+        tag: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Sample]:
+        """Stored samples of ``tag`` with start <= server time <= end, oldest first (newest
+        first with ``newest_first``), at most ``limit`` of them from that end."""
+        ...
+
     def read_at_times(self, tag: str, times: Sequence[datetime]) -> list[Sample]:
         """One sample of ``tag`` per time: stored, held (step) or interpolated (linear)."""
         ...

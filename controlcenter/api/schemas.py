@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from controlcenter.model import Sample, TagDef
+from controlcenter.model import Quality, Sample, TagDef
 
 MAX_PATTERN = 200
 MAX_NAMES = 1000
@@ -94,3 +95,94 @@ class ValueList(BaseModel):
     """Live values."""
 
     values: list[Value]
+
+
+def value_documents(samples: Sequence[Sample]) -> list[dict[str, object]]:
+    """The ``Value`` documents of many samples, built directly: the same JSON as
+    ``Value.of(sample).model_dump(mode="json")`` at a fraction of the cost, for answers of tens of
+    thousands of values (a day of history)."""
+    qualities: dict[Quality, dict[str, str]] = {}
+    documents: list[dict[str, object]] = []
+    append = documents.append
+    for sample in samples:
+        quality = qualities.get(sample.quality)
+        if quality is None:
+            quality = qualities[sample.quality] = {
+                "severity": sample.quality.severity.name.lower(),
+                "substatus": sample.quality.substatus.value,
+                "reason": sample.quality.reason,
+            }
+        value = sample.value
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        append(
+            {
+                "tag": sample.tag,
+                "value": value,
+                "quality": quality,
+                "source_time": _iso(sample.source_time),
+                "server_time": _iso(sample.server_time),
+            }
+        )
+    return documents
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 as pydantic writes it (UTC as ``Z``)."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+class ValueColumns(BaseModel):
+    """Many values of one tag as columns (one entry per value in each list): the compact shape
+    for long windows. Times are milliseconds since 1970-01-01 UTC; ``quality`` indexes
+    ``qualities``."""
+
+    tag: str
+    server_time_ms: list[int]
+    source_time_ms: list[int]
+    value: list[bool | int | float | str | None]
+    quality: list[int]
+    qualities: list[QualityInfo]
+    truncated: bool = Field(description="More values lie in the window than were returned")
+
+
+def value_columns(tag: str, samples: Sequence[Sample], *, truncated: bool) -> dict[str, object]:
+    """The ``ValueColumns`` document of ``samples``, built directly (tens of thousands)."""
+    indexes: dict[Quality, int] = {}
+    qualities: list[dict[str, str]] = []
+    server: list[int] = []
+    source: list[int] = []
+    values: list[object] = []
+    quality_column: list[int] = []
+    for sample in samples:
+        index = indexes.get(sample.quality)
+        if index is None:
+            index = indexes[sample.quality] = len(qualities)
+            qualities.append(
+                {
+                    "severity": sample.quality.severity.name.lower(),
+                    "substatus": sample.quality.substatus.value,
+                    "reason": sample.quality.reason,
+                }
+            )
+        value = sample.value
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        server.append(round(sample.server_time.timestamp() * 1000))
+        source.append(round(sample.source_time.timestamp() * 1000))
+        values.append(value)
+        quality_column.append(index)
+    return {
+        "tag": tag,
+        "server_time_ms": server,
+        "source_time_ms": source,
+        "value": values,
+        "quality": quality_column,
+        "qualities": qualities,
+        "truncated": truncated,
+    }
