@@ -1,0 +1,112 @@
+"""``controlcenter bench scaleout``: how the city is dealt to edges, the run's own database, and
+a tiny run end to end (edges and a center on the machine's NATS and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import psycopg
+import pytest
+
+from controlcenter.bench.scaleout import fresh_database_url, split_site
+
+POSTGRES_URL = os.environ.get("CC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _site(devices: dict[str, int]) -> dict[str, Any]:
+    """A site of ``devices`` (name → number of points)."""
+    return {
+        "devices": [{"name": name} for name in devices],
+        "tags": [
+            {"name": f"{name}.p{index}", "device": name}
+            for name, count in devices.items()
+            for index in range(count)
+        ],
+    }
+
+
+def test_domains_stay_whole_and_the_edges_are_balanced() -> None:
+    site = _site(
+        {
+            "lights.d1_ctrl": 400,
+            "lights.d2_ctrl": 400,
+            "water.rtu1": 300,
+            "water.rtu2": 200,
+            "heat.plc1": 350,
+            "bldg.school": 100,
+            "bldg.hall": 50,
+        }
+    )
+    owned = split_site(site, 3)
+    assert set(owned) == {"e1", "e2", "e3"}
+    edge_of = {device["name"]: device["edge"] for device in site["devices"]}
+    assert sorted(edge_of) == sorted(name for names in owned.values() for name in names)
+    for domain in ("lights", "water", "heat", "bldg"):
+        assert len({edge for name, edge in edge_of.items() if name.startswith(domain)}) == 1
+    # lights (800) alone; water (500) and heat (350) + bldg (150) share the other two.
+    loads = sorted(
+        sum(1 for tag in site["tags"] if edge_of[tag["device"]] == edge) for edge in owned
+    )
+    assert loads == [500, 500, 800]
+
+
+def test_fewer_domains_than_edges_deals_devices() -> None:
+    site = _site({"water.a": 10, "water.b": 10, "water.c": 10})
+    owned = split_site(site, 3)
+    assert sorted(len(devices) for devices in owned.values()) == [1, 1, 1]
+
+
+def test_split_refuses_no_edge() -> None:
+    with pytest.raises(ValueError, match="at least one edge"):
+        split_site(_site({"water.a": 1}), 0)
+
+
+def test_fresh_database_url_replaces_only_the_database() -> None:
+    url = fresh_database_url("postgresql://postgres@127.0.0.1:5432/test?sslmode=disable", "cc_x")
+    assert url == "postgresql://postgres@127.0.0.1:5432/cc_x?sslmode=disable"
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_tiny_scaleout_run_loses_nothing() -> None:
+    before = _scaleout_databases()
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controlcenter.cli.main",
+            "bench",
+            "scaleout",
+            "--size",
+            "tiny",
+            "--db",
+            POSTGRES_URL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert figures["points"] > 1000
+    assert figures["values_per_s"] > 0
+    assert figures["published"] is not None and figures["published"] > 0
+    assert figures["lost"] == 0
+    assert figures["commands"].get("confirmed", 0) >= 1
+    assert figures["command_p95_ms"] is not None
+    assert len(figures["edges"]) == 3
+    # The run's own database is gone again.
+    assert _scaleout_databases() == before
+
+
+def _scaleout_databases() -> set[str]:
+    with psycopg.connect(POSTGRES_URL) as connection:
+        rows = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'cc_scaleout_%'"
+        ).fetchall()
+    return {str(row[0]) for row in rows}
