@@ -101,6 +101,17 @@ def device_rows(
     return rows
 
 
+_ASSET_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _asset_names(context: HmiContext) -> frozenset[str]:
+    """The names of the site's assets (kept per context: the site does not change)."""
+    names = _ASSET_NAMES.get(id(context))
+    if names is None:
+        names = _ASSET_NAMES[id(context)] = frozenset(asset.name for asset in context.assets)
+    return names
+
+
 def _row(
     context: HmiContext,
     entry: ScanDiagnostics,
@@ -116,11 +127,16 @@ def _row(
         state = "OK"
     not_good = counts[Severity.UNCERTAIN] + counts[Severity.BAD]
     prefixes = {name.rsplit(".", 1)[0] for name in names}
-    assets = tuple(
-        asset.name
-        for asset in context.assets
-        if any(p == asset.name or p.startswith(asset.name + ".") for p in prefixes)
-    )
+    asset_names = _asset_names(context)
+    found: set[str] = set()
+    for prefix in prefixes:
+        # The asset of a tag is the asset whose name is a dotted prefix of the tag's name.
+        part = prefix
+        while part:
+            if part in asset_names:
+                found.add(part)
+            part = part.rpartition(".")[0]
+    assets = tuple(asset.name for asset in context.assets if asset.name in found)
     age = (now - entry.last_good_scan).total_seconds() if entry.last_good_scan else None
     return DeviceRow(
         device=entry.device,
@@ -237,6 +253,10 @@ def render_table(context: HmiContext, rows: Sequence[DeviceRow]) -> Any:
     )
 
 
+MAX_ROWS = 100
+"""Devices listed at most (abnormal first); the summary counts them all."""
+
+
 def _summary(rows: Sequence[DeviceRow]) -> str:
     down = sum(1 for row in rows if row.state == "Down")
     abnormal = sum(1 for row in rows if row.abnormal)
@@ -249,7 +269,24 @@ def _table_and_summary(context: HmiContext, domain: str) -> tuple[Any, str]:
     rows = device_rows(
         context, context.devices.diagnostics(), context.live.snapshot(), domain=domain
     )
-    return render_table(context, rows), _summary(rows)
+    # Abnormal devices come first; a city of hundreds of devices shows the first MAX_ROWS
+    # (redrawing every row every few seconds in every browser would cost more than it tells).
+    shown = rows[:MAX_ROWS]
+    table = render_table(context, shown)
+    if len(rows) > len(shown):
+        rest = rows[len(shown) :]
+        abnormal = sum(1 for row in rest if row.abnormal)
+        table = html.Div(
+            [
+                table,
+                html.P(
+                    f"{len(rest)} more devices ({abnormal} abnormal): choose a domain to see them.",
+                    className="diagnostics-more",
+                    id="diagnostics-more",
+                ),
+            ]
+        )
+    return table, _summary(rows)
 
 
 def _domains(context: HmiContext) -> list[str]:

@@ -237,8 +237,9 @@ def test_a_communication_alarm_marks_every_asset_of_its_device() -> None:
 def test_the_figure_draws_districts_symbols_per_type_and_pipes() -> None:
     ctx = context()
     figure = map_figure(ctx, marker_states(ctx))
-    outlines = [t for t in figure.data if t.fill == "toself"]
-    assert len(outlines) == 2
+    # Both districts in one filled trace, their polygons apart by None.
+    (outlines,) = [t for t in figure.data if t.fill == "toself"]
+    assert list(outlines.x).count(None) == 2
     assert [a.text for a in figure.layout.annotations] == ["Old Town", "Harbour"]
     markers = {t.name: t for t in figure.data if t.customdata is not None}
     assert markers["Booster station"].marker.symbol == SYMBOLS["booster_station"]
