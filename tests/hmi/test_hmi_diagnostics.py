@@ -26,6 +26,7 @@ from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSess
 from controlcenter.security.users import UserStore
 from hmi.app import create_hmi
 from hmi.page import PageRequest
+from hmi.pages import diagnostics as diagnostics_page
 from hmi.pages.diagnostics import PAGE, device_rows, render_table
 from hmi.server import HmiServer
 from tests.hmi.conftest import (
@@ -219,3 +220,17 @@ def test_the_refresh_is_refused_to_an_operator_and_served_to_maintenance(
     # A forged domain is ignored (all devices), never an error.
     status, body = refresh(url, maintenance, {"$ne": 1})
     assert status == 200 and "rtu1" in body
+
+
+def test_a_large_city_lists_a_hundred_devices_abnormal_first_and_counts_the_rest(
+    live_view: LiveView, history: HistoryReader, journal: EventJournal
+) -> None:
+    many = [diagnostics(f"zz{number:03d}") for number in range(150)]
+    down = diagnostics("zz149", healthy=False, connected=False, last_error="no route to host")
+    context = hmi_context(live_view, history, journal, devices=Devices([*many[:149], down]))
+    table, summary = diagnostics_page._table_and_summary(context, "")
+    shown = json.dumps(table.to_plotly_json(), default=str)
+    assert shown.count("diagnostics-row") == diagnostics_page.MAX_ROWS
+    assert "Down: no route to host" in shown  # the last device by name, listed first
+    assert "50 more devices (0 abnormal)" in shown
+    assert summary == "150 devices, 1 abnormal, 1 down"
