@@ -9,6 +9,10 @@ DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
 
 # The historian's PostgreSQL tests use this server; they fail, not skip, when it is unreachable.
 export CC_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+# The MQTT driver's tests use this broker (the machine's Mosquitto); they fail without it.
+export CC_TEST_MQTT_URL ?= mqtt://127.0.0.1:1883
+# The transport's tests use this NATS server (with JetStream); they fail, not skip, without it.
+export CC_TEST_NATS_URL ?= nats://127.0.0.1:4222
 
 .PHONY: run test lint install clean
 

@@ -875,3 +875,25 @@ class OpenStreams(Protocol):
     def open_streams(self) -> int:
         """Open streams now."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStop:
+    """One waste container on a collection round, in the order a crew drives it."""
+
+    order: int
+    asset: str
+    label: str
+    fill_pct: float
+    latitude: float
+    longitude: float
+    leg_m: float
+    """Straight-line distance from the previous stop (the depot for the first)."""
+
+
+class CollectionPlanner(Protocol):
+    """The next waste collection round (``alarms.collection``)."""
+
+    def next_collection(self) -> tuple[CollectionStop, ...]:
+        """The containers due now, ordered as the crew would drive them."""
+        ...

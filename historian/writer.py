@@ -204,6 +204,19 @@ class HistorianWriter:
         self._enqueue_times.append((self._memory_in, time.monotonic()))
         self._wake.set()
 
+    @property
+    def queued_total(self) -> int:
+        """Samples ever queued for writing (after compression) since start: read just after an
+        ``enqueue``, everything that call queued is acknowledged once ``acknowledged_total``
+        reaches it (the queue is first in, first out)."""
+        return self._memory_in
+
+    @property
+    def acknowledged_total(self) -> int:
+        """Samples of this run committed to the database or fsynced in the spool (as
+        ``WriterMetrics.rows_acknowledged``), read without touching the spool."""
+        return self._memory_out
+
     def metrics(self) -> WriterMetrics:
         """A snapshot of the writer's figures."""
         memory_depth = len(self._memory)

@@ -28,7 +28,7 @@ PointKind = Literal["float", "bool", "int", "counter"]
 (e.g. a mode: 0 auto, 1 manual, 2 off); ``counter``: an ever-growing total (energy, volume)
 that needs double precision."""
 
-ProtocolName = Literal["modbus", "opcua", "bacnet"]
+ProtocolName = Literal["modbus", "opcua", "bacnet", "gtfs_realtime", "gbfs", "mqtt"]
 
 PointRole = Literal["input", "output", "value"]
 """What a point is to the device, as BACnet object types and Modbus tables distinguish it:

@@ -269,6 +269,10 @@ class ScanEngine:
 
     async def run(self) -> None:
         """Acquire every device until cancelled."""
+        if not self._scans:
+            # Nothing to acquire (every device is an edge's): still run until cancelled, so
+            # that a center does not take the end of this task for a failure and stop.
+            await asyncio.Event().wait()
         async with asyncio.TaskGroup() as group:
             for scan in self._scans:
                 group.create_task(self._run_device(scan), name=f"scan {scan.device}")

@@ -225,3 +225,183 @@ def bench_leaks(
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
     typer.echo(json.dumps(figures))
+
+
+@bench_app.command("hmi")
+def bench_hmi(
+    scale: Annotated[int, typer.Option(min=1, help="Scale of the simulated city.")] = 20,
+    sessions: Annotated[
+        int, typer.Option(min=1, help="Browser sessions, each logged in as an operator.")
+    ] = 20,
+    duration: Annotated[
+        float, typer.Option(min=1.0, help="Measured window with every session open, seconds.")
+    ] = 60.0,
+    display: Annotated[
+        str, typer.Option(help="Display every session shows (one with live values).")
+    ] = "/asset/water.ps1",
+    changes: Annotated[int, typer.Option(min=1, help="Field changes at least.")] = 30,
+    idle: Annotated[
+        float, typer.Option(min=1.0, help="Window measuring the center with no browser, s.")
+    ] = 20.0,
+    switch_rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds of the display-switch tour.")
+    ] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
+) -> None:
+    """Measure the HMI in real browsers against the simulated city: field change to screen,
+    display switches, bytes per browser and the center's CPU; print one JSON object."""
+    import logging
+
+    from controlcenter.bench.hmi import HmiBenchError, HmiBenchOptions, run_hmi_bench
+
+    # Progress on stderr: a run at scale 20 with twenty browsers takes minutes.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("controlcenter.bench.hmi").setLevel(logging.INFO)
+    try:
+        options = HmiBenchOptions(
+            scale=scale,
+            sessions=sessions,
+            duration_s=duration,
+            display=display,
+            min_changes=changes,
+            idle_s=idle,
+            switch_rounds=switch_rounds,
+            seed=seed,
+        )
+        figures = asyncio.run(run_hmi_bench(options))
+    except (HmiBenchError, ValueError) as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
+
+
+class ApiBenchScale(StrEnum):
+    """How much load the API bench sends."""
+
+    FULL = "full"
+    TINY = "tiny"
+
+
+@bench_app.command("api")
+def bench_api(
+    size: Annotated[
+        ApiBenchScale,
+        typer.Option(help="full: the published figures (the options below); tiny: a smoke run."),
+    ] = ApiBenchScale.FULL,
+    scale: Annotated[int, typer.Option(min=1, help="Scale of the simulated city.")] = 1,
+    tags: Annotated[int, typer.Option(min=1, help="Tags the live-value requests read.")] = 1000,
+    batch: Annotated[int, typer.Option(min=1, help="Tag names per live-value request.")] = 25,
+    rate: Annotated[float, typer.Option(min=0.1, help="Live-value requests a second.")] = 200.0,
+    duration: Annotated[float, typer.Option(min=0.5, help="Live-value phase, seconds.")] = 30.0,
+    hours: Annotated[
+        float, typer.Option(min=0.01, help="Hours of 1 s history filled and read at once.")
+    ] = 24.0,
+    history_requests: Annotated[int, typer.Option(min=1, help="History reads.")] = 40,
+    history_workers: Annotated[int, typer.Option(min=1, help="History clients side by side.")] = 2,
+    streams: Annotated[int, typer.Option(min=1, help="Clients following the stream.")] = 10,
+    changes: Annotated[int, typer.Option(min=1, help="Field changes timed to the stream.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
+) -> None:
+    """Load the demo city's center over HTTP: live values, a day of raw history, the stream's
+    change-to-client time; print one JSON object."""
+    import logging
+
+    from controlcenter.bench.api import TINY, ApiBenchError, ApiBenchOptions, run_api_bench
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("controlcenter.bench.api").setLevel(logging.INFO)
+    try:
+        if size is ApiBenchScale.TINY:
+            options = TINY
+        else:
+            options = ApiBenchOptions(
+                scale=scale,
+                seed=seed,
+                tags=tags,
+                batch=batch,
+                rate=rate,
+                duration_s=duration,
+                hours=hours,
+                history_requests=history_requests,
+                history_workers=history_workers,
+                streams=streams,
+                changes=changes,
+            )
+        figures = asyncio.run(run_api_bench(options))
+    except (ApiBenchError, ValueError) as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
+
+
+@bench_app.command("scaleout")
+def bench_scaleout(
+    scale: Annotated[int, typer.Option(min=1, help="Scale of the simulated city.")] = 35,
+    edges: Annotated[int, typer.Option(min=1, help="Edge processes (domains dealt).")] = 3,
+    duration: Annotated[float, typer.Option(min=1.0, help="Measured window, seconds.")] = 60.0,
+    nats: Annotated[str, typer.Option(help="NATS server URL(s).")] = "nats://127.0.0.1:4222",
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="Start a three-node NATS cluster here instead.")
+    ] = False,
+    db: Annotated[
+        str, typer.Option(help="PostgreSQL server; each run makes and drops its own database.")
+    ] = "postgresql://postgres@127.0.0.1:5432/test",
+    commands: Annotated[int, typer.Option(min=1, help="Command round trips measured.")] = 50,
+    size: Annotated[
+        str, typer.Option(help="full, or tiny for a smoke run (scale 1, seconds).")
+    ] = "full",
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the run's database.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
+) -> None:
+    """Edges on NATS JetStream and a center on PostgreSQL, end to end; print one JSON object."""
+    from dataclasses import replace
+
+    from controlcenter.bench.scaleout import (
+        ScaleoutBenchError,
+        ScaleoutOptions,
+        run_scaleout_bench,
+    )
+
+    if size not in ("full", "tiny"):
+        typer.echo("--size is full or tiny", err=True)
+        raise typer.Exit(2)
+    full = ScaleoutOptions(scale=scale, duration_s=duration, commands=commands)
+    base = ScaleoutOptions.tiny() if size == "tiny" else full
+    options = replace(
+        base, edges=edges, nats_url=nats, cluster=cluster, db_url=db, keep=keep, seed=seed
+    )
+    try:
+        figures = asyncio.run(run_scaleout_bench(options))
+    except ScaleoutBenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))
+
+
+@bench_app.command("mqtt")
+def bench_mqtt(
+    broker: Annotated[str, typer.Option(help="The broker, mqtt://host:port.")] = (
+        "mqtt://127.0.0.1:1883"
+    ),
+    containers: Annotated[
+        int, typer.Option(min=0, help="Waste containers, one report per 10 minutes.")
+    ] = 10_000,
+    buses: Annotated[int, typer.Option(min=0, help="Buses, one report per 10 s.")] = 2_000,
+    rate: Annotated[
+        float, typer.Option(min=1, help="Messages per second published (time compressed).")
+    ] = 20_000.0,
+    duration: Annotated[float, typer.Option(min=0.5, help="Publishing window, seconds.")] = 20.0,
+) -> None:
+    """Sensors' JSON uplinks from the broker into the historian; print one JSON object."""
+    from controlcenter.bench.mqtt import MqttBenchError, MqttBenchOptions, run_mqtt_bench
+
+    if containers + buses == 0:
+        typer.echo("give some containers or buses", err=True)
+        raise typer.Exit(2)
+    options = MqttBenchOptions(broker, containers, buses, rate, duration)
+    try:
+        figures = asyncio.run(run_mqtt_bench(options))
+    except MqttBenchError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(figures))

@@ -16,10 +16,18 @@ import typer
 from controlcenter.cli.alarms import alarms_app
 from controlcenter.cli.bench import bench_app
 from controlcenter.cli.commands import commands_app
+from controlcenter.cli.devices import devices
+from controlcenter.cli.discover import discover_app
 from controlcenter.cli.history import history
+from controlcenter.cli.import_points import import_points
 from controlcenter.cli.rules import rules_app
+from controlcenter.cli.screenshots import hmi_screenshots
 from controlcenter.cli.sim import sim_app
+from controlcenter.cli.tags import tags
+from controlcenter.cli.tokens import token_app
 from controlcenter.cli.user import user_app
+from controlcenter.cli.value import value
+from controlcenter.cli.write import write
 from controlcenter.runtime.defaults import (
     CENTER_DB_URL,
     DEFAULT_BASE_PORT,
@@ -27,6 +35,7 @@ from controlcenter.runtime.defaults import (
     DEMO_DB_URL,
     DEMO_USERS_PATH,
 )
+from controlcenter.runtime.logformat import LogFormat
 from controlcenter.runtime.runner import configure_logging, run_until_stopped
 
 if TYPE_CHECKING:
@@ -44,6 +53,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 app.add_typer(bench_app, name="bench")
 app.add_typer(sim_app, name="sim")
 app.add_typer(rules_app, name="rules")
@@ -62,6 +72,25 @@ Duration = Annotated[
     typer.Option(help="Stop after this many seconds of wall-clock time.", min=0),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
+NatsUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--nats",
+        help="NATS server URL: take edge devices' samples from the stream and command them "
+        "through their edges (default: poll every device).",
+    ),
+]
+NatsConsumer = Annotated[
+    str | None,
+    typer.Option(help="Durable consumer name; centers naming the same one share the samples."),
+]
+NatsRoot = Annotated[str, typer.Option(help="First token of the site's NATS subjects.")]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format", help="text for people, json for log collectors (one object per line)."
+    ),
+]
 TlsCert = Annotated[
     Path | None,
     typer.Option(help="PEM certificate (chain) of the HMI: serve HTTPS (needs --tls-key)."),
@@ -106,6 +135,7 @@ def demo(
         ),
     ] = None,
     verbose: Verbose = False,
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run the simulated city, the control center and the HMI on SQLite under ./var/."""
     from controlcenter.runtime.app import HmiOptions
@@ -113,7 +143,7 @@ def demo(
 
     if start is not None and start.utcoffset() is None:
         raise typer.BadParameter("--start needs a UTC offset, e.g. 2026-11-21T07:00:00+01:00")
-    _configure_logging(verbose)
+    _configure_logging(verbose, log_format)
     tls = _tls_files(tls_cert, tls_key)
     hmi = None
     if not no_hmi:
@@ -186,13 +216,18 @@ def run(
     tls_key: TlsKey = None,
     hmi_host_name: HostNames = None,
     verbose: Verbose = False,
+    log_format: LogFormatOption = "text",
+    nats: NatsUrl = None,
+    nats_consumer: NatsConsumer = None,
+    nats_root: NatsRoot = "cc",
 ) -> None:
     """Run the control center for a site file against its field devices, in real time."""
     from controlcenter.clock import WallClock
     from controlcenter.runtime.app import ControlCenter, HmiOptions, prepare_private_database
+    from controlcenter.runtime.center_transport import TransportOptions
     from historian.store import SqlHistorian
 
-    _configure_logging(verbose)
+    _configure_logging(verbose, log_format)
     config = _load_site_or_exit(site)
     tls = _tls_files(tls_cert, tls_key)
     hmi = None
@@ -210,11 +245,56 @@ def run(
         store = await asyncio.to_thread(SqlHistorian, db)
         try:
             center = ControlCenter(
-                config, store, WallClock(), hmi=hmi, site_directory=site.absolute().parent
+                config,
+                store,
+                WallClock(),
+                hmi=hmi,
+                site_directory=site.absolute().parent,
+                nats_url=nats,
+                transport=TransportOptions(root=nats_root, consumer=nats_consumer),
             )
             await center.run(stop)
         finally:
             await asyncio.to_thread(store.close)
+
+    raise typer.Exit(_run_until_stopped(body, duration))
+
+
+@app.command()
+def edge(
+    site: Annotated[Path, typer.Option(help="Site file (YAML).")],
+    edge: Annotated[str, typer.Option(help="This edge's name, as its devices' `edge:` say.")],
+    nats: Annotated[str, typer.Option(help="NATS server URL, e.g. nats://127.0.0.1:4222.")],
+    spool: Annotated[
+        Path, typer.Option(help="Folder of the store-and-forward spool (kept across restarts).")
+    ] = Path("var/edge-spool"),
+    nats_root: NatsRoot = "cc",
+    duration: Duration = None,
+    verbose: Verbose = False,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Run an edge collector: acquire the devices of one edge and publish them to NATS."""
+    from controlcenter.clock import WallClock
+    from controlcenter.runtime.center_transport import TransportOptions
+    from controlcenter.runtime.edge import EdgeCollector
+
+    _configure_logging(verbose, log_format)
+    config = _load_site_or_exit(site)
+    try:
+        collector = EdgeCollector(
+            config,
+            edge,
+            nats,
+            WallClock(),
+            spool_dir=spool,
+            options=TransportOptions(root=nats_root),
+        )
+    except ValueError as err:
+        typer.echo(f"{site}: {err}", err=True)
+        raise typer.Exit(1) from err
+
+    async def body(stop: asyncio.Event) -> None:
+        await collector.run(stop)
 
     raise typer.Exit(_run_until_stopped(body, duration))
 
@@ -266,6 +346,15 @@ def _load_site_or_exit(path: Path) -> SiteConfig:
 
 # After demo, run and check, so that `--help` lists the commands in the order of a first day.
 app.command()(history)
+# The commissioning engineer's commands: the site's tags, live values, a write, device health,
+# point discovery and bulk import.
+app.command()(tags)
+app.command()(value)
+app.command()(write)
+app.command()(devices)
+app.add_typer(discover_app, name="discover")
+app.command("import")(import_points)
+app.command("hmi-screenshots")(hmi_screenshots)
 
 
 def main() -> None:

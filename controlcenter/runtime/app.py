@@ -41,7 +41,12 @@ from controlcenter.bus import SampleBus
 from controlcenter.commands.pipeline import CommandPipeline
 from controlcenter.live import LiveHub, LiveSnapshot
 from controlcenter.model import Event, EventKind, Quality, Sample, TagDef, User
-from controlcenter.ports import Clock
+from controlcenter.ports import Clock, DeviceHealthView
+from controlcenter.runtime.center_transport import (
+    CenterTransport,
+    CombinedHealth,
+    TransportOptions,
+)
 from controlcenter.runtime.command_gateway import LoopCommandGateway
 from controlcenter.runtime.rule_deployment import (
     RuleDeployment,
@@ -63,16 +68,33 @@ from controlcenter.security.users import UserStore
 from controlcenter.site.config import (
     BacnetDeviceConfig,
     DeviceConfig,
+    GbfsDeviceConfig,
+    GtfsRealtimeDeviceConfig,
     ModbusDeviceConfig,
+    MqttDeviceConfig,
+    OcppDeviceConfig,
     OpcUaDeviceConfig,
     SiteConfig,
 )
 from drivers.bacnet.config import BacnetDeviceConfig as BacnetDriverConfig
 from drivers.bacnet.driver import BacnetDriver
 from drivers.base import Driver
+from drivers.feeds import (
+    Freshness,
+    GbfsConfig,
+    GbfsDriver,
+    GtfsRealtimeConfig,
+    GtfsRealtimeDriver,
+    HttpSettings,
+)
 from drivers.modbus.config import ModbusDeviceConfig as ModbusDriverConfig
 from drivers.modbus.connection import ModbusGateways
 from drivers.modbus.driver import ModbusDriver
+from drivers.mqtt.config import MqttDeviceConfig as MqttDriverConfig
+from drivers.mqtt.driver import MqttDriver
+from drivers.ocpp.config import ChargePointConfig as OcppChargePointDriverConfig
+from drivers.ocpp.config import OcppCentralSystemConfig
+from drivers.ocpp.driver import OcppDriver
 from drivers.opcua.config import OpcUaDeviceConfig as OpcUaDriverConfig
 from drivers.opcua.config import SecurityMode, SecurityPolicy
 from drivers.opcua.driver import OpcUaDriver
@@ -185,7 +207,70 @@ def build_driver(
         return build_opcua_driver(device, clock)
     if isinstance(device, BacnetDeviceConfig):
         return build_bacnet_driver(device, clock)
+    if isinstance(device, OcppDeviceConfig):
+        return build_ocpp_driver(device, clock)
+    if isinstance(device, GtfsRealtimeDeviceConfig | GbfsDeviceConfig):
+        return build_feed_driver(device, clock)
+    if isinstance(device, MqttDeviceConfig):
+        return build_mqtt_driver(device, clock)
     return build_modbus_driver(device, clock, gateways)
+
+
+def build_mqtt_driver(device: MqttDeviceConfig, clock: Clock) -> MqttDriver:
+    """The MQTT driver of one configured broker connection."""
+    config = MqttDriverConfig(
+        host=device.host,
+        port=device.port,
+        client_id=device.client_id or "",
+        topic_prefix=device.topic_prefix,
+        username=device.username,
+        password_env=device.password_env,
+        tls=device.tls,
+        ca_file=device.ca_file,
+        report_interval_s=device.report_interval,
+        timestamp_pointer=device.timestamp_pointer,
+        timeout_s=device.timeout,
+        write_timeout_s=device.write_timeout,
+        max_payload_bytes=device.max_payload_bytes,
+    )
+    return MqttDriver(device.name, config, clock)
+
+
+def build_feed_driver(
+    device: GtfsRealtimeDeviceConfig | GbfsDeviceConfig, clock: Clock
+) -> GtfsRealtimeDriver | GbfsDriver:
+    """The GTFS-Realtime or GBFS driver of one configured publisher."""
+    http = HttpSettings(timeout_s=device.timeout, max_bytes=device.max_bytes)
+    freshness = Freshness(uncertain_after_s=device.uncertain_after, bad_after_s=device.bad_after)
+    if isinstance(device, GbfsDeviceConfig):
+        config = GbfsConfig(device.url(device.discovery), http=http, freshness=freshness)
+        return GbfsDriver(device.name, config, clock)
+    positions, trips = device.vehicle_positions, device.trip_updates
+    gtfs = GtfsRealtimeConfig(
+        None if positions is None else device.url(positions),
+        None if trips is None else device.url(trips),
+        http=http,
+        freshness=freshness,
+    )
+    return GtfsRealtimeDriver(device.name, gtfs, clock)
+
+
+def build_ocpp_driver(device: OcppDeviceConfig, clock: Clock) -> OcppDriver:
+    """The OCPP central system of one configured endpoint and its charge points."""
+    host, _, port = device.listen.rpartition(":")
+    config = OcppCentralSystemConfig(
+        host=host,
+        port=int(port),
+        charge_points=tuple(
+            OcppChargePointDriverConfig(point.id, point.password_env, point.max_power_w)
+            for point in device.charge_points
+        ),
+        heartbeat_interval_s=device.heartbeat_interval,
+        silence_factor=device.silence_factor,
+        timeout_s=device.timeout,
+        id_tag=device.id_tag,
+    )
+    return OcppDriver(device.name, config, clock)
 
 
 def build_opcua_driver(device: OpcUaDeviceConfig, clock: Clock) -> OpcUaDriver:
@@ -253,7 +338,8 @@ def pushes_changes(device: DeviceConfig) -> bool:
         return device.subscribe
     if isinstance(device, BacnetDeviceConfig):
         return device.cov
-    return False
+    # Charge points and MQTT sensors report on their own: the driver pushes what they say.
+    return isinstance(device, OcppDeviceConfig | MqttDeviceConfig)
 
 
 def scan_timeout(device: DeviceConfig) -> float:
@@ -263,6 +349,13 @@ def scan_timeout(device: DeviceConfig) -> float:
     Longer than one request's own timeout (all retries), so that a silent device fails with
     the driver's precise reason; a read of many requests that keep being answered goes on
     (up to ``MAX_READ_TIMEOUTS`` of these bounds)."""
+    if isinstance(device, OcppDeviceConfig):
+        return device.timeout + 0.5  # answered from what the charge points reported
+    if isinstance(device, MqttDeviceConfig):
+        return device.timeout + 1.0  # a read may wait half a second for retained values
+    if isinstance(device, GtfsRealtimeDeviceConfig | GbfsDeviceConfig):
+        # GBFS may read gbfs.json before its files: two requests one after the other.
+        return 2 * device.timeout + 0.5
     retries = 0 if isinstance(device, OpcUaDeviceConfig) else device.retries
     return device.timeout * (retries + 1) + 0.5
 
@@ -439,10 +532,14 @@ class ControlCenter:
         hmi: HmiOptions | None = None,
         site_directory: Path | None = None,
         users: UserStore | None = None,
+        nats_url: str | None = None,
+        transport: TransportOptions | None = None,
     ) -> None:
         """``site_directory``: the folder of the site file, against which rule files are named
         in the stored rule-set versions (default: the folder of the first rule file);
-        ``users``: who may command (default: the HMI's users file, if the HMI runs)."""
+        ``users``: who may command (default: the HMI's users file, if the HMI runs);
+        ``nats_url``: take the samples of edge-owned devices from the site's NATS stream and
+        command them through their edges (None: poll every device, as without edges)."""
         self.site = site
         self.store = store
         self.clock = clock
@@ -466,9 +563,22 @@ class ControlCenter:
         rule_set = self.deployment.start()
         self.tags: Sequence[TagDef] = [*self.site_tags, *rule_set.calculated_tag_defs()]
         gateways = ModbusGateways()
+        # --- edges on NATS (``nats_url``): their devices are written through the edge and
+        # never polled here; their samples come from the stream (``self.transport``).
+        self.transport = None if nats_url is None else CenterTransport(site, nats_url, transport)
+        local_devices = [
+            device
+            for device in site.devices
+            if self.transport is None or not self.transport.owns(device.name)
+        ]
         self.drivers: dict[str, Driver] = {
-            device.name: build_driver(device, clock, gateways) for device in site.devices
+            device.name: build_driver(device, clock, gateways) for device in local_devices
         }
+        if self.transport is not None:
+            self.drivers.update(
+                {name: self.transport.driver(name) for name in self.transport.owners.edge_of}
+            )
+        # --- end of edges
         self.bus = SampleBus()
         self.live = LiveSnapshot(self.tags, clock.now())
         self.compression = site.compression_settings()
@@ -508,11 +618,15 @@ class ControlCenter:
                     timeout_s=scan_timeout(device),
                     poll=not pushes_changes(device),
                 )
-                for device in site.devices
+                for device in local_devices
             ],
             self.bus,
             clock,
         )
+        self.devices: DeviceHealthView = self.scan_engine
+        if self.transport is not None:
+            ingest = self.transport.attach(self.bus, self.writer, self.journal)
+            self.devices = CombinedHealth(self.scan_engine, ingest)
         self.bus.subscribe("live", self.live.update)
         self.bus.subscribe("historian", self.writer.enqueue)
         self.bus.subscribe("rules", self.rules.on_samples)
@@ -596,6 +710,8 @@ class ControlCenter:
         ]
         if self.notifier is not None:
             tasks.append(asyncio.create_task(self.notifier.run(), name="alarm notifications"))
+        if self.transport is not None:
+            tasks.append(asyncio.create_task(self.transport.run(), name="NATS ingest"))
         failure: BaseException | None = None
         try:
             if self._hmi_options is not None:
@@ -623,6 +739,8 @@ class ControlCenter:
         # (subscriptions, COV), so nothing reaches a writer that is already stopping.
         for driver in self.drivers.values():
             await driver.close()
+        if self.transport is not None:
+            await self.transport.close()
         if self.hmi_server is not None:
             await asyncio.to_thread(self.hmi_server.stop)
         if self._hmi_sessions is not None:
@@ -699,7 +817,7 @@ class ControlCenter:
             alarms=self.alarms,
             alarm_journal=self.store,
             commands=commands,
-            devices=self.scan_engine,
+            devices=self.devices,
             featured=tuple(self.site.hmi.featured),
             now=self.clock.now,
             users=administration,
@@ -727,14 +845,14 @@ class ControlCenter:
             alarms=self.alarms,
             alarm_journal=self.store,
             commands=commands,
-            devices=self.scan_engine,
+            devices=self.devices,
             rules=rule_operations,
             users=administration,
             now=self.clock.now,
         )
         # Operations (metrics, health) and the city's open data, on the same server.
         sources = CenterSources(
-            devices=self.scan_engine,
+            devices=self.devices,
             writer=self.writer,
             alarms=self.alarms,
             alarm_journal=self.store,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -108,9 +109,13 @@ from controlcenter.site.yamlsource import (
 )
 from drivers.bacnet.address import validate_address as validate_bacnet_address
 from drivers.base import AddressError
+from drivers.feeds.address import validate_gbfs_address, validate_gtfs_address
 from drivers.modbus.address import ModbusAddress
 from drivers.modbus.address import parse_address as parse_modbus_address
 from drivers.modbus.address import validate_address as validate_modbus_address
+from drivers.mqtt.address import validate_address as validate_mqtt_address
+from drivers.ocpp.address import CHARGE_POINT_ID
+from drivers.ocpp.address import validate_address as validate_ocpp_address
 from drivers.opcua.address import validate_address as validate_opcua_address
 from historian.compression import CompressionSettings
 
@@ -132,7 +137,15 @@ ADDRESS_VALIDATORS: dict[str, AddressValidator] = {
     "modbus": validate_modbus_address,
     "opcua": validate_opcua_address,
     "bacnet": validate_bacnet_address,
+    "mqtt": validate_mqtt_address,
+    "ocpp": validate_ocpp_address,
+    "gtfs_realtime": validate_gtfs_address,
+    "gbfs": validate_gbfs_address,
 }
+
+
+EdgeName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+"""An edge collector's name: one NATS subject token (lower case, digits, ``-`` and ``_``)."""
 
 
 class _Strict(BaseModel):
@@ -187,6 +200,9 @@ class ModbusDeviceConfig(_Strict):
     multiple_writes_only: bool = Field(
         default=False, description="write with FC15/FC16 only (devices without FC5/FC6)"
     )
+    edge: EdgeName | None = Field(
+        default=None, description="the edge collector that owns the device (none: the center)"
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -232,6 +248,9 @@ class OpcUaDeviceConfig(_Strict):
     )
     deadband: FiniteFloat = Field(default=0.0, ge=0, description="absolute data-change deadband")
     max_items_per_subscription: Integer = Field(default=2500, ge=1, le=100_000)
+    edge: EdgeName | None = Field(
+        default=None, description="the edge collector that owns the device (none: the center)"
+    )
 
     @model_validator(mode="after")
     def _security_consistent(self) -> OpcUaDeviceConfig:
@@ -259,6 +278,9 @@ class BacnetDeviceConfig(_Strict):
     )
     cov: bool = Field(default=True, description="SubscribeCOV (default) or polling")
     cov_lifetime: Integer = Field(default=300, ge=10, le=86_400, description="seconds")
+    edge: EdgeName | None = Field(
+        default=None, description="the edge collector that owns the device (none: the center)"
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -285,8 +307,211 @@ class BacnetDeviceConfig(_Strict):
         return split_endpoint(self.endpoint)[1]
 
 
+class OcppChargePointConfig(_Strict):
+    """A charge point the OCPP central system accepts (security profile 1: Basic auth)."""
+
+    id: Name = Field(pattern=rf"^{CHARGE_POINT_ID}$", description="the charge point's identity")
+    password_env: Name = Field(
+        description="environment variable holding its password (never the file)"
+    )
+    max_power_w: FiniteFloat = Field(default=350_000.0, gt=0, le=100e6, description="rating, W")
+
+
+class OcppDeviceConfig(_Strict):
+    """The center as OCPP central system (1.6J and 2.0.1): charge points connect to it."""
+
+    name: Name = Field(pattern=DOTTED_NAME)
+    protocol: Literal["ocpp"]
+    listen: Name = Field(description="host:port the central system listens on (port 0: any free)")
+    charge_points: list[OcppChargePointConfig] = Field(min_length=1, max_length=10_000)
+    scan_interval: FiniteFloat = Field(
+        default=10.0, gt=0, le=3600, description="seconds between keep-alives to the scan engine"
+    )
+    heartbeat_interval: Integer = Field(
+        default=60, ge=1, le=86_400, description="seconds, handed to each charge point at boot"
+    )
+    silence_factor: FiniteFloat = Field(
+        default=2.5, ge=1, le=100, description="heartbeats of silence before points go Bad"
+    )
+    timeout: FiniteFloat = Field(
+        default=10.0, gt=0, le=120, description="seconds per call and per command's readback"
+    )
+    id_tag: Name = Field(default="CITY-CONTROL", max_length=20, description="remote-start token")
+    edge: EdgeName | None = Field(
+        default=None, description="the edge collector that owns the device (none: the center)"
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not _is_decimal(port, 5) or int(port) > 65535:
+            raise ValueError(f"listen address '{value}' is not host:port (port 0: any free)")
+        return value
+
+    @field_validator("charge_points")
+    @classmethod
+    def _unique_ids(cls, value: list[OcppChargePointConfig]) -> list[OcppChargePointConfig]:
+        seen: set[str] = set()
+        for point in value:
+            if point.id in seen:
+                raise ValueError(f"charge point '{point.id}' is listed twice")
+            seen.add(point.id)
+        return value
+
+
+class _FeedDeviceConfig(_Strict):
+    """What both feed publishers share: a base URL, polling and how old a feed may get."""
+
+    name: Name = Field(pattern=DOTTED_NAME)
+    endpoint: Name = Field(
+        pattern=r"^https?://[^\s/]+", description="base URL of the publisher (http or https)"
+    )
+    scan_interval: FiniteFloat = Field(default=15.0, gt=0, le=3600, description="seconds")
+    timeout: FiniteFloat = Field(default=5.0, gt=0, le=60, description="seconds per request")
+    max_bytes: Integer = Field(
+        default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="largest body"
+    )
+    uncertain_after: FiniteFloat = Field(
+        default=60.0, ge=0, le=86_400, description="seconds past the feed's validity: Uncertain"
+    )
+    bad_after: FiniteFloat = Field(
+        default=300.0, gt=0, le=7 * 86_400, description="seconds past the feed's validity: Bad"
+    )
+    edge: EdgeName | None = Field(
+        default=None, description="the edge collector that owns the device (none: the center)"
+    )
+
+    @model_validator(mode="after")
+    def _ordered_ages(self) -> _FeedDeviceConfig:
+        if not self.uncertain_after < self.bad_after:
+            raise ValueError("uncertain_after must be below bad_after")
+        return self
+
+    def url(self, path: str) -> str:
+        """``path`` under the endpoint, or ``path`` itself when it is a whole URL."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.endpoint.rstrip("/") + "/" + path.lstrip("/")
+
+
+_FEED_PATH = r"^(https?://\S+|/\S*)$"
+
+
+def _feed_path(value: str) -> str:
+    if not re.match(_FEED_PATH, value):
+        raise ValueError(f"'{value}' is neither a path starting with / nor an http(s) URL")
+    return value
+
+
+FeedPath = Annotated[Name, AfterValidator(_feed_path)]
+"""A feed's path under its publisher's endpoint, or a whole http(s) URL."""
+
+
+class GtfsRealtimeDeviceConfig(_FeedDeviceConfig):
+    """A GTFS-Realtime publisher (VehiclePositions, TripUpdates) polled over HTTP."""
+
+    protocol: Literal["gtfs_realtime"]
+    vehicle_positions: FeedPath | None = Field(
+        default="/gtfs-rt/vehicle_positions.pb", description="path or URL"
+    )
+    trip_updates: FeedPath | None = Field(
+        default="/gtfs-rt/trip_updates.pb", description="path or URL"
+    )
+
+    @model_validator(mode="after")
+    def _some_feed(self) -> GtfsRealtimeDeviceConfig:
+        if self.vehicle_positions is None and self.trip_updates is None:
+            raise ValueError("give vehicle_positions, trip_updates or both")
+        return self
+
+
+class GbfsDeviceConfig(_FeedDeviceConfig):
+    """A GBFS 3.0 bike-share system, found through its ``gbfs.json``, polled over HTTP."""
+
+    protocol: Literal["gbfs"]
+    discovery: FeedPath = Field(default="/gbfs/gbfs.json", description="path or URL")
+
+
+class MqttDeviceConfig(_Strict):
+    """An MQTT broker connection: sensors' JSON uplinks and Sparkplug B edge nodes (MQTT 3.1.1).
+
+    Every topic of the device's tag addresses is relative to ``topic_prefix``. JSON sensors
+    report every ``report_interval`` seconds: a point is Uncertain after one missed report and
+    Bad after three."""
+
+    name: Name = Field(pattern=DOTTED_NAME)
+    protocol: Literal["mqtt"]
+    endpoint: Name = Field(description="host:port of the broker")
+    client_id: Name | None = Field(
+        default=None, max_length=128, description="MQTT client id (default: from the name)"
+    )
+    topic_prefix: str = Field(
+        default="", max_length=256, pattern=r"^[^+#\x00]*$", description="put before every topic"
+    )
+    username: Name | None = None
+    password_env: Name | None = Field(
+        default=None, description="environment variable holding the password (never the file)"
+    )
+    tls: bool = Field(default=False, description="connect with TLS")
+    ca_file: SitePath | None = Field(default=None, description="CA certificates for TLS")
+    report_interval: FiniteFloat = Field(
+        default=600.0, gt=0, le=7 * 86_400, description="seconds between a sensor's reports"
+    )
+    timestamp_pointer: str | None = Field(
+        default=None,
+        max_length=256,
+        pattern=r"^(/.*)?$",
+        description="RFC 6901 pointer to each JSON uplink's own time",
+    )
+    timeout: FiniteFloat = Field(default=3.0, gt=0, le=60, description="seconds per request")
+    write_timeout: FiniteFloat = Field(
+        default=10.0, gt=0, le=600, description="seconds a downlink waits for its read-back"
+    )
+    max_payload_bytes: Integer = Field(default=262_144, ge=64, le=16 * 1024 * 1024)
+    edge: EdgeName | None = Field(
+        default=None, description="the edge collector that owns the device (none: the center)"
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_endpoint(value)
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MqttDeviceConfig:
+        if self.password_env is not None and not self.username:
+            raise ValueError("password_env needs a username")
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("ca_file is for TLS: set tls: true")
+        return self
+
+    @property
+    def scan_interval(self) -> float:
+        """The scan engine's interval for the device: its sensors' report interval."""
+        return self.report_interval
+
+    @property
+    def host(self) -> str:
+        """Host part of the endpoint."""
+        return split_endpoint(self.endpoint)[0]
+
+    @property
+    def port(self) -> int:
+        """Port part of the endpoint."""
+        return split_endpoint(self.endpoint)[1]
+
+
 DeviceConfig = Annotated[
-    ModbusDeviceConfig | OpcUaDeviceConfig | BacnetDeviceConfig, Field(discriminator="protocol")
+    ModbusDeviceConfig
+    | OpcUaDeviceConfig
+    | BacnetDeviceConfig
+    | OcppDeviceConfig
+    | GtfsRealtimeDeviceConfig
+    | GbfsDeviceConfig
+    | MqttDeviceConfig,
+    Field(discriminator="protocol"),
 ]
 
 
@@ -700,6 +925,10 @@ class SiteConfig(_Strict):
         """Every tag as a shared-vocabulary definition."""
         return [tag.to_tag_def() for tag in self.tags]
 
+    def edges(self) -> dict[str, str]:
+        """Device → edge collector, for the devices an edge owns."""
+        return {device.name: device.edge for device in self.devices if device.edge is not None}
+
     def device(self, name: str) -> DeviceConfig:
         """The device called ``name``; raises KeyError if there is none."""
         for device in self.devices:
@@ -808,14 +1037,30 @@ def source_spot(
 # The discriminator values of the tagged unions, read from the models so they never drift.
 _UNION_TAGS = frozenset(
     str(value)
-    for model in (ModbusDeviceConfig, OpcUaDeviceConfig, BacnetDeviceConfig)
+    for model in (
+        ModbusDeviceConfig,
+        OpcUaDeviceConfig,
+        BacnetDeviceConfig,
+        OcppDeviceConfig,
+        GtfsRealtimeDeviceConfig,
+        GbfsDeviceConfig,
+        MqttDeviceConfig,
+    )
     for value in get_args(model.model_fields["protocol"].annotation)
 )
 SITE_VOCABULARY = ModelVocabulary(
     root=SiteConfig,
     sections={
         "site": [SiteInfo],
-        "devices": [ModbusDeviceConfig, OpcUaDeviceConfig, BacnetDeviceConfig],
+        "devices": [
+            ModbusDeviceConfig,
+            OpcUaDeviceConfig,
+            BacnetDeviceConfig,
+            OcppDeviceConfig,
+            GtfsRealtimeDeviceConfig,
+            GbfsDeviceConfig,
+            MqttDeviceConfig,
+        ],
         "tags": [TagConfig],
         "compression": [CompressionConfig],
         "automation": [AutomationConfig],

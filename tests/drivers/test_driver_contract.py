@@ -28,17 +28,28 @@ from drivers.base import (
     NotConnectedError,
     SubscriptionUnsupportedError,
 )
+from drivers.feeds import GbfsConfig, GbfsDriver, GtfsRealtimeConfig, GtfsRealtimeDriver
 from drivers.modbus.config import ModbusDeviceConfig
 from drivers.modbus.driver import ModbusDriver
+from drivers.mqtt.config import MqttDeviceConfig
+from drivers.mqtt.driver import MqttDriver
 from drivers.opcua.config import OpcUaDeviceConfig
 from drivers.opcua.driver import OpcUaDriver
 from plc_sim.device import PointBinding, PointSpec, PointValue, SimDevice
 from plc_sim.domain import DeviceServer
+from plc_sim.mobility.records import StationReport, VehicleReport
 from plc_sim.servers.bacnet.server import BacnetDeviceServer
+from plc_sim.servers.feeds.server import GbfsServer, GtfsRealtimeServer
 from plc_sim.servers.modbus.server import ModbusDeviceServer
 from plc_sim.servers.opcua.server import OpcUaDeviceServer
+from tests.drivers.mqtt.mqtt_contract_device import MqttControllerDevice
+from tests.drivers.mqtt.mqtt_support import broker as mqtt_broker
 
-PROTOCOLS = ("modbus", "opcua", "bacnet")
+PROTOCOLS = ("modbus", "opcua", "bacnet", "gtfs_realtime", "gbfs", "mqtt")
+POLLED = frozenset({"modbus", "gtfs_realtime", "gbfs"})
+"""Protocols that cannot push changes."""
+READ_ONLY = frozenset({"gtfs_realtime", "gbfs"})
+"""Published feeds: every write is refused."""
 DEVICE_INSTANCE = 4711
 
 
@@ -79,6 +90,76 @@ SPECS = (
         states=("auto", "manual", "off"),
     ),
 )
+
+
+class ControllerVehicle:
+    """The controller published as one bus of a GTFS-Realtime feed: speed is the level,
+    latitude the setpoint, stopped the run command and delay the mode."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+
+    def reports(self) -> list[VehicleReport]:
+        """The one bus."""
+        values = self.controller.values
+        return [
+            VehicleReport(
+                vehicle_id="bus1",
+                route_id="r1",
+                trip_id="t1",
+                lat=float(values["plant.setpoint"]),
+                lon=4.9,
+                speed_mps=float(values["plant.level"]),
+                bearing_deg=90.0,
+                stopped=bool(values["plant.run"]),
+                delay_s=int(values["plant.mode"]),
+                next_stop="s1",
+            )
+        ]
+
+    def addresses(self) -> dict[str, str]:
+        """The controller's tags as the bus's fields."""
+        return {
+            "plant.level": "vehicle:bus1:speed",
+            "plant.setpoint": "vehicle:bus1:lat",
+            "plant.run": "vehicle:bus1:stopped",
+            "plant.mode": "vehicle:bus1:delay_s",
+        }
+
+
+class ControllerStation:
+    """The controller published as one GBFS station: longitude is the level, latitude the
+    setpoint, renting the run command and bikes the mode."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+
+    def reports(self) -> list[StationReport]:
+        """The one station."""
+        values = self.controller.values
+        return [
+            StationReport(
+                station_id="st1",
+                name="Contract",
+                lat=float(values["plant.setpoint"]),
+                lon=float(values["plant.level"]),
+                capacity=10,
+                bikes=int(values["plant.mode"]),
+                installed=True,
+                renting=bool(values["plant.run"]),
+                returning=True,
+                last_reported=WallClock().now(),
+            )
+        ]
+
+    def addresses(self) -> dict[str, str]:
+        """The controller's tags as the station's fields."""
+        return {
+            "plant.level": "station:st1:lon",
+            "plant.setpoint": "station:st1:lat",
+            "plant.run": "station:st1:renting",
+            "plant.mode": "station:st1:bikes",
+        }
 
 
 @dataclass
@@ -135,6 +216,41 @@ def _serve(protocol: str) -> Served:
         def make_driver(port: int) -> Driver:
             config = OpcUaDeviceConfig(f"opc.tcp://127.0.0.1:{port}", timeout_s=1.0)
             return OpcUaDriver(name, config, clock)
+
+    elif protocol == "gtfs_realtime":
+        server = GtfsRealtimeServer(
+            device, ControllerVehicle(controller), clock.now, update_interval_s=0
+        )
+
+        def make_driver(port: int) -> Driver:
+            base = f"http://127.0.0.1:{port}"
+            config = GtfsRealtimeConfig(
+                base + GtfsRealtimeServer.VEHICLE_POSITIONS, base + GtfsRealtimeServer.TRIP_UPDATES
+            )
+            return GtfsRealtimeDriver(name, config, clock)
+
+    elif protocol == "gbfs":
+        server = GbfsServer(device, ControllerStation(controller), clock.now, update_interval_s=0)
+
+        def make_driver(port: int) -> Driver:
+            config = GbfsConfig(f"http://127.0.0.1:{port}/gbfs/gbfs.json")
+            return GbfsDriver(name, config, clock)
+
+    elif protocol == "mqtt":
+        mqtt_device = MqttControllerDevice(device)
+        server = mqtt_device
+
+        def make_driver(port: int) -> Driver:
+            config = MqttDeviceConfig(
+                mqtt_broker()[0],
+                port,
+                topic_prefix=mqtt_device.prefix,
+                timestamp_pointer="/ts",
+                report_interval_s=60.0,
+                write_timeout_s=1.0,
+                timeout_s=1.0,
+            )
+            return MqttDriver(name, config, clock)
 
     else:
         server = BacnetDeviceServer(device)
@@ -194,6 +310,11 @@ async def test_reads_every_point_with_good_quality(served: Served, driver: Drive
 async def test_write_returns_the_readback_and_reaches_the_device(
     served: Served, driver: Driver
 ) -> None:
+    if served.protocol in READ_ONLY:
+        with pytest.raises(DeviceRejectedError):
+            await driver.write(served.tags["plant.setpoint"], 4.25)
+        assert served.controller.values["plant.setpoint"] != 4.25
+        return
     readback = await driver.write(served.tags["plant.setpoint"], 4.25)
     assert readback == pytest.approx(4.25)
     assert served.controller.values["plant.setpoint"] == pytest.approx(4.25)
@@ -220,9 +341,9 @@ async def test_pushes_changes_where_the_protocol_can(served: Served, driver: Dri
     try:
         await driver.subscribe([level], received.extend, interval_s=0.2)
     except SubscriptionUnsupportedError:
-        assert served.protocol == "modbus"
+        assert served.protocol in POLLED
         return
-    assert served.protocol != "modbus"
+    assert served.protocol not in POLLED
     served.controller.values["plant.level"] = 3.3
     await _settle(served)
     deadline = time.monotonic() + 5.0

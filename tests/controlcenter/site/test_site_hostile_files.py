@@ -384,7 +384,9 @@ def test_every_number_and_string_of_the_site_model_is_bounded() -> None:
     lists = [s for s in schemas if s["type"] == "list"]
     assert lists and all(isinstance(s.get("max_length"), int) for s in lists), lists
     paths = [s for s in schemas if s["type"] == "function-before" and "path" in str(s)]
-    assert len(paths) == 6, "certificate, private_key, certificate_dir, trusted, spool, rules"
+    assert len(paths) == 7, (
+        "certificate, private_key, certificate_dir, trusted, spool, rules, MQTT ca_file"
+    )
 
 
 # --- cross-checks -------------------------------------------------------------------------------
