@@ -53,6 +53,8 @@ class HmiContext:
     """The rule set for engineers (the rules display)."""
     now: Callable[[], datetime] = utc_now
     """The center's clock (simulated in the demo): shelf ends and "the last hour" count on it."""
+    clock_speed: float = 1.0
+    """Seconds of the center's clock per wall-clock second (the header's clock ticks at it)."""
 
     def tag(self, name: str) -> TagDef:
         """The definition of tag ``name``; raises KeyError."""

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 import dash
 from dash import Input, Output, State, dcc, html
 
-from controlcenter.model import User, utc_now
+from controlcenter.model import User
 from controlcenter.permissions import allows
 from hmi.auth import LOGOUT_PATH, current_session_user
 from hmi.banner import BANNER_ID, render_banner
@@ -50,6 +50,7 @@ def shell_layout(context: HmiContext, pages: Sequence[Page], user: User | None) 
 
 
 def _header(context: HmiContext, pages: Sequence[Page], user: User | None) -> Any:
+    now = context.now()
     links = [
         dcc.Link(page.nav_label, href=page.path, className="nav-link", id=f"nav-{_slug(page)}")
         for page in pages
@@ -75,11 +76,18 @@ def _header(context: HmiContext, pages: Sequence[Page], user: User | None) -> An
                 children=[
                     dcc.Link(context.site_name, href="/", className="site-name"),
                     html.Span(
-                        context.local_text(utc_now()),
+                        context.local_text(now),
                         id=CLOCK_ID,
                         className="site-clock",
                         title=f"Time in {context.timezone.key}",
-                        **data_attributes({"data-tz": context.timezone.key}),
+                        # The center's time (simulated in the demo), ticked on in the browser.
+                        **data_attributes(
+                            {
+                                "data-tz": context.timezone.key,
+                                "data-center-ms": str(round(now.timestamp() * 1000)),
+                                "data-speed": f"{context.clock_speed:g}",
+                            }
+                        ),
                     ),
                     html.Div(className="user", children=who),
                 ],

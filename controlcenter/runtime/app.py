@@ -820,6 +820,7 @@ class ControlCenter:
             devices=self.devices,
             featured=tuple(self.site.hmi.featured),
             now=self.clock.now,
+            clock_speed=self.clock.speed,
             users=administration,
             rules=rule_operations,
         )
