@@ -18,6 +18,7 @@ from controlcenter.model import Sample, TagDef, utc_now
 from controlcenter.ports import (
     AlarmJournalReader,
     AlarmOperations,
+    CollectionPlanner,
     CommandOperations,
     DeviceHealthView,
     EventJournal,
@@ -51,6 +52,8 @@ class HmiContext:
     """The administration of users (the users display)."""
     rules: RuleOperations | None = None
     """The rule set for engineers (the rules display)."""
+    collection: CollectionPlanner | None = None
+    """The next waste collection round (the environment display)."""
     now: Callable[[], datetime] = utc_now
     """The center's clock (simulated in the demo): shelf ends and "the last hour" count on it."""
     clock_speed: float = 1.0

@@ -2,7 +2,12 @@
 over its own protocol on its own port.
 
 Domains: the water network (Modbus TCP), streetlights (OPC UA), district heating (Modbus TCP) and
-buildings (BACnet/IP). A physics loop integrates the simulated time elapsed since its last step
+buildings (BACnet/IP) run by default. Named in ``CityOptions.domains``, the city also runs buses
+(a GTFS-Realtime feed) and bike share (a GBFS feed) as ``mobility``, EV and shore-power charge
+points (``charging``: OCPP clients that connect to the center's central system at
+``ocpp_url``), and the sensor networks that publish JSON uplinks to an MQTT broker: traffic
+detectors, parking, waste containers, air quality and river gauges (``env``) and camera health.
+A physics loop integrates the simulated time elapsed since its last step
 every ``physics_period_s`` of wall time, then publishes every device's points into its server; a
 clock running 600 times faster than the wall only means bigger steps, which every model
 integrates stably.
@@ -13,25 +18,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from plc_sim.buildings.stock import BuildingStock
+from plc_sim.cameras.vms import CameraNetwork
+from plc_sim.charging.model import ChargePointModel, ChargingDomain, ev_charger, shore_power
+from plc_sim.charging.points import ChargingPoint, charging_points
 from plc_sim.device import FaultKind, SimDevice, UnknownDeviceError
-from plc_sim.domain import DOMAINS, DeviceServer, DomainModel
+from plc_sim.domain import (
+    ALL_DOMAINS,
+    DOMAINS,
+    AssetPlan,
+    DeviceServer,
+    DomainModel,
+    UplinkSensor,
+)
+from plc_sim.environment.model import Environment
 from plc_sim.heating.network import HeatingNetwork
 from plc_sim.lighting.network import LightingNetwork
+from plc_sim.mobility.bikes import BikeShare, demo_stations
+from plc_sim.mobility.buses import BusNetwork, demo_routes
+from plc_sim.parking.network import ParkingNetwork
 from plc_sim.points import SimPoint, sim_point
 from plc_sim.servers.bacnet.server import BacnetDeviceServer
+from plc_sim.servers.feeds.server import GbfsServer, GtfsRealtimeServer
 from plc_sim.servers.modbus.server import ModbusDeviceServer
+from plc_sim.servers.mqtt.server import MqttDeviceServer
+from plc_sim.servers.ocpp.fleet import ChargingFleet
 from plc_sim.servers.opcua.security import OpcUaServerSecurity
 from plc_sim.servers.opcua.server import OpcUaDeviceServer
+from plc_sim.traffic.network import TrafficNetwork
+from plc_sim.waste.containers import WasteNetwork
 from plc_sim.water.network import WaterNetwork
 from plc_sim.weather import Weather
 
@@ -43,6 +70,14 @@ PHYSICS_TIMINGS_KEPT = 36_000
 
 PUBLISH_SLICE_S = 0.005
 """Longest stretch of publishing before waiting requests get a turn of the event loop."""
+
+OCPP_PASSWORD_ENV = "CC_SIM_OCPP_PASSWORD"
+"""Environment variable with the password every simulated charge point signs in with; a city
+that finds it unset makes one up and sets it, so a center started from the same process (or
+a child of it) reads the same one through its site file's ``password_env``."""
+
+CHARGE_POINTS_PER_SCALE = 4
+"""Roadside and car-park chargers (``cp01``…) per scale, besides one quay's shore power."""
 
 MAX_CATCH_UP_S = 3600.0
 """Longest simulated interval one step integrates; a longer stall (a suspended process) is
@@ -58,6 +93,23 @@ class SimulationClock(Protocol):
 
     def monotonic(self) -> float:
         """Simulated seconds from an arbitrary origin; never goes backwards."""
+        ...
+
+
+@runtime_checkable
+class SleepingClock(Protocol):
+    """A simulation clock that can also sleep simulated seconds (the charge points need it)."""
+
+    def now(self) -> datetime:
+        """Current simulated time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Simulated seconds from an arbitrary origin."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of simulated time."""
         ...
 
 
@@ -109,15 +161,33 @@ class CityOptions:
     longitude: float = 4.90
     timezone: str = "Europe/Amsterdam"
     domains: frozenset[str] = field(default_factory=lambda: frozenset(DOMAINS))
+    """The domains to run (``plc_sim.domain.ALL_DOMAINS``); the four utilities by default."""
     opcua_security: OpcUaServerSecurity | None = None
     physics_period_s: float = 0.1
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    """The broker the sensor networks publish to (the MQTT domains only)."""
+    mqtt_prefix: str = "city"
+    """Put in front of every uplink topic (one broker can carry several cities or test runs)."""
+    ocpp_url: str | None = None
+    """Where the charge points find the center's central system (``ws://host:port/ocpp``);
+    None: ``ws://<host>:<ocpp_port>/ocpp``."""
+    ocpp_port: int = 0
+    """The central system's port when ``ocpp_url`` is None; 0: base_port after the devices'
+    ports, or a free port found at start when base_port is 0 too."""
+    feed_update_interval_s: float = 15.0
+    """Simulated seconds between two rebuilds of the GTFS-Realtime and GBFS feeds."""
 
     def __post_init__(self) -> None:
         if self.scale < 1:
             raise ValueError(f"scale must be at least 1, got {self.scale}")
-        unknown = sorted(self.domains - set(DOMAINS))
+        unknown = sorted(self.domains - set(ALL_DOMAINS))
         if unknown:
-            raise ValueError(f"unknown domains {unknown}; the city has {list(DOMAINS)}")
+            raise ValueError(f"unknown domains {unknown}; the city has {list(ALL_DOMAINS)}")
+        if not 0 < self.mqtt_port <= 65535:
+            raise ValueError(f"MQTT broker port {self.mqtt_port} outside 1-65535")
+        if any(char in self.mqtt_prefix for char in "+#\0"):
+            raise ValueError(f"MQTT topic prefix {self.mqtt_prefix!r} has + # or NUL")
         if not 0 <= self.base_port <= 65535:
             raise ValueError(f"base port {self.base_port} outside 0-65535")
         if not self.physics_period_s > 0:
@@ -154,20 +224,121 @@ class SimulatedCity:
         if "bldg" in options.domains:
             self.buildings = BuildingStock(scale=options.scale, seed=options.seed, tz=tz)
             models.append(self.buildings)
+        models += self._more_models(clock, options, tz)
         self._models = tuple(models)
         self._devices = {device.name: device for model in models for device in model.devices()}
+        self._sensors: dict[str, tuple[UplinkSensor, ...]] = {
+            device.name: model.sensors()
+            for model in (self.traffic, self.parking, self.waste, self.environment, self.cameras)
+            if model is not None
+            for device in model.devices()
+        }
         self._servers: dict[str, DeviceServer] = {}
-        for index, device in enumerate(self._devices.values()):
-            port = options.base_port + index if options.base_port else 0
+        # Devices served by the city take ports in order; MQTT ones publish to the broker.
+        index = 0
+        for device in self._devices.values():
+            if device.protocol == "mqtt":
+                port = options.mqtt_port
+            else:
+                port = options.base_port + index if options.base_port else 0
+                index += 1
             self._servers[device.name] = self._server_for(device, port)
             device.before_write = self._integrate
+        self._ocpp_port = options.ocpp_port or (
+            options.base_port + index if options.base_port else 0
+        )
+        self.charging_fleet: ChargingFleet | None = None
+        """The charge points' OCPP clients (while the city runs with ``charging``)."""
         self._physics_task: asyncio.Task[None] | None = None
-        self._last_step_at = 0.0
+        self._last_step_at: float = 0.0
         self._step_intervals: deque[float] = deque(maxlen=PHYSICS_TIMINGS_KEPT)
         self._step_durations: deque[float] = deque(maxlen=PHYSICS_TIMINGS_KEPT)
 
+    def _more_models(
+        self, clock: SimulationClock, options: CityOptions, tz: ZoneInfo
+    ) -> list[DomainModel]:
+        """The domains beyond the utilities, as ``options.domains`` names them."""
+        domains, scale, seed = options.domains, options.scale, options.seed
+        models: list[DomainModel] = []
+        self.traffic: TrafficNetwork | None = None
+        self.parking: ParkingNetwork | None = None
+        self.waste: WasteNetwork | None = None
+        self.environment: Environment | None = None
+        self.cameras: CameraNetwork | None = None
+        self.buses: BusNetwork | None = None
+        self.bikes: BikeShare | None = None
+        self.charging: ChargingDomain | None = None
+        if "traffic" in domains:
+            self.traffic = TrafficNetwork(scale, seed, tz)
+            models.append(self.traffic)
+        road_factor = None if self.traffic is None else self.traffic.travel_time_factor
+        if "mobility" in domains:
+            lat, lon = options.latitude, options.longitude
+            self.buses = BusNetwork(
+                demo_routes(lat, lon, count=3 * scale, seed=seed),
+                clock.now(),
+                tz=options.timezone,
+                seed=seed,
+                traffic=road_factor,
+            )
+            self.bikes = BikeShare(
+                demo_stations(lat, lon, count=8 * scale, seed=seed),
+                clock.now(),
+                tz=options.timezone,
+                seed=seed,
+            )
+            models += [self.buses, self.bikes]
+        if "charging" in domains:
+            if not isinstance(clock, SleepingClock):
+                raise ValueError("the charging domain needs a clock that can sleep (SimClock)")
+            self.charging = ChargingDomain(_charge_points(scale, seed))
+            models.append(self.charging)
+        if "parking" in domains:
+            self.parking = ParkingNetwork(scale, seed, tz)
+            models.append(self.parking)
+        if "waste" in domains:
+            self.waste = WasteNetwork(scale, seed, tz)
+            models.append(self.waste)
+        if "env" in domains:
+            self.environment = Environment(scale, seed, tz, traffic=road_factor)
+            models.append(self.environment)
+        if "cameras" in domains:
+            self.cameras = CameraNetwork(scale, seed)
+            models.append(self.cameras)
+        return models
+
     def _server_for(self, device: SimDevice, port: int) -> DeviceServer:
         host = self.options.host
+        options = self.options
+        if device.protocol == "mqtt":
+            return MqttDeviceServer(
+                device,
+                self._sensors[device.name],
+                self.clock.now,
+                options.mqtt_host,
+                port,
+                topic_prefix=options.mqtt_prefix,
+                seed=options.seed,
+            )
+        if device.protocol == "gtfs_realtime" and self.buses is not None:
+            return GtfsRealtimeServer(
+                device,
+                self.buses,
+                self.clock.now,
+                host,
+                port,
+                update_interval_s=options.feed_update_interval_s,
+            )
+        if device.protocol == "gbfs" and self.bikes is not None:
+            return GbfsServer(
+                device,
+                self.bikes,
+                self.clock.now,
+                host,
+                port,
+                update_interval_s=options.feed_update_interval_s,
+                tz=options.timezone,
+            )
         if device.protocol == "modbus":
             return ModbusDeviceServer(device, host=host, port=port)
         if device.protocol == "opcua":
@@ -215,14 +386,65 @@ class SimulatedCity:
         return self._servers[name]
 
     def endpoints(self) -> dict[str, tuple[str, int]]:
-        """Device name → (host, port) where it listens (planned ports before ``start``)."""
-        host = self.options.host
-        if self.running:
-            return {name: (host, server.port) for name, server in self._servers.items()}
-        base = self.options.base_port
-        return {
-            name: (host, base + index if base else 0) for index, name in enumerate(self._servers)
-        }
+        """Device name → (host, port) where it listens (planned ports before ``start``); an
+        MQTT device's is its broker's."""
+        options = self.options
+        host = options.host
+        result: dict[str, tuple[str, int]] = {}
+        index = 0
+        for name, server in self._servers.items():
+            if self._devices[name].protocol == "mqtt":
+                result[name] = (options.mqtt_host, options.mqtt_port)
+            elif self.running:
+                result[name] = (host, server.port)
+            else:
+                base = options.base_port
+                result[name] = (host, base + index if base else 0)
+                index += 1
+        return result
+
+    def sensors(self, device: str) -> tuple[UplinkSensor, ...]:
+        """The sensors of an MQTT device (none for a device that is polled)."""
+        self.device(device)
+        return self._sensors.get(device, ())
+
+    @property
+    def ocpp_url(self) -> str | None:
+        """Where the charge points connect (None without ``charging``, or while its port is
+        still to be found at start)."""
+        if self.charging is None:
+            return None
+        if self.options.ocpp_url is not None:
+            return self.options.ocpp_url
+        if not self._ocpp_port:
+            return None
+        return f"ws://{self.options.host}:{self._ocpp_port}/ocpp"
+
+    def charging_points(self) -> list[ChargingPoint]:
+        """The charge points' tags, in the center's OCPP address format (empty without them)."""
+        if self.charging is None:
+            return []
+        return [
+            point
+            for model in self.charging.points
+            for point in charging_points(model, CHARGING_DEVICE)
+        ]
+
+    def charge_point_models(self) -> tuple[ChargePointModel, ...]:
+        """The simulated charge points (empty without ``charging``)."""
+        return () if self.charging is None else tuple(self.charging.points)
+
+    def asset_plans(self) -> tuple[AssetPlan, ...]:
+        """The assets of the domains beyond the utilities, for the city's map."""
+        plans: list[AssetPlan] = []
+        for model in (self.traffic, self.parking, self.waste, self.environment, self.cameras):
+            if model is not None:
+                plans += model.asset_plans()
+        for index, point in enumerate(self.charge_point_models()):
+            kind = "shore_power" if point.kind == "shore" else "charge_point"
+            label = "Shore power" if point.kind == "shore" else "Charge point"
+            plans.append(AssetPlan(f"charging.{point.id}", kind, f"{label} {point.id}", 3 * index))
+        return tuple(plans)
 
     def points(self) -> tuple[SimPoint, ...]:
         """Every point every simulated device exposes, device by device."""
@@ -259,10 +481,29 @@ class SimulatedCity:
             ) from error
         await self._publish_all()
         self._physics_task = asyncio.create_task(self._run_physics(), name="plc_sim physics")
+        await self._start_charging()
         _log.info("simulated city running: %d devices", len(servers))
+
+    async def _start_charging(self) -> None:
+        """Start the charge points' clients: they keep trying until the center listens."""
+        if self.charging is None:
+            return
+        if self.ocpp_url is None:
+            self._ocpp_port = _free_port(self.options.host)
+        url = self.ocpp_url
+        assert url is not None  # a port was found just now
+        password = ocpp_password()
+        passwords = {model.id: password for model in self.charging.points}
+        clock = self._clock
+        assert isinstance(clock, SleepingClock)  # checked when the domain was built
+        self.charging_fleet = ChargingFleet(self.charging.points, url, passwords, clock)
+        await self.charging_fleet.start()
 
     async def stop(self) -> None:
         """Stop the physics loop and every server; idempotent, never raises."""
+        fleet, self.charging_fleet = self.charging_fleet, None
+        if fleet is not None:
+            await fleet.stop()
         task, self._physics_task = self._physics_task, None
         if task is not None:
             task.cancel()
@@ -386,3 +627,33 @@ def devices_by_domain(devices: Iterable[SimDevice]) -> dict[str, list[SimDevice]
     for device in devices:
         grouped.setdefault(device.name.split(".", 1)[0], []).append(device)
     return grouped
+
+
+CHARGING_DEVICE = "charging.central"
+"""The site's device name of the center's OCPP central system the charge points connect to."""
+
+
+def _charge_points(scale: int, seed: int) -> list[ChargePointModel]:
+    """The demo's chargers (alternately AC 22 kW and DC 150 kW) and one quay's shore power."""
+    points: list[ChargePointModel] = []
+    for index in range(CHARGE_POINTS_PER_SCALE * scale):
+        power = 22_000.0 if index % 2 == 0 else 150_000.0
+        points.append(ev_charger(f"cp{index + 1:02d}", power_w=power, seed=seed))
+    points += [shore_power(f"shore{n + 1}", seed=seed) for n in range(scale)]
+    return points
+
+
+def ocpp_password() -> str:
+    """The charge points' password: ``CC_SIM_OCPP_PASSWORD``, made up and set when unset."""
+    password = os.environ.get(OCPP_PASSWORD_ENV)
+    if not password:
+        password = secrets.token_urlsafe(18)
+        os.environ[OCPP_PASSWORD_ENV] = password
+    return password
+
+
+def _free_port(host: str) -> int:
+    """A port nothing listens on now, for the center's central system to take."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

@@ -214,6 +214,9 @@ def city_geography(city: SimulatedCity) -> CityGeography:
                 f"{label} {number}".strip(),
                 (2 * index + 1) % count,
             )
+    # The domains beyond the utilities say where on the grid their assets belong.
+    for plan in city.asset_plans():
+        placer.place(plan.name, plan.type, plan.label, plan.district % count)
     return CityGeography(districts, tuple(placer.assets))
 
 

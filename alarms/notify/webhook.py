@@ -73,11 +73,17 @@ class WebhookSender:
         Connection errors, timeouts and 5xx answers are retried (the receiver may be
         restarting); any other answer outside 2xx is final (the receiver refuses this body,
         and the same body would be refused again)."""
-        body = json_body(notification)
+        return await self.post_body(
+            url, json_body(notification), "application/json", notification.event_id
+        )
+
+    async def post_body(self, url: str, body: bytes, content_type: str, event_id: str) -> int:
+        """Deliver ``body`` (already encoded, e.g. a CAP document) to ``url``, signed and retried
+        as notifications are; returns the number of tries, raises WebhookDeliveryError."""
         headers = {
-            "Content-Type": "application/json",
+            "Content-Type": content_type,
             SIGNATURE_HEADER: sign(self._secret(), body),
-            EVENT_ID_HEADER: notification.event_id,
+            EVENT_ID_HEADER: event_id,
         }
         attempts = max(1, self._settings.attempts)
         for attempt in range(1, attempts + 1):

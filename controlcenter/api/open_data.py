@@ -39,7 +39,15 @@ from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from alarms.cap import AlertDesk
 from controlcenter.api.problems import problem_response
+from controlcenter.api.routes.alerts import add_open_alert_routes
+from controlcenter.api.routes.reports import (
+    REPORT_FORM_SLACK,
+    REPORT_RATE,
+    ReportDesk,
+    add_report_route,
+)
 from controlcenter.ports import HistoryQueryReader
 from controlcenter.security.ratelimit import RateLimiter, RatePolicy
 from controlcenter.site.opendata import OpenDataset
@@ -129,6 +137,10 @@ class OpenDataService:
     def timezone(self) -> ZoneInfo:
         """The site's time zone: days are its days."""
         return self._tz
+
+    def now(self) -> datetime:
+        """The center's clock now."""
+        return self._now()
 
     def catalogue(self) -> dict[str, object]:
         """Every dataset with its unit, licence, update frequency and time zone."""
@@ -308,10 +320,25 @@ def _bucket(
 # --- the web face ---------------------------------------------------------------------------
 
 
-def create_open_data(service: OpenDataService, rate: RatePolicy | None = None) -> Flask:
-    """The open-data WSGI app; mount it at ``/open/`` (it answers under ``/open/v1/``)."""
+def create_open_data(
+    service: OpenDataService,
+    rate: RatePolicy | None = None,
+    *,
+    alerts: AlertDesk | None = None,
+    reports: ReportDesk | None = None,
+    report_rate: RatePolicy | None = None,
+) -> Flask:
+    """The open-data WSGI app; mount it at ``/open/`` (it answers under ``/open/v1/``).
+    ``alerts``: the public CAP feed at ``/open/v1/alerts``; ``reports``: citizens' reports
+    at ``POST /open/v1/reports``."""
     app = Flask(__name__)
     limiter = RateLimiter(rate if rate is not None else OPEN_RATE)
+    if reports is not None:
+        # A photo and its form fit; a larger body is refused (413) before it is read.
+        app.config["MAX_CONTENT_LENGTH"] = reports.max_photo_bytes + REPORT_FORM_SLACK
+        add_report_route(app, reports, report_rate or REPORT_RATE)
+    if alerts is not None:
+        add_open_alert_routes(app, alerts, site_name=service.site_name, now=service.now)
 
     @app.before_request
     def limit() -> ResponseReturnValue | None:

@@ -134,6 +134,14 @@ def demo(
             "2026-11-21T07:00:00+01:00). Default: now."
         ),
     ] = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Simulate this domain (repeatable), or 'all'; default: water, lights, heat, "
+            "bldg. The MQTT domains need the broker at 127.0.0.1:1883 "
+            "(`controlcenter sim --help` lists them)."
+        ),
+    ] = None,
     verbose: Verbose = False,
     log_format: LogFormatOption = "text",
 ) -> None:
@@ -143,6 +151,7 @@ def demo(
 
     if start is not None and start.utcoffset() is None:
         raise typer.BadParameter("--start needs a UTC offset, e.g. 2026-11-21T07:00:00+01:00")
+    domains = _demo_domains(domain)
     _configure_logging(verbose, log_format)
     tls = _tls_files(tls_cert, tls_key)
     hmi = None
@@ -168,6 +177,7 @@ def demo(
             start=start,
             base_port=base_port,
             control=control,
+            domains=domains,
         )
     )
 
@@ -179,6 +189,19 @@ def demo(
             announce.cancel()
 
     raise typer.Exit(_run_until_stopped(body, duration))
+
+
+def _demo_domains(named: list[str] | None) -> frozenset[str]:
+    """The demo's domains from ``--domain`` (``all``: every one); BadParameter for unknown ones."""
+    from plc_sim.domain import ALL_DOMAINS, DOMAINS
+
+    wanted = set(named or DOMAINS)
+    if "all" in wanted:
+        wanted = (wanted - {"all"}) | set(ALL_DOMAINS)
+    unknown = sorted(wanted - set(ALL_DOMAINS))
+    if unknown:
+        raise typer.BadParameter(f"unknown domain(s) {unknown}: the city has {list(ALL_DOMAINS)}")
+    return frozenset(wanted)
 
 
 def typed_command() -> str:

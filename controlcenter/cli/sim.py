@@ -23,7 +23,7 @@ from controlcenter.runtime.runner import (
     run_until_stopped,
 )
 from plc_sim.device import FaultKind
-from plc_sim.domain import DOMAINS
+from plc_sim.domain import ALL_DOMAINS, DOMAINS
 
 if TYPE_CHECKING:
     from plc_sim.city import SimulatedCity
@@ -92,8 +92,15 @@ def sim(
     ] = None,
     domain: Annotated[
         list[str] | None,
-        typer.Option(help=f"Simulate only this domain (repeatable): {', '.join(DOMAINS)}."),
+        typer.Option(
+            help=f"Simulate this domain (repeatable): {', '.join(ALL_DOMAINS)}, or 'all'. "
+            f"Default: {', '.join(DOMAINS)} (--points without it lists every domain)."
+        ),
     ] = None,
+    mqtt_broker: Annotated[
+        str, typer.Option(help="host:port of the MQTT broker the sensor networks publish to.")
+    ] = "127.0.0.1:1883",
+    mqtt_prefix: Annotated[str, typer.Option(help="Topic prefix of every sensor uplink.")] = "city",
     scan_interval: Annotated[
         float | None,
         typer.Option(help="Scan interval of every device in the written site file.", min=0.001),
@@ -146,13 +153,24 @@ def sim(
     from plc_sim.control import ControlEndpoint
 
     configure_logging(verbose=False)
-    unknown = sorted(set(domain or ()) - set(DOMAINS))
+    named = set(domain or ())
+    if "all" in named:
+        named = (named - {"all"}) | set(ALL_DOMAINS)
+    unknown = sorted(named - set(ALL_DOMAINS))
     if unknown:
-        raise typer.BadParameter(f"unknown domain(s) {unknown}: the city has {list(DOMAINS)}")
+        raise typer.BadParameter(f"unknown domain(s) {unknown}: the city has {list(ALL_DOMAINS)}")
     if start is not None and start.utcoffset() is None:
         raise typer.BadParameter("--start needs a UTC offset, e.g. 2026-11-21T05:00:00+01:00")
-    domains = frozenset(domain) if domain else frozenset(DOMAINS)
-    options = demo_city_options(scale, seed, host, base_port, domains)
+    # The point list is the simulator's catalogue: every domain unless some are named.
+    default = ALL_DOMAINS if points else DOMAINS
+    domains = frozenset(named) if named else frozenset(default)
+    broker_host, broker_port = _split(mqtt_broker)
+    options = replace(
+        demo_city_options(scale, seed, host, base_port, domains),
+        mqtt_host=broker_host,
+        mqtt_port=broker_port,
+        mqtt_prefix=mqtt_prefix,
+    )
     if opcua_security:
         options = replace(
             options,
@@ -238,9 +256,13 @@ async def _until_parent_exits(stop: asyncio.Event, parent: int) -> None:
 
 
 def print_points(city: SimulatedCity, output_format: PointFormat) -> None:
-    """Print every point: device, protocol, endpoint, address, tag, unit, writable, range."""
+    """Print every point: device, protocol, endpoint, address, tag, unit, writable, range.
+
+    An MQTT point's endpoint is its broker; a charge point's is the central system the
+    simulated charge points connect to (the center listens there)."""
     endpoints = city.endpoints()
-    rows = [
+    central = city.ocpp_url or ""
+    rows: list[dict[str, Any]] = [
         {
             "device": point.device,
             "protocol": point.protocol,
@@ -254,6 +276,21 @@ def print_points(city: SimulatedCity, output_format: PointFormat) -> None:
             "high": "" if point.high is None else point.high,
         }
         for point in city.points()
+    ]
+    rows += [
+        {
+            "device": point.device,
+            "protocol": "ocpp",
+            "endpoint": central,
+            "address": point.address,
+            "tag": point.tag,
+            "data_type": point.data_type,
+            "unit": point.unit,
+            "writable": point.writable,
+            "low": "" if point.low is None else point.low,
+            "high": "" if point.high is None else point.high,
+        }
+        for point in city.charging_points()
     ]
     if output_format is PointFormat.JSON:
         typer.echo(json.dumps(rows, indent=2))

@@ -14,6 +14,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from alarms.cap import (
+    AlertDesk,
+    Audience,
+    Category,
+    Certainty,
+    PublicAlertRule,
+    ResponseType,
+    Severity,
+    Urgency,
+)
+from alarms.collection import CollectionPlanner
 from alarms.conditions import AlarmDefinitionError
 from alarms.engine import AlarmEngine
 from alarms.leaks import NightFlowDetector, NightFlowMemory
@@ -33,6 +44,7 @@ from controlcenter.api.operations import (
     create_operations,
     metrics_registry,
 )
+from controlcenter.api.routes.reports import ReportDesk
 from controlcenter.api.services import API_TOKENS_FILE, ApiServices
 from controlcenter.api.stream import STREAM_PATH as API_STREAM_PATH
 from controlcenter.api.stream import stream_endpoint as api_stream_endpoint
@@ -480,6 +492,47 @@ def build_notifier(site: SiteConfig, journal: StoreJournal, clock: Clock) -> Not
     )
 
 
+REPORT_PHOTOS_DIR = "report-photos"
+"""Citizens' photos, in the center's state directory."""
+
+
+def build_alert_desk(site: SiteConfig, journal: StoreJournal, clock: Clock) -> AlertDesk | None:
+    """The site's CAP 1.2 public alerts, or None when no rule raises any."""
+    config = site.public_alerts
+    if not config.rules:
+        return None
+    slug = "".join(c if c.isalnum() else "-" for c in site.site.name.lower()).strip("-")
+    rules = [
+        PublicAlertRule(
+            name=rule.name,
+            alarms=tuple(rule.alarms),
+            audience=Audience(rule.audience),
+            category=Category(rule.category),
+            event=rule.event,
+            urgency=Urgency(rule.urgency),
+            severity=Severity(rule.severity),
+            certainty=Certainty(rule.certainty),
+            response=ResponseType(rule.response),
+            headline=rule.headline,
+            instruction=rule.instruction,
+            radius_km=rule.radius_km,
+            expires_after_s=rule.expires_after_h * 3600.0,
+        )
+        for rule in config.rules
+    ]
+    return AlertDesk(
+        rules,
+        sender=config.sender or f"{slug or 'site'}.controlcenter",
+        sender_name=site.site.name,
+        assets=site.asset_defs(),
+        districts=site.district_defs(),
+        journal=journal,
+        clock=clock,
+        webhooks=tuple(str(url) for url in config.webhooks),
+        webhook=site.webhook_settings(),
+    )
+
+
 class AutomationRefusedError(Exception):
     """A site's rules or interlocks cannot run; ``problems`` lists each with its spot."""
 
@@ -632,6 +685,11 @@ class ControlCenter:
         self.bus.subscribe("rules", self.rules.on_samples)
         self.alarm_defs = site.alarm_defs()
         self.notifier = build_notifier(site, self.journal, clock)
+        self.alert_desk = build_alert_desk(site, self.journal, clock)
+        # The next waste collection round, from the containers' live fill levels.
+        self.collection = CollectionPlanner(
+            site.asset_defs(), self.live, GeoPoint(site.site.latitude, site.site.longitude)
+        )
         # The HMI's displays are fed by the bus and told of alarm changes as they happen.
         self.live_hub = LiveHub()
         self.bus.subscribe("hmi", self.live_hub.on_samples)
@@ -640,8 +698,10 @@ class ControlCenter:
             store,
             self.journal,
             clock,
-            listeners=(
-                (self.live_hub,) if self.notifier is None else (self.notifier, self.live_hub)
+            listeners=tuple(
+                listener
+                for listener in (self.notifier, self.alert_desk, self.live_hub)
+                if listener is not None
             ),
         )
         sources = condition_sources(self.alarm_defs, self.tags, site)
@@ -710,6 +770,8 @@ class ControlCenter:
         ]
         if self.notifier is not None:
             tasks.append(asyncio.create_task(self.notifier.run(), name="alarm notifications"))
+        if self.alert_desk is not None:
+            tasks.append(asyncio.create_task(self.alert_desk.run(), name="public alerts"))
         if self.transport is not None:
             tasks.append(asyncio.create_task(self.transport.run(), name="NATS ingest"))
         failure: BaseException | None = None
@@ -823,6 +885,7 @@ class ControlCenter:
             clock_speed=self.clock.speed,
             users=administration,
             rules=rule_operations,
+            collection=self.collection,
         )
         app = create_hmi(
             context,
@@ -877,7 +940,14 @@ class ControlCenter:
                 timezone=ZoneInfo(self.site.site.timezone),
                 site_name=self.site.site.name,
                 now=self.clock.now,
-            )
+            ),
+            alerts=self.alert_desk,
+            reports=ReportDesk(
+                self.site.asset_defs(),
+                self.journal,
+                self.clock.now,
+                photo_dir=options.state_dir / REPORT_PHOTOS_DIR,
+            ),
         )
         server = HmiServer(
             app,

@@ -22,6 +22,7 @@ from controlcenter.runtime.defaults import (
 from controlcenter.security.users import UserStore
 from controlcenter.site.config import SiteConfig, load_site
 from historian.store import SqlHistorian
+from plc_sim.city import ocpp_password
 from plc_sim.clock import SimClock
 from plc_sim.domain import DOMAINS
 
@@ -98,6 +99,10 @@ class Demo:
         """Run the city and the center until ``stop`` is set; shut both down cleanly."""
         options = self.options
         options.site_path.parent.mkdir(parents=True, exist_ok=True)
+        if "charging" in options.domains:
+            # Made (or read) here, before the city's process starts: it inherits the password
+            # the charge points sign in with, and the center reads it through the site file.
+            ocpp_password()
         city = await CityProcess.start(
             CityProcessOptions(
                 ready_file=options.site_path,

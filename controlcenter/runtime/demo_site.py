@@ -26,13 +26,30 @@ import yaml
 
 from controlcenter.runtime.defaults import DEFAULT_BASE_PORT
 from controlcenter.site.config import SiteInfo
-from plc_sim.city import CityOptions, SimulatedCity
+from plc_sim.charging.points import ChargingPoint
+from plc_sim.city import CHARGING_DEVICE, OCPP_PASSWORD_ENV, CityOptions, SimulatedCity
 from plc_sim.domain import DOMAINS
 from plc_sim.geography import CityGeography, District, PlacedAsset, city_geography
 from plc_sim.points import SimPoint
 
-SCAN_INTERVALS_S: Mapping[str, float] = {"water": 1.0, "lights": 1.0, "heat": 5.0, "bldg": 5.0}
-"""Scan class per domain: water and lighting every second, slow thermal plant every 5 s."""
+SCAN_INTERVALS_S: Mapping[str, float] = {
+    "water": 1.0,
+    "lights": 1.0,
+    "heat": 5.0,
+    "bldg": 5.0,
+    "mobility": 15.0,
+}
+"""Scan class per domain: water and lighting every second, slow thermal plant every 5 s, the
+bus and bike feeds as often as their publishers rebuild them."""
+
+MQTT_TIMESTAMP_POINTER = "/time"
+"""Where the simulated sensors' uplinks carry their own time (ChirpStack's ``time``)."""
+
+OCPP_HEARTBEAT_S = 60
+"""Heartbeat interval the center's central system gives the simulated charge points."""
+
+SitePoint = SimPoint | ChargingPoint
+"""A generated tag: a point a simulated device serves, or a charge point's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +62,9 @@ class GeneratedDevice:
     scan_interval_s: float
     unit_id: int | None = None
     device_instance: int | None = None
+    extra: tuple[tuple[str, object], ...] = ()
+    """Further fields of the entry, in order (an MQTT broker's topic prefix, the OCPP central
+    system's charge points)."""
 
 
 def city_devices(
@@ -60,6 +80,13 @@ def city_devices(
             )
         device = city.device(name)
         where = f"{host or device_host}:{port}"
+        if device.protocol == "mqtt":
+            result.append(_mqtt_device(city, name, where))
+            continue
+        if device.protocol in ("gtfs_realtime", "gbfs"):
+            scan = scan_interval_s or SCAN_INTERVALS_S["mobility"]
+            result.append(GeneratedDevice(name, device.protocol, f"http://{where}", scan))
+            continue
         result.append(
             GeneratedDevice(
                 name=name,
@@ -70,13 +97,47 @@ def city_devices(
                 device_instance=device.device_instance if device.protocol == "bacnet" else None,
             )
         )
+    if city.charging is not None:
+        result.append(_ocpp_device(city, host))
     return result
+
+
+def _mqtt_device(city: SimulatedCity, name: str, where: str) -> GeneratedDevice:
+    """A sensor network's broker connection: its sensors' longest interval is how often a
+    point must hear from its sensor (Uncertain after one missed report, Bad after three)."""
+    sensors = city.sensors(name)
+    interval = max(sensor.interval_s for sensor in sensors)
+    extra: tuple[tuple[str, object], ...] = (
+        ("topic_prefix", city.options.mqtt_prefix),
+        ("report_interval", interval),
+        ("timestamp_pointer", MQTT_TIMESTAMP_POINTER),
+    )
+    return GeneratedDevice(name, "mqtt", where, interval, extra=extra)
+
+
+def _ocpp_device(city: SimulatedCity, host: str | None) -> GeneratedDevice:
+    """The center's central system, listening where the simulated charge points connect."""
+    url = city.ocpp_url
+    if url is None:
+        raise ValueError("the charge points' central system has no port yet: start the city")
+    netloc = url.split("//", 1)[1].split("/", 1)[0]
+    listen_host, _, port = netloc.rpartition(":")
+    points = [
+        {"id": model.id, "password_env": OCPP_PASSWORD_ENV, "max_power_w": model.max_power_w}
+        for model in city.charge_point_models()
+    ]
+    extra: tuple[tuple[str, object], ...] = (
+        ("listen", f"{host or listen_host}:{port}"),
+        ("charge_points", points),
+        ("heartbeat_interval", OCPP_HEARTBEAT_S),
+    )
+    return GeneratedDevice(CHARGING_DEVICE, "ocpp", "", 10.0, extra=extra)
 
 
 def render_site(
     overlay_text: str,
     devices: Iterable[GeneratedDevice],
-    points: Iterable[SimPoint],
+    points: Iterable[SitePoint],
     geography: CityGeography | None = None,
 ) -> str:
     """A complete site file: the overlay's sections followed by generated devices and tags
@@ -158,6 +219,17 @@ class _AssetAreas:
 
 
 def _device_fields(device: GeneratedDevice) -> dict[str, object]:
+    if device.protocol == "ocpp":
+        # The central system listens rather than reaching out: no endpoint, no scan class.
+        return {"name": device.name, "protocol": device.protocol, **dict(device.extra)}
+    if device.protocol == "mqtt":
+        # The broker pushes: how often sensors report stands in for a scan class.
+        return {
+            "name": device.name,
+            "protocol": device.protocol,
+            "endpoint": device.endpoint,
+            **dict(device.extra),
+        }
     fields: dict[str, object] = {
         "name": device.name,
         "protocol": device.protocol,
@@ -171,7 +243,7 @@ def _device_fields(device: GeneratedDevice) -> dict[str, object]:
     return fields
 
 
-def _tag_fields(point: SimPoint) -> dict[str, object]:
+def _tag_fields(point: SitePoint) -> dict[str, object]:
     fields: dict[str, object] = {
         "name": point.tag,
         "device": point.device,
@@ -262,7 +334,7 @@ def demo_city_options(
 def render_demo_site(city: SimulatedCity, scan_interval_s: float | None = None) -> str:
     """The demo site file for ``city`` at the ports it listens on (planned ones if stopped)."""
     devices = city_devices(city, scan_interval_s=scan_interval_s)
-    points = city.points()
+    points: list[SitePoint] = [*city.points(), *city.charging_points()]
     domains = {point.tag.split(".", 1)[0] for point in points}
     return render_site(
         overlay_for_domains(demo_overlay_text(), domains), devices, points, city_geography(city)

@@ -327,6 +327,17 @@ PLAIN_ASSET_TYPES = frozenset(
         "storage_tank",
         "substation",
         "treatment_plant",
+        # The domains beyond the utilities (plc_sim's sensor networks and charge points).
+        "air_quality_station",
+        "camera",
+        "charge_point",
+        "parking_garage",
+        "parking_zone",
+        "pricing_zone",
+        "river_gauge",
+        "road_segment",
+        "shore_power",
+        "waste_container",
     }
 )
 """Asset types a site may use without an alarm template (they are drawn on displays and the

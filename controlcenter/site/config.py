@@ -97,6 +97,7 @@ from controlcenter.site.opendata import (
     open_data_problems,
     resolve_datasets,
 )
+from controlcenter.site.publicalerts import PublicAlertsConfig
 from controlcenter.site.validation import ModelVocabulary, problems_from_validation_error
 from controlcenter.site.yamlsource import (
     MAX_PROBLEMS,
@@ -768,6 +769,7 @@ class SiteConfig(_Strict):
     )
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     open_data: OpenDataConfig = Field(default_factory=OpenDataConfig)
+    public_alerts: PublicAlertsConfig = Field(default_factory=PublicAlertsConfig)
     _alarm_book: AlarmBook | None = PrivateAttr(default=None)
     """The alarm definitions with their spots (set when the site is loaded from a file)."""
     _interlock_spots: tuple[tuple[SourceSpot, SourceSpot], ...] = PrivateAttr(default=())

@@ -18,6 +18,8 @@ PAGE_MODULES = (
     "lighting",
     "heating",
     "buildings",
+    "mobility",
+    "environment",
     "asset",
     "alarms",
     "trends",

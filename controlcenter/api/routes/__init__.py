@@ -2,5 +2,16 @@
 
 from __future__ import annotations
 
-ROUTE_MODULES = ("tags", "history", "alarms", "journal", "commands", "rules", "devices", "users")
+ROUTE_MODULES = (
+    "tags",
+    "history",
+    "alarms",
+    "journal",
+    "commands",
+    "rules",
+    "devices",
+    "users",
+    "alerts",
+    "reports",
+)
 """The endpoint modules of ``controlcenter.api.routes``, registered in this order."""

@@ -1,0 +1,1 @@
+"""Camera health as a video-management system reports it (MQTT)."""

@@ -1,0 +1,1 @@
+"""Parking garages and on-street zones reporting occupancy (MQTT uplinks)."""

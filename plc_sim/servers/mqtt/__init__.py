@@ -1,0 +1,1 @@
+"""Sensor networks delivering JSON uplinks to an MQTT broker, as LoRaWAN and NB-IoT do."""
