@@ -209,10 +209,18 @@ class _Samples:
     def __init__(self, url: str) -> None:
         self._connection = psycopg.connect(_psycopg_url(url), autocommit=True)
 
-    def count(self) -> int:
-        """Rows in ``samples`` (every partition); 0 while the center has not made the table."""
+    def count(self, tags: Sequence[str] | None = None) -> int:
+        """Rows in ``samples`` (every partition), of ``tags`` only if given; 0 while the center
+        has not made the table."""
         try:
-            row = self._connection.execute("SELECT count(*) FROM samples").fetchone()
+            if tags is None:
+                row = self._connection.execute("SELECT count(*) FROM samples").fetchone()
+            else:
+                row = self._connection.execute(
+                    "SELECT count(*) FROM samples s JOIN tags t ON t.id = s.tag_id "
+                    "WHERE t.name = ANY(%s)",
+                    (list(tags),),
+                ).fetchone()
         except psycopg.errors.UndefinedTable:
             return 0
         return int(row[0]) if row is not None else 0
@@ -379,7 +387,7 @@ async def _run(options: ScaleoutOptions, work: Path, nats_url: str, db_url: str)
                         edge,
                         "--nats",
                         nats_url,
-                        "--subject-root",
+                        "--nats-root",
                         root,
                     ],
                 )
@@ -392,7 +400,7 @@ async def _run(options: ScaleoutOptions, work: Path, nats_url: str, db_url: str)
                 str(site_path),
                 "--nats",
                 nats_url,
-                "--subject-root",
+                "--nats-root",
                 root,
                 "--db",
                 db_url,
@@ -486,8 +494,10 @@ async def _measure(
     last = -1
     stable_since = time.monotonic()
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    # Only the field's tags: the center also stores its calculated tags, which no edge sent.
+    field_tags = [str(tag["name"]) for tag in site.get("tags", [])]
     while time.monotonic() < deadline:
-        count = await asyncio.to_thread(samples.count)
+        count = await asyncio.to_thread(samples.count, field_tags)
         if count != last:
             last, stable_since = count, time.monotonic()
         elif time.monotonic() - stable_since >= DRAIN_STABLE_S:

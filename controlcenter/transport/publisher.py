@@ -19,6 +19,7 @@ sample spool because it keeps what the wire needs: subject, message id and paylo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -32,7 +33,13 @@ import nats.errors
 import nats.js.errors
 
 from controlcenter.model import Event, Sample
-from controlcenter.transport.codec import CodecError, SampleBatch, encode_batch, encode_events
+from controlcenter.transport.codec import (
+    CodecError,
+    SampleBatch,
+    decode_batch,
+    encode_batch,
+    encode_events,
+)
 from controlcenter.transport.link import NatsLink
 from controlcenter.transport.subjects import Subjects
 
@@ -144,6 +151,8 @@ class PublisherMetrics:
     dropped: int
     """Messages lost: the spool refused them (full, disk error) or they could not be encoded."""
     link_up: bool
+    samples_published: int = 0
+    """Samples in the sample batches the stream acknowledged as new (not duplicates)."""
 
 
 class EdgePublisher:
@@ -178,6 +187,7 @@ class EdgePublisher:
         self._memory: deque[Outgoing] = deque()
         self._wake = asyncio.Event()
         self._published = 0
+        self._samples_published = 0
         self._duplicates = 0
         self._spooled = 0
         self._dropped = 0
@@ -217,6 +227,7 @@ class EdgePublisher:
         """A snapshot of the publisher's figures."""
         return PublisherMetrics(
             published=self._published,
+            samples_published=self._samples_published,
             duplicates=self._duplicates,
             memory_depth=len(self._memory),
             spool_depth=len(self._spool),
@@ -287,6 +298,10 @@ class EdgePublisher:
         self._published += 1
         if ack.duplicate:
             self._duplicates += 1
+        elif self._subjects.is_samples(message.subject):
+            # Counted from the payload: a batch replayed from the spool carries its own count.
+            with contextlib.suppress(CodecError):
+                self._samples_published += len(decode_batch(message.payload).samples)
         if self._failing:
             self._failing = False
             log.info(

@@ -84,6 +84,10 @@ class Subjects:
         domain = device.split(".", 1)[0]
         return f"{self.prefix}.samples.{slug(domain)}.{slug(device)}"
 
+    def is_samples(self, subject: str) -> bool:
+        """Whether ``subject`` carries a device's samples."""
+        return subject.startswith(f"{self.prefix}.samples.")
+
     def diagnostics(self, edge: str) -> str:
         """The subject of one edge's device diagnostics."""
         return f"{self.prefix}.diag.{slug(edge)}"
