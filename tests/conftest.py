@@ -32,6 +32,9 @@ CHROMIUM_ARGS = [
 ]
 
 
+NAVIGATION_TIMEOUT_MS = 90_000
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     """One headless Chromium for the whole test session (async API: tests share one loop)."""
@@ -54,6 +57,9 @@ async def browser() -> AsyncIterator[Browser]:
 async def browser_context(browser: Browser) -> AsyncIterator[BrowserContext]:
     """A fresh browser context (own cookies and storage) per test."""
     context = await browser.new_context()
+    # A display's first load brings about 6 MB of scripts (plotly among them) into an empty
+    # cache; on a loaded two-core machine that can take longer than Playwright's 30 s default.
+    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
     try:
         yield context
     finally:

@@ -37,6 +37,8 @@ USERS: dict[Role, str] = {
     Role.ADMIN: "ada",
 }
 """One user per role (the name of the user of each role)."""
+DISPLAY_TIMEOUT_MS = 90_000
+"""How long a display may take to appear on a loaded machine (its scripts load first)."""
 
 
 @dataclass
@@ -101,11 +103,11 @@ async def hmi_city(
 
 async def log_in(page: Page, url: str, role: Role, path: str = "/") -> None:
     """Sign ``page`` in as the test user of ``role`` and open ``path``."""
-    await page.goto(url.rstrip("/") + "/login")
+    await page.goto(url.rstrip("/") + "/login", wait_until="domcontentloaded")
     await page.fill("#username", USERS[role])
     await page.fill("#password", PASSWORD)
     await page.click("#login")
-    await page.wait_for_selector("#page")
+    await page.wait_for_selector("#page", timeout=DISPLAY_TIMEOUT_MS)
     if path != "/":
-        await page.goto(url.rstrip("/") + path)
-        await page.wait_for_selector("#page")
+        await page.goto(url.rstrip("/") + path, wait_until="domcontentloaded")
+        await page.wait_for_selector("#page", timeout=DISPLAY_TIMEOUT_MS)
