@@ -241,6 +241,13 @@ def stream_endpoint(
         if user is None:
             await _plain(send, 401, "login required")
             return
+        if scope.get("method") == "HEAD":
+            # Whether a stream would be served (the page asks after an error: 401 means the
+            # session has ended). A HEAD answer has no body: it must end here, never stream,
+            # or the browser, which takes the answer as complete, reuses a connection the
+            # server still holds and its next request waits forever.
+            await _plain(send, 200, "")
+            return
         query = parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=8)
         requested = [
             name for part in query.get("tags", []) for name in part.split(",") if name.strip()

@@ -224,3 +224,25 @@ def test_a_flood_of_alarm_changes_is_a_few_events_with_the_last_version(
         # The initial version, then the flood in at most two events (one per second).
         assert alarm_events[0] == 0 and alarm_events[-1] == 2000
         assert len(alarm_events) <= 3
+
+
+def test_a_head_request_is_answered_and_ended_never_streamed(
+    hmi_server: HmiServer, operator_credentials: tuple[str, str]
+) -> None:
+    # The page asks with HEAD whether its session still holds; a HEAD answer that kept
+    # streaming would hold a connection the browser takes as free for its next request.
+    cookie = session_cookie(hmi_server, operator_credentials)
+    parts = urlsplit(hmi_server.url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=DEADLINE_S)
+    try:
+        for _ in range(2):  # the same connection answers again: the first answer ended
+            connection.request("HEAD", f"/live/stream?tags={LEVEL}", headers={"Cookie": cookie})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+        connection.request("HEAD", f"/live/stream?tags={LEVEL}")
+        refused = connection.getresponse()
+        refused.read()
+        assert refused.status == 401
+    finally:
+        connection.close()
