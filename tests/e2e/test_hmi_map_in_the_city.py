@@ -103,8 +103,10 @@ async def test_a_device_fault_shows_on_its_marker(kit: HmiCity, browser: Browser
         assert await page.query_selector(f'[data-asset="{FAULTY_ASSET}"]') is None
         kit.city.set_fault(FAULTY_DEVICE, FaultKind.OFFLINE)
         try:
+            # Bad data shows first (the failed scans); the device is lost after three of them.
             item = await page.wait_for_selector(
-                f'#map-attention [data-asset="{FAULTY_ASSET}"]', timeout=WAIT_MS
+                f'#map-attention [data-asset="{FAULTY_ASSET}"]:has-text("COMM LOST")',
+                timeout=WAIT_MS,
             )
             assert item is not None
             assert "COMM LOST" in await item.inner_text()
