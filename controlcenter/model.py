@@ -7,6 +7,7 @@ only the standard library so that every part of the system can depend on it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
@@ -182,6 +183,66 @@ class Sample:
         if isinstance(self.value, bool | int | float):
             return float(self.value)
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class SampleColumns:
+    """Stored samples of one tag as parallel columns, times in milliseconds since 1970 UTC.
+
+    The compact shape of a long read (a day of one-second values is 86,400 rows): no ``Sample``
+    or datetime is built per row. Row ``i`` has quality ``qualities[quality_index[i]]``."""
+
+    tag: str
+    server_time_ms: Sequence[int]
+    source_time_ms: Sequence[int]
+    values: Sequence[Value | None]
+    quality_index: Sequence[int]
+    qualities: Sequence[Quality]
+
+    def __post_init__(self) -> None:
+        rows = len(self.server_time_ms)
+        if not (len(self.source_time_ms) == len(self.values) == len(self.quality_index) == rows):
+            raise ValueError(f"columns of {self.tag} differ in length")
+
+    def __len__(self) -> int:
+        return len(self.server_time_ms)
+
+    def head(self, count: int) -> SampleColumns:
+        """The first ``count`` rows (all of them when there are fewer)."""
+        if count >= len(self):
+            return self
+        return SampleColumns(
+            self.tag,
+            self.server_time_ms[:count],
+            self.source_time_ms[:count],
+            self.values[:count],
+            self.quality_index[:count],
+            self.qualities,
+        )
+
+    @classmethod
+    def of(cls, tag: str, samples: Sequence[Sample]) -> SampleColumns:
+        """The columns of ``samples`` (all of ``tag``)."""
+        indexes: dict[Quality, int] = {}
+        quality_index: list[int] = []
+        for sample in samples:
+            index = indexes.get(sample.quality)
+            if index is None:
+                index = indexes[sample.quality] = len(indexes)
+            quality_index.append(index)
+        return cls(
+            tag,
+            [epoch_ms(sample.server_time) for sample in samples],
+            [epoch_ms(sample.source_time) for sample in samples],
+            [sample.value for sample in samples],
+            quality_index,
+            list(indexes),
+        )
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since 1970 UTC of a timezone-aware time, rounded to the nearest."""
+    return round(moment.timestamp() * 1000)
 
 
 class CommandOrigin(StrEnum):

@@ -35,6 +35,7 @@ from controlcenter.model import (
     Override,
     Role,
     Sample,
+    SampleColumns,
     ScanDiagnostics,
     Selection,
     TagDef,
@@ -140,6 +141,18 @@ class HistoryQueryReader(HistoryReader, Protocol):
     ) -> list[Sample]:
         """Stored samples of ``tag`` with start <= server time <= end, oldest first (newest
         first with ``newest_first``), at most ``limit`` of them from that end."""
+        ...
+
+    def read_raw_columns(
+        self,
+        tag: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> SampleColumns:
+        """``read_raw``'s rows as columns (times in epoch milliseconds): long windows."""
         ...
 
     def read_at_times(self, tag: str, times: Sequence[datetime]) -> list[Sample]:

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, ColumnElement, cast, func, select, type_coerce
 
 from controlcenter.model import (
     CommandOrigin,
     CommandResult,
+    DataType,
     Event,
     EventKind,
     Quality,
     Sample,
+    SampleColumns,
+    Value,
 )
 from historian.aggregates import parse_aggregates, read_processed
 from historian.attime import read_at_times
@@ -87,6 +91,66 @@ class HistoryQueries:
             source = server_time if source_time is None else source_time
             result.append(Sample(tag, decoded, quality, source, server_time))
         return result
+
+    def read_raw_columns(
+        self,
+        tag: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> SampleColumns:
+        """``read_raw`` as columns: the same rows, times as epoch milliseconds computed by the
+        database, no ``Sample`` per row (a day of one-second values reads in a fraction of the
+        time). Raises UnknownTagError for an unknown tag."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
+        for name, moment in (("start", start), ("end", end)):
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+        with self._store.reading(f"read {tag}") as conn:
+            info = tag_info(conn, tag)
+            sqlite = conn.dialect.name == "sqlite"
+            server_ms = _epoch_ms(samples.c.server_time, sqlite=sqlite)
+            source_ms = _epoch_ms(samples.c.source_time, sqlite=sqlite)
+            query = select(
+                server_ms,
+                func.coalesce(source_ms, server_ms),
+                samples.c.value,
+                samples.c.text_value,
+                samples.c.quality,
+                samples.c.reason,
+            ).where(samples.c.tag_id == info.id)
+            if start is not None:
+                query = query.where(samples.c.server_time >= start)
+            if end is not None:
+                query = query.where(samples.c.server_time <= end)
+            query = query.order_by(
+                samples.c.server_time.desc() if newest_first else samples.c.server_time
+            )
+            if limit is not None:
+                query = query.limit(limit)
+            result = conn.execute(query)
+            # The driver's rows as they are (plain tuples: integers, floats and text that need
+            # no conversion): a day of one-second values costs no Row object per row.
+            rows: Sequence[tuple[Any, ...]] = result.cursor.fetchall()
+            result.close()
+        if not rows:
+            return SampleColumns(tag, [], [], [], [], [])
+        # Column by column at C speed (map, zip, dict.fromkeys): no Python loop per row.
+        server, source, numbers, texts, codes, reasons = (list(column) for column in zip(*rows))
+        keys = list(zip(codes, reasons))
+        indexes = {key: index for index, key in enumerate(dict.fromkeys(keys))}
+        qualities = [Quality.from_status_code(int(code), reason or "") for code, reason in indexes]
+        return SampleColumns(
+            tag,
+            server,
+            source,
+            _decoded_column(info.data_type, numbers, texts),
+            list(map(indexes.__getitem__, keys)),
+            qualities,
+        )
 
     def read_at_times(self, tag: str, times: Sequence[datetime]) -> list[Sample]:
         """One sample of ``tag`` at each of ``times``: stored, held or interpolated.
@@ -165,3 +229,23 @@ class HistoryQueries:
             device=device,
             area=area,
         )
+
+
+def _epoch_ms(column: ColumnElement[datetime], *, sqlite: bool) -> ColumnElement[int]:
+    """Milliseconds since 1970 UTC of a stored time column, computed by the database."""
+    if sqlite:
+        # Stored as integer microseconds: round to the nearest millisecond (times are positive).
+        return (type_coerce(column, BigInteger) + 500) // 1000
+    return cast(func.round(func.extract("epoch", column) * 1000), BigInteger)
+
+
+def _decoded_column(
+    data_type: DataType, numbers: list[float | None], texts: list[str | None]
+) -> list[Value | None]:
+    """The values of one stored tag's rows in its data type (``decode_sample_value`` by column)."""
+    if data_type is DataType.FLOAT:
+        # The drivers return REAL and DOUBLE PRECISION columns as floats (None for NULL).
+        return list(numbers)
+    if data_type in (DataType.STRING, DataType.DATETIME):
+        return [decode_sample_value(data_type, None, text) for text in texts]
+    return [decode_sample_value(data_type, n, None) for n in numbers]

@@ -20,6 +20,7 @@ from controlcenter.api.auth import (
     refusal_user,
     resolve_caller,
 )
+from controlcenter.api.encoding import OrjsonProvider
 from controlcenter.api.problems import Problem, problem_doc, problem_response
 from controlcenter.api.routes import ROUTE_MODULES
 from controlcenter.api.services import ApiServices
@@ -91,7 +92,7 @@ def create_api(services: ApiServices) -> ControlCenterOpenAPI:
         validation_error_model=Problem,
         validation_error_callback=_validation_problem,
     )
-    api.config["JSON_SORT_KEYS"] = False
+    api.json = OrjsonProvider(api)
     limiter = RateLimiter(services.rate)
 
     @api.before_request

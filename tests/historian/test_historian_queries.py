@@ -13,12 +13,16 @@ from controlcenter.model import (
     CommandStatus,
     Event,
     EventKind,
+    Quality,
+    Sample,
+    Substatus,
+    epoch_ms,
 )
 from controlcenter.ports import HistoryQueryReader
 from historian import SqlHistorian, UnknownTagError
 from historian.aggregates import AggregateError
 from historian.queries import HistoryQueries
-from tests.historian.historian_support import LEVEL, RUNNING, at, level_samples
+from tests.historian.historian_support import LEVEL, MODE, RUNNING, STARTS, at, level_samples
 
 
 def _command(tag: str, origin: CommandOrigin, who: str, seconds: float) -> CommandResult:
@@ -90,3 +94,43 @@ def test_events_filter_by_kind_source_and_user(store: SqlHistorian) -> None:
     assert queries.read_events(kind=EventKind.AUDIT, user="bob") == [events[3]]
     assert queries.read_events(limit=1) == [events[3]]
     assert queries.read_events(at(1), at(2), kind=EventKind.AUDIT) == [events[2]]
+
+
+def test_raw_reads_as_columns_hold_the_same_rows_in_every_data_type(store: SqlHistorian) -> None:
+    # Sub-millisecond times (T0 is at .123456 s) round to the nearest millisecond; the source
+    # time differs from the server time on some rows; a Bad row has no value and a reason.
+    bad = Quality.bad(Substatus.COMM_FAILURE, "rtu1 does not answer")
+    written = [
+        Sample(LEVEL, 1.25, Quality.good(), at(0) - timedelta(microseconds=700), at(0)),
+        Sample(LEVEL, None, bad, at(1), at(1)),
+        Sample(LEVEL, 2.5, Quality.uncertain(Substatus.LAST_USABLE, "held"), at(2), at(2.0004)),
+        Sample(RUNNING, True, Quality.good(), at(0), at(0)),
+        Sample(RUNNING, False, Quality.good(), at(1), at(1)),
+        Sample(STARTS, 7, Quality.good(), at(0), at(0)),
+        Sample(MODE, "auto", Quality.good(), at(0), at(0)),
+        Sample(MODE, "manual", bad, at(1), at(1)),
+    ]
+    store.write_samples(written)
+    queries = HistoryQueries(store)
+
+    for tag in (LEVEL, RUNNING, STARTS, MODE):
+        rows = queries.read_raw(tag)
+        columns = queries.read_raw_columns(tag)
+        assert columns.tag == tag
+        assert list(columns.server_time_ms) == [epoch_ms(s.server_time) for s in rows]
+        assert list(columns.source_time_ms) == [epoch_ms(s.source_time) for s in rows]
+        assert list(columns.values) == [s.value for s in rows]
+        assert [type(v) for v in columns.values] == [type(s.value) for s in rows]
+        assert [columns.qualities[i] for i in columns.quality_index] == [s.quality for s in rows]
+        assert len(set(columns.qualities)) == len(columns.qualities)
+
+    assert list(queries.read_raw_columns(LEVEL).server_time_ms) == [
+        1709294400123,
+        1709294401123,
+        1709294402124,
+    ]
+    newest = queries.read_raw_columns(LEVEL, at(1), at(3), limit=1, newest_first=True)
+    assert list(newest.values) == [2.5]
+    assert len(queries.read_raw_columns(LEVEL, limit=0)) == 0
+    with pytest.raises(UnknownTagError):
+        queries.read_raw_columns("water.nothing")

@@ -33,6 +33,23 @@ class Query(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The model's JSON schema; the default one is built once per class.
+
+        flask-openapi3 asks for the default schema on every request to tell list parameters
+        from single ones (reading it only); building it anew cost more than the rest of a
+        live-value request. The OpenAPI document asks with arguments and is built afresh."""
+        if args or kwargs:
+            return super().model_json_schema(*args, **kwargs)
+        cached = _DEFAULT_SCHEMAS.get(cls)
+        if cached is None:
+            cached = _DEFAULT_SCHEMAS[cls] = super().model_json_schema()
+        return cached
+
+
+_DEFAULT_SCHEMAS: dict[type[Query], dict[str, Any]] = {}
+
 
 class Window(BaseModel):
     """A time window (ISO 8601 with a zone, e.g. ``2030-01-01T12:00:00Z``); without ``end``

@@ -141,15 +141,15 @@ def register(api: OpenAPI, services: ApiServices) -> None:
         require(Permission.VIEW)
         known_tag(services, path.tag)
         start, end = window(query.start, query.end, services.now())
-        samples = services.history.read_raw(
+        columns = services.history.read_raw_columns(
             path.tag,
             start,
             end,
             limit=query.limit + 1,
             newest_first=query.order is Order.DESC,
         )
-        page = samples[: query.limit]
-        return value_columns(path.tag, page, truncated=len(samples) > len(page))
+        # One more than the limit tells whether the window holds more.
+        return value_columns(columns.head(query.limit), truncated=len(columns) > query.limit)
 
     @bp.get("/history/<tag>/aggregates", responses={200: AggregateHistory, **missing})
     def aggregates(path: TagPath, query: AggregateQuery) -> dict[str, Any]:

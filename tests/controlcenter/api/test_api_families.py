@@ -26,6 +26,7 @@ WINDOW = f"start={(NOW - timedelta(hours=3)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
 # One call per endpoint: method, path, body, the permission it needs.
 CALLS: list[tuple[str, str, dict[str, Any] | None, Permission]] = [
     ("GET", f"/api/v1/history/water.tank1.level/raw?{WINDOW}", None, Permission.VIEW),
+    ("GET", f"/api/v1/history/water.tank1.level/raw/columns?{WINDOW}", None, Permission.VIEW),
     ("GET", "/api/v1/history/water.tank1.level/aggregates", None, Permission.VIEW),
     ("GET", "/api/v1/history/water.tank1.level/trend", None, Permission.VIEW),
     ("GET", "/api/v1/alarms", None, Permission.VIEW),
@@ -144,6 +145,18 @@ def test_raw_aggregate_and_trend_history(kit: CenterKit) -> None:
     document = raw.get_json()
     assert raw.status_code == 200 and len(document["values"]) == 5 and document["truncated"]
     assert document["values"][0]["value"] == pytest.approx(1.0)
+    # The same rows as columns: times in epoch milliseconds, qualities listed once.
+    columns = kit.get(
+        f"/api/v1/history/water.tank1.level/raw/columns?start={start}&limit=5", token
+    ).get_json()
+    assert columns["truncated"] and columns["value"] == [v["value"] for v in document["values"]]
+    assert columns["server_time_ms"] == [
+        round(datetime.fromisoformat(v["server_time"]).timestamp() * 1000)
+        for v in document["values"]
+    ]
+    assert [columns["qualities"][i] for i in columns["quality"]] == [
+        v["quality"] for v in document["values"]
+    ]
     newest = kit.get(
         f"/api/v1/history/water.tank1.level/raw?start={start}&order=desc&limit=1", token
     )
@@ -163,6 +176,8 @@ def test_raw_aggregate_and_trend_history(kit: CenterKit) -> None:
     # Hostile and wrong queries: problems, never a 500.
     for bad in [
         "/api/v1/history/water.nope/raw",
+        "/api/v1/history/water.nope/raw/columns",
+        f"/api/v1/history/water.tank1.level/raw/columns?start={start}&limit=-1",
         f"/api/v1/history/water.tank1.level/aggregates?start={start}&aggregates=median",
         f"/api/v1/history/water.tank1.level/aggregates?start={start}&aggregates=",
         "/api/v1/history/water.tank1.level/raw?start=2030-01-01T00:00:00",
