@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Table, func, select
 
+from controlcenter.model import DataType, TagDef
 from historian import SqlHistorian
 from historian.retention import RetentionConfigError, RetentionPolicy, apply_retention
 from historian.rollups import RollupMaintainer
@@ -53,6 +55,31 @@ def test_each_kind_of_data_is_kept_for_its_own_period(store: SqlHistorian) -> No
 
     again = apply_retention(store, policy, now)
     assert (again.raw_rows_deleted, again.rollup_1m_rows_deleted) == (0, 0)
+
+
+def test_a_pass_touches_only_the_tags_with_old_rows(
+    store: SqlHistorian, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Many tags, one of them with rows past the cutoff: only that tag's deletes write.
+    many = [TagDef(f"water.meter{i}.flow", "rtu1", f"4{i:04d}", DataType.FLOAT) for i in range(300)]
+    store.ensure_tags(many)
+    store.write_samples([sample(tag.name, 1, T0 + 9 * DAY) for tag in many])
+    # Old rows in the cutoff's own day (PostgreSQL drops whole days before it as partitions).
+    store.write_samples([sample(LEVEL, i, T0 + 7 * DAY - timedelta(hours=5 - i)) for i in range(5)])
+    writes: list[str] = []
+    writing = store.writing
+
+    def counted(purpose: str) -> Any:
+        writes.append(purpose)
+        return writing(purpose)
+
+    monkeypatch.setattr(store, "writing", counted)
+    report = apply_retention(store, RetentionPolicy(raw=3 * DAY), T0 + 10 * DAY)
+
+    assert report.raw_rows_deleted == 5
+    assert len(store.read_raw(LEVEL)) == 0 and len(store.read_raw(many[0].name)) == 1
+    deletes = [purpose for purpose in writes if purpose.startswith("delete")]
+    assert deletes == ["delete old rows of samples"]
 
 
 def test_policies_that_make_no_sense_are_refused() -> None:
