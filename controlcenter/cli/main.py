@@ -76,8 +76,8 @@ NatsUrl = Annotated[
     str | None,
     typer.Option(
         "--nats",
-        help="NATS server URL: take edge devices' samples from the stream and command them "
-        "through their edges (default: poll every device).",
+        help="NATS server URL (a cluster's nodes comma-separated): take edge devices' samples "
+        "from the stream and command them through their edges (default: poll every device).",
     ),
 ]
 NatsConsumer = Annotated[
@@ -85,6 +85,15 @@ NatsConsumer = Annotated[
     typer.Option(help="Durable consumer name; centers naming the same one share the samples."),
 ]
 NatsRoot = Annotated[str, typer.Option(help="First token of the site's NATS subjects.")]
+NatsReplicas = Annotated[
+    int | None,
+    typer.Option(
+        help="Copies the site's stream keeps on a NATS cluster (default: 3 when --nats names "
+        "three or more servers, else 1).",
+        min=1,
+        max=5,
+    ),
+]
 LogFormatOption = Annotated[
     LogFormat,
     typer.Option(
@@ -243,6 +252,7 @@ def run(
     nats: NatsUrl = None,
     nats_consumer: NatsConsumer = None,
     nats_root: NatsRoot = "cc",
+    nats_replicas: NatsReplicas = None,
 ) -> None:
     """Run the control center for a site file against its field devices, in real time."""
     from controlcenter.clock import WallClock
@@ -274,7 +284,9 @@ def run(
                 hmi=hmi,
                 site_directory=site.absolute().parent,
                 nats_url=nats,
-                transport=TransportOptions(root=nats_root, consumer=nats_consumer),
+                transport=TransportOptions.for_nats(
+                    nats, root=nats_root, consumer=nats_consumer, replicas=nats_replicas
+                ),
             )
             await center.run(stop)
         finally:
@@ -287,11 +299,17 @@ def run(
 def edge(
     site: Annotated[Path, typer.Option(help="Site file (YAML).")],
     edge: Annotated[str, typer.Option(help="This edge's name, as its devices' `edge:` say.")],
-    nats: Annotated[str, typer.Option(help="NATS server URL, e.g. nats://127.0.0.1:4222.")],
+    nats: Annotated[
+        str,
+        typer.Option(
+            help="NATS server URL, e.g. nats://127.0.0.1:4222 (a cluster's nodes comma-separated)."
+        ),
+    ],
     spool: Annotated[
         Path, typer.Option(help="Folder of the store-and-forward spool (kept across restarts).")
     ] = Path("var/edge-spool"),
     nats_root: NatsRoot = "cc",
+    nats_replicas: NatsReplicas = None,
     duration: Duration = None,
     verbose: Verbose = False,
     log_format: LogFormatOption = "text",
@@ -310,7 +328,7 @@ def edge(
             nats,
             WallClock(),
             spool_dir=spool,
-            options=TransportOptions(root=nats_root),
+            options=TransportOptions.for_nats(nats, root=nats_root, replicas=nats_replicas),
         )
     except ValueError as err:
         typer.echo(f"{site}: {err}", err=True)

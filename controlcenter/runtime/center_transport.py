@@ -3,14 +3,14 @@ edge) and the ingest that feeds the center's bus from the site's stream (``run -
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controlcenter.bus import SampleBus
 from controlcenter.model import ScanDiagnostics
 from controlcenter.ports import DeviceHealthView, EventJournal
 from controlcenter.site.config import SiteConfig
 from controlcenter.transport.ingest import CenterIngest, DurabilityGauge, EdgeDevices
-from controlcenter.transport.link import NatsLink, StreamSettings
+from controlcenter.transport.link import NatsLink, StreamSettings, server_urls
 from controlcenter.transport.remote_driver import RemoteDriver
 from controlcenter.transport.subjects import DEFAULT_ROOT, Subjects
 
@@ -25,6 +25,39 @@ class TransportOptions:
     """The center's durable consumer; centers naming the same one share the samples (None:
     the site's shared default)."""
     stream: StreamSettings = field(default_factory=StreamSettings)
+
+    @classmethod
+    def for_nats(
+        cls,
+        nats_url: str | None,
+        *,
+        root: str = DEFAULT_ROOT,
+        consumer: str | None = None,
+        replicas: int | None = None,
+    ) -> TransportOptions:
+        """The options of ``--nats URL``: the stream's replicas as given, else by the URL."""
+        chosen = replicas if replicas is not None else default_replicas(nats_url)
+        if not 1 <= chosen <= MAX_REPLICAS:
+            raise ValueError(f"a stream keeps 1 to {MAX_REPLICAS} replicas, not {chosen}")
+        return cls(root=root, consumer=consumer, stream=replace(StreamSettings(), replicas=chosen))
+
+
+MAX_REPLICAS = 5
+"""JetStream's limit on a stream's copies."""
+CLUSTER_REPLICAS = 3
+"""The copies a stream keeps on a cluster: one node may be lost with nothing lost and
+publishing going on (two of three still form a quorum)."""
+
+
+def default_replicas(nats_url: str | None) -> int:
+    """Three copies when the URL names three or more servers (a cluster), else one.
+
+    A single server cannot keep more than one copy; a client given one node of a cluster
+    keeps a stream's existing replicas (``ensure_stream`` never lowers them).
+    """
+    if nats_url is None:
+        return 1
+    return CLUSTER_REPLICAS if len(server_urls(nats_url)) >= CLUSTER_REPLICAS else 1
 
 
 class CombinedHealth:

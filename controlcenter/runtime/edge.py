@@ -26,7 +26,12 @@ from controlcenter.runtime.center_transport import TransportOptions
 from controlcenter.site.config import SiteConfig
 from controlcenter.transport.codec import encode_diagnostics
 from controlcenter.transport.edge_commands import EdgeCommandResponder
-from controlcenter.transport.link import NatsLink, TransportError, ensure_stream
+from controlcenter.transport.link import (
+    NatsLink,
+    TransportError,
+    cancel_and_wait,
+    ensure_stream,
+)
 from controlcenter.transport.publisher import BatchSpool, EdgePublisher
 from controlcenter.transport.subjects import Subjects
 from drivers.base import Driver
@@ -210,8 +215,7 @@ class EdgeCollector:
         # What is still queued gets a few seconds to leave; the rest stays in the spool.
         with contextlib.suppress(TimeoutError):
             await self.publisher.flush(5.0 if self.link.connected else 0.0)
-        publisher.cancel()
-        await asyncio.gather(publisher, return_exceptions=True)
+        await cancel_and_wait(publisher)
         await self.publisher.spill_for_shutdown()
         await self.link.close()
         self.spool.close()

@@ -44,7 +44,12 @@ from controlcenter.transport.codec import (
     decode_diagnostics,
     decode_events,
 )
-from controlcenter.transport.link import NatsLink, StreamSettings, ensure_stream
+from controlcenter.transport.link import (
+    NatsLink,
+    StreamSettings,
+    cancel_and_wait,
+    ensure_stream,
+)
 from controlcenter.transport.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -193,11 +198,15 @@ class CenterIngest:
         ]
         self.ready.set()
         try:
-            await asyncio.gather(*tasks)
+            # Not ``gather``: cancelled, it waits for children that may not stop at once
+            # (see ``cancel_and_wait``); ``wait`` hands the cancellation straight on.
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done():
+                    task.result()  # a loop ends only by failing: its error is this one's
         finally:
             for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                await cancel_and_wait(task)
             # Stopping: what the historian may not hold yet goes back to the stream at once
             # (to another center sharing the consumer, or to this one after its restart)
             # rather than after ``ack_wait``. Redelivery of what it does hold is harmless.

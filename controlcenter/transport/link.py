@@ -1,9 +1,18 @@
 """``NatsLink``: one process's connection to NATS, kept up for as long as the process runs.
 
-nats-py reconnects by itself once a first connection succeeded, restoring subscriptions; a
-first connection that fails raises. The link retries that first connection with backoff in the
-background, so an edge started while its uplink is down still polls, spools and connects when
-the link comes. Disconnections and reconnections are logged once each.
+nats-py reconnects by itself once a first connection succeeded, restoring subscriptions; with
+unlimited attempts (below) its first connection keeps trying by itself as well. The link makes
+that first connection in the background (and starts it again, with backoff, should it raise,
+e.g. on a malformed URL), so an edge started while its uplink is down still polls, spools and
+connects when the link comes. Disconnections and reconnections are logged once each.
+
+The URL may name several servers, comma-separated (the nodes of a cluster): the client picks
+one and fails over to the others. Reconnect attempts never run out, however long an outage
+lasts. A link that carries nothing at all (a dead route: no reset, no answer) is found out by
+the client's pings, ``ping_interval_s`` apart: after ``max_outstanding_pings`` unanswered, the
+connection is dropped and the reconnect attempts begin, so a dead link is known within
+``ping_interval_s * (max_outstanding_pings + 1)`` (30 s by default) rather than the minutes
+of nats-py's defaults.
 """
 
 from __future__ import annotations
@@ -47,6 +56,32 @@ class StreamSettings:
     """JetStream drops a message whose ``Nats-Msg-Id`` it saw within this window."""
 
 
+async def cancel_and_wait(task: asyncio.Task[None], *, again_after_s: float = 0.5) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling it again while it runs on.
+
+    On Python 3.11 a cancellation can be lost inside nats-py: ``asyncio.wait_for`` returns a
+    message that arrived as the cancellation did (python/cpython#86296), and nats-py turns a
+    cancellation into ``ConnectionClosedError`` when the connection is closed; a loop that
+    goes on after either would never stop. The task's own outcome is not raised here.
+    """
+    task.cancel()
+    await asyncio.wait([task], timeout=again_after_s)
+    while not task.done():
+        log.debug("%r ran on after its cancellation; cancelling it again", task)
+        task.cancel()
+        await asyncio.wait([task], timeout=again_after_s)
+    if not task.cancelled():
+        task.exception()  # retrieved: whoever stops the task decides what it means
+
+
+def server_urls(url: str) -> tuple[str, ...]:
+    """The servers of a ``--nats`` URL: one, or several comma-separated; raises ValueError."""
+    servers = tuple(part.strip() for part in url.split(",") if part.strip())
+    if not servers:
+        raise ValueError(f"no NATS server in {url!r}")
+    return servers
+
+
 class NatsLink:
     """A NATS connection that keeps trying: ``client`` is None until the first one succeeds."""
 
@@ -58,9 +93,14 @@ class NatsLink:
         connect_timeout_s: float = 2.0,
         reconnect_wait_s: float = 0.5,
         max_backoff_s: float = 5.0,
+        ping_interval_s: int = 10,
+        max_outstanding_pings: int = 2,
     ) -> None:
         self.url = url
+        self.servers = server_urls(url)
         self.name = name
+        self._ping_interval_s = ping_interval_s
+        self._max_outstanding_pings = max_outstanding_pings
         self._connect_timeout_s = connect_timeout_s
         self._reconnect_wait_s = reconnect_wait_s
         self._max_backoff_s = max_backoff_s
@@ -106,8 +146,7 @@ class NatsLink:
         """Close the connection (pending publishes flushed where possible); never raises."""
         self._closing = True
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._client.close(), 5.0)
@@ -118,11 +157,15 @@ class NatsLink:
         while not self._closing:
             try:
                 client = await nats.connect(
-                    servers=[self.url],
+                    servers=list(self.servers),
                     name=self.name,
                     connect_timeout=self._connect_timeout_s,
                     reconnect_time_wait=self._reconnect_wait_s,
+                    # Never give up: nats-py's default (60 attempts) ends a link for good
+                    # after a minute or two of outage, and an edge must outlast longer ones.
                     max_reconnect_attempts=-1,
+                    ping_interval=self._ping_interval_s,
+                    max_outstanding_pings=self._max_outstanding_pings,
                     allow_reconnect=True,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
@@ -160,8 +203,32 @@ class NatsLink:
 
 
 async def ensure_stream(js: JetStreamContext, subjects: Subjects, settings: StreamSettings) -> None:
-    """Create the site's stream with file storage, or bring an existing one to ``settings``."""
-    config = nats.js.api.StreamConfig(
+    """Create the site's stream with file storage, or bring an existing one to ``settings``.
+
+    An existing stream keeps its replicas when it has more than ``settings`` asks: a process
+    given one node of a cluster must not take the copies away that the others asked for.
+    """
+    config = _stream_config(subjects, settings.replicas, settings)
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError as err:
+        # Already there with other settings (an older version, another process's options).
+        try:
+            current = await js.stream_info(subjects.stream)
+            kept = max(settings.replicas, current.config.num_replicas or 1)
+            await js.update_stream(_stream_config(subjects, kept, settings))
+        except (nats.errors.Error, TimeoutError) as update_err:
+            raise TransportError(
+                f"stream {subjects.stream} exists and cannot be updated: {update_err}"
+            ) from err
+    except (nats.errors.Error, TimeoutError) as err:
+        raise TransportError(f"cannot create stream {subjects.stream}: {err!r}") from err
+
+
+def _stream_config(
+    subjects: Subjects, replicas: int, settings: StreamSettings
+) -> nats.js.api.StreamConfig:
+    return nats.js.api.StreamConfig(
         name=subjects.stream,
         subjects=subjects.stream_subjects,
         storage=nats.js.api.StorageType.FILE,
@@ -170,17 +237,5 @@ async def ensure_stream(js: JetStreamContext, subjects: Subjects, settings: Stre
         max_age=settings.max_age_s,
         max_bytes=settings.max_bytes,
         duplicate_window=settings.duplicate_window_s,
-        num_replicas=settings.replicas,
+        num_replicas=replicas,
     )
-    try:
-        await js.add_stream(config)
-    except nats.js.errors.BadRequestError as err:
-        # Already there with other settings (an older version, another process's options).
-        try:
-            await js.update_stream(config)
-        except nats.js.errors.Error as update_err:
-            raise TransportError(
-                f"stream {subjects.stream} exists and cannot be updated: {update_err}"
-            ) from err
-    except (nats.errors.Error, TimeoutError) as err:
-        raise TransportError(f"cannot create stream {subjects.stream}: {err!r}") from err

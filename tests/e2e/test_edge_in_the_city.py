@@ -1,16 +1,16 @@
 """An edge collector for the simulated city's water network, publishing to the machine's NATS
-server, and a center taking the stream: delivery, commands through the edge, a link cut and a
-center restart with nothing lost and nothing twice."""
+server, and a center taking the stream: delivery, commands through the edge, link cuts of two
+seconds and of a minute and a center restart with nothing lost and nothing twice, and a command
+to a stopped edge refused at once."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import pytest_asyncio
@@ -28,7 +28,7 @@ from controlcenter.site.config import InterlockConfig, SiteConfig, load_site
 from historian.store import SqlHistorian
 from plc_sim.city import CityOptions, SimulatedCity
 from plc_sim.clock import SimClock
-from tests.nats_kit import Relay, delete_stream, nats_url, unique_root
+from tests.nats_kit import Relay, delete_stream, nats_url, stored_once, unique_root, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -37,18 +37,11 @@ RUN = "water.ps1.pump1.run_cmd"
 SPEED = "water.ps1.pump1.speed"
 # Raw (uncompressed) tags: every sample the edge publishes must be stored once.
 WATCHED = ("water.ps1.pump1.running", "water.ps1.pump1.fault", "water.ps2.pump1.running")
-_T = TypeVar("_T")
-
-
-async def until(what: str, probe: Callable[[], _T | None], timeout_s: float = 30.0) -> _T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = probe()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+LONG_CUT_S = 60.0
+"""A long outage in real seconds: what it tests is the client's reconnect policy (a finite
+number of reconnect attempts, ping and acknowledgement timeouts) and the spool's growth."""
+LINK_LOSS_NOTICED_S = 35.0
+"""A link that carries nothing is known to be down within this (the link's pings)."""
 
 
 @dataclass
@@ -67,6 +60,20 @@ class EdgeCity:
     center: ControlCenter | None = None
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
+    _edge_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _edge_task: asyncio.Task[None] | None = None
+
+    async def start_edge(self) -> None:
+        """Start the edge collector (once per module)."""
+        self._edge_task = asyncio.create_task(self.edge.run(self._edge_stop))
+        await asyncio.wait_for(self.edge.ready.wait(), 30)
+
+    async def stop_edge(self) -> None:
+        """Stop the edge collector if it runs."""
+        if self._edge_task is not None:
+            self._edge_stop.set()
+            await asyncio.wait_for(self._edge_task, 60)
+            self._edge_task = None
 
     async def start_center(self) -> ControlCenter:
         """Start a center on the shared historian and consumer."""
@@ -148,17 +155,14 @@ async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EdgeCit
             "test recorder",
             lambda samples: state.published.extend(s for s in samples if s.tag in watched),
         )
-        edge_stop = asyncio.Event()
-        edge_task = asyncio.create_task(edge.run(edge_stop))
-        await asyncio.wait_for(edge.ready.wait(), 30)
+        await state.start_edge()
         await state.start_center()
         try:
             yield state
         finally:
             if state.center is not None:
                 await state.stop_center()
-            edge_stop.set()
-            await asyncio.wait_for(edge_task, 60)
+            await state.stop_edge()
             await asyncio.to_thread(store.close)
             await delete_stream(edge.subjects)
     finally:
@@ -166,29 +170,15 @@ async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EdgeCit
         await city.stop()
 
 
-def _stored_once(kit: EdgeCity, samples: Sequence[Sample]) -> list[str]:
-    """What is wrong with the historian's copy of ``samples``: missing or extra rows."""
-    problems = []
-    for tag in WATCHED:
-        sent = sorted({s.server_time for s in samples if s.tag == tag})
-        stored = [s.server_time for s in kit.store.read_raw(tag)]
-        if len(stored) != len(set(stored)):
-            problems.append(f"{tag}: stored twice")
-        missing = set(sent) - set(stored)
-        if missing:
-            problems.append(f"{tag}: {len(missing)} of {len(sent)} missing")
-    return problems
-
-
 async def _all_stored(kit: EdgeCity, timeout_s: float = 40.0) -> None:
     snapshot = list(kit.published)
     assert len(snapshot) > 10
     await until(
         "every published sample stored once",
-        lambda: not _stored_once(kit, snapshot) or None,
+        lambda: not stored_once(kit.store, WATCHED, snapshot) or None,
         timeout_s,
     )
-    assert _stored_once(kit, snapshot) == []
+    assert stored_once(kit.store, WATCHED, snapshot) == []
 
 
 async def test_values_reach_the_center_and_its_historian(kit: EdgeCity) -> None:
@@ -272,3 +262,53 @@ async def test_a_center_restart_loses_nothing(kit: EdgeCity) -> None:
     await until("the edge publishing on", lambda: len(kit.published) > before + 20)
     await kit.start_center()
     await _all_stored(kit)
+
+
+@pytest.mark.timeout(150)
+async def test_a_minute_long_link_cut_loses_nothing_and_stores_nothing_twice(
+    kit: EdgeCity,
+) -> None:
+    publisher = kit.edge.publisher
+    before = len(kit.published)
+    # A dead route, not a reset: the edge hears nothing and must find out by itself.
+    kit.relay.stall()
+    cut_at = time.monotonic()
+    await until("the edge spooling", lambda: publisher.metrics().spool_depth > 0)
+    # The outage itself, a minute of real time: the edge keeps acquiring and its spool grows.
+    noticed_after: float | None = None
+    depths = []
+    while (elapsed := time.monotonic() - cut_at) < LONG_CUT_S:
+        if noticed_after is None and not kit.edge.link.connected:
+            noticed_after = elapsed
+        elif noticed_after is not None:
+            assert not kit.edge.link.connected, "the edge reached NATS through a dead route"
+        depths.append(publisher.metrics().spool_depth)
+        await asyncio.sleep(1.0)
+    assert noticed_after is not None, "the edge never noticed its dead link"
+    assert noticed_after < LINK_LOSS_NOTICED_S, f"noticed after {noticed_after:.0f} s"
+    during = len(kit.published) - before
+    # Every watched tag is scanned every 0.5 s: three tags for a minute, all of it spooled.
+    assert during > len(WATCHED) * LONG_CUT_S
+    assert depths[-1] > depths[0] > 0
+    assert publisher.metrics().memory_depth < 100, "memory is moved to the spool while cut"
+    kit.relay.restore()
+    await until("the edge reconnected", lambda: kit.edge.link.connected, 20.0)
+    await until("the spool emptied", lambda: publisher.metrics().spool_depth == 0, 40.0)
+    await _all_stored(kit)
+    assert publisher.metrics().dropped == 0
+
+
+async def test_a_command_to_a_stopped_edge_is_refused_fast_and_journaled(kit: EdgeCity) -> None:
+    center = kit.center
+    assert center is not None
+    await kit.stop_edge()
+    started = time.monotonic()
+    status, reason = await _operate(center, SPEED, 17.0)
+    elapsed = time.monotonic() - started
+    assert status in {CommandStatus.REJECTED.value, CommandStatus.FAILED.value}
+    assert "edge district-1 unreachable" in reason
+    assert elapsed < 2.0, f"refused after {elapsed:.1f} s"
+    journaled = [
+        result for result in kit.store.read_commands(tag=SPEED) if result.command.value == 17.0
+    ]
+    assert [(r.status.value, r.reason) for r in journaled] == [(status, reason)]
