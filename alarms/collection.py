@@ -24,7 +24,8 @@ from controlcenter.ports import CollectionStop, EventJournal, LiveView
 EARTH_RADIUS_M = 6_371_000.0
 DEFAULT_THRESHOLD_PCT = 80.0
 CONTAINER_TYPE = "waste_container"
-FILL_POINT = "fill_pct"
+FILL_POINT = "fill"
+"""A container's fill-level tag is ``<asset>.fill`` (per cent), as its sensor's uplink names it."""
 SOURCE = "waste-collection"
 
 

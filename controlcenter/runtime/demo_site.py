@@ -404,7 +404,7 @@ def overlay_for_domains(overlay_text: str, domains: set[str]) -> str:
         ]
     kept = ", ".join(sorted(domains))
     header = f"# The demo city's settings for the simulated domains only ({kept}).\n"
-    return header + yaml.safe_dump(overlay, sort_keys=False)
+    return header + yaml.safe_dump(overlay, sort_keys=False, allow_unicode=True)
 
 
 def _domain(tag_or_pattern: str) -> str:

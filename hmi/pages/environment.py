@@ -19,9 +19,11 @@ from hmi.context import HmiContext
 from hmi.faceplates.parts import alarm_limits, alarm_pairs, asset_href, natural_key, reading
 from hmi.page import Page, PageRequest
 
-AIR = re.compile(r"^air\.([^.]+)\.(o3|no2|pm25|pm10|co2)$")
-RIVER = re.compile(r"^river\.([^.]+)\.level$")
-WASTE = re.compile(r"^waste\.([^.]+)\.fill_pct$")
+# The simulated city's (and the generated site's) names: env.air1.o3, env.river1.level,
+# waste.c001.fill.
+AIR = re.compile(r"^env\.([^.]+)\.(o3|no2|pm25|pm10|co2)$")
+RIVER = re.compile(r"^env\.([^.]+)\.level$")
+WASTE = re.compile(r"^waste\.([^.]+)\.fill$")
 POLLUTANTS = {"o3": "Ozone", "no2": "NO₂", "pm25": "PM2.5", "pm10": "PM10", "co2": "CO₂"}
 MAX_CONTAINERS_SHOWN = 60
 

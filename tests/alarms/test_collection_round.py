@@ -81,17 +81,17 @@ def test_a_container_crossing_80_percent_is_on_the_next_list_and_journaled() -> 
     ]
     live = Live(
         {
-            "waste.c1.fill_pct": _sample("waste.c1.fill_pct", 79.0),
-            "waste.c2.fill_pct": _sample("waste.c2.fill_pct", 91.0),
-            "waste.c3.fill_pct": _sample(
-                "waste.c3.fill_pct", 99.0, Quality.bad(Substatus.COMM_FAILURE, "silent")
+            "waste.c1.fill": _sample("waste.c1.fill", 79.0),
+            "waste.c2.fill": _sample("waste.c2.fill", 91.0),
+            "waste.c3.fill": _sample(
+                "waste.c3.fill", 99.0, Quality.bad(Substatus.COMM_FAILURE, "silent")
             ),
         }
     )
     planner = CollectionPlanner(assets, live, DEPOT)
     assert [s.asset for s in planner.next_collection()] == ["waste.c2"]
     assert planner.unknown == 1
-    live.values["waste.c1.fill_pct"] = _sample("waste.c1.fill_pct", 82.5)
+    live.values["waste.c1.fill"] = _sample("waste.c1.fill", 82.5)
     assert [s.asset for s in planner.next_collection()] == ["waste.c1", "waste.c2"]
     journal = ListJournal()
     assert planner.record(journal, NOW, ZoneInfo("Europe/Amsterdam")) == 2

@@ -1,9 +1,11 @@
 """The city's further domains reach a center built from the generated site, over their own
 protocols: sensor networks as JSON uplinks through the machine's Mosquitto (MQTT), buses as a
 GTFS-Realtime feed, bike share as a GBFS feed, and charge points that connect to the center's
-OCPP central system. Scenarios in the simulator show up in the center's tags: a waste container
-past 80 %, an ozone episode, a river flood; a charge point started remotely through the command
-pipeline reports energy."""
+OCPP central system. Scenarios in the simulator end where the demo site's alarms and public
+alerts take them: a waste container past 80 % is on the next collection list (and off it once
+emptied); an ozone episode raises the ozone alarm and a CAP 1.2 message on the open alert feed;
+a river flood raises the flood warning and its CAP message; a charge point started remotely
+through the command pipeline reports energy."""
 
 from __future__ import annotations
 
@@ -11,16 +13,21 @@ import asyncio
 import os
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 import pytest_asyncio
 
+from alarms.cap import CAP_MEDIA_TYPE, CAP_NAMESPACE, SOURCE, CapAlert, MsgType
+from alarms.collection import distance_m
+from controlcenter.automation import AlarmPriority, GeoPoint
 from controlcenter.model import CommandStatus, Role, User
-from controlcenter.runtime.app import ControlCenter
+from controlcenter.runtime.app import ControlCenter, HmiOptions
 from controlcenter.runtime.demo_site import render_demo_site, write_demo_site
 from controlcenter.security.users import UserStore
 from controlcenter.site.config import SiteConfig, load_site
@@ -28,12 +35,16 @@ from historian.store import SqlHistorian
 from plc_sim.city import CityOptions, SimulatedCity
 from plc_sim.clock import SimClock
 from plc_sim.domain import MORE_DOMAINS
+from tests.alarms import cap_spec
 
-SPEED = 240.0
-"""Four simulated minutes per second: a waste sensor's hour passes in 15 s."""
+SPEED = 480.0
+"""Eight simulated minutes per second: a waste sensor's hour passes in 7.5 s, and the flood
+wave (three simulated hours to its crest) lifts the river past its alert level in about 8 s."""
 SCAN_S = 60.0
 OLGA = User("olga", Role.OPERATOR)
 BROKER = urlparse(os.environ.get("CC_TEST_MQTT_URL", "mqtt://127.0.0.1:1883"))
+CAP = f"{{{CAP_NAMESPACE}}}"
+ATOM = "{http://www.w3.org/2005/Atom}"
 
 
 @dataclass
@@ -71,7 +82,15 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
             users = UserStore(tmp_path / "users.json")
             users.add_user("olga", "a long operator passphrase 1", Role.OPERATOR)
             store = await asyncio.to_thread(SqlHistorian, f"sqlite:///{tmp_path / 'center.db'}")
-            center = ControlCenter(site, store, clock, site_directory=site_path.parent, users=users)
+            # The web server too: the open-data app serves the public CAP feed.
+            center = ControlCenter(
+                site,
+                store,
+                clock,
+                hmi=HmiOptions(users_path=tmp_path / "users.json", port=0),
+                site_directory=site_path.parent,
+                users=users,
+            )
             stop = asyncio.Event()
             task = asyncio.create_task(center.run(stop))
             try:
@@ -98,6 +117,74 @@ def _good_number(running: Running, tag: str) -> float | None:
     if not sample.quality.is_good or isinstance(sample.value, bool):
         return None
     return float(sample.value) if isinstance(sample.value, int | float) else None
+
+
+def _active(running: Running, alarm: str) -> bool:
+    return running.center.alarms.state(alarm).active
+
+
+def _alert_for(running: Running, alarm: str) -> CapAlert | None:
+    """The CAP Alert the center's alert desk raised for ``alarm``, if any yet."""
+    desk = running.center.alert_desk
+    assert desk is not None, "the demo site raises public alerts"
+    return next(
+        (m for m in desk.messages() if m.alarm == alarm and m.msg_type is MsgType.ALERT), None
+    )
+
+
+async def _published(running: Running, alert: CapAlert) -> ET.Element:
+    """The alert as the center publishes it: journaled, on the open Atom feed and fetchable
+    as one CAP 1.2 document over HTTP; returns that document's root, checked against CAP 1.2."""
+    events = await asyncio.to_thread(running.store.read_events, source=SOURCE)
+    assert any(alert.identifier in event.message for event in events), [e.message for e in events]
+    async with httpx.AsyncClient(base_url=running.center.hmi_url, timeout=20) as client:
+        feed = await client.get("/open/v1/alerts")
+        assert feed.status_code == 200, feed.text
+        entries = ET.fromstring(feed.content).findall(f"{ATOM}entry")
+        embedded = [
+            document
+            for entry in entries
+            for content in entry.findall(f"{ATOM}content")
+            for document in content
+            if document.findtext(f"{CAP}identifier") == alert.identifier
+        ]
+        assert len(embedded) == 1, f"{alert.identifier} not on the feed"
+        assert cap_spec.problems(embedded[0]) == []
+        one = await client.get(f"/open/v1/alerts/{alert.identifier}")
+    assert one.status_code == 200 and one.headers["content-type"].startswith(CAP_MEDIA_TYPE)
+    assert cap_spec.problems(one.content) == []
+    return ET.fromstring(one.content)
+
+
+def _check_alert(
+    root: ET.Element, running: Running, alarm: str, asset: str, expected: dict[str, str]
+) -> ET.Element:
+    """The message's header and its one info block (returned): an actual alert for the
+    public, about ``alarm``, with ``expected`` info fields, drawn around ``asset``."""
+    assert root.findtext(f"{CAP}identifier")
+    assert root.findtext(f"{CAP}sender") == "demo-city.controlcenter"
+    sent = datetime.fromisoformat(root.findtext(f"{CAP}sent") or "")
+    assert abs(sent - running.center.clock.now()) < timedelta(hours=6)
+    assert root.findtext(f"{CAP}status") == "Actual"
+    assert root.findtext(f"{CAP}msgType") == "Alert"
+    assert root.findtext(f"{CAP}scope") == "Public"
+    [info] = root.findall(f"{CAP}info")
+    for field, value in expected.items():
+        assert info.findtext(f"{CAP}{field}") == value, field
+    parameters = {
+        p.findtext(f"{CAP}valueName"): p.findtext(f"{CAP}value")
+        for p in info.findall(f"{CAP}parameter")
+    }
+    assert parameters["alarm"] == alarm
+    [area] = info.findall(f"{CAP}area")
+    place = next(a for a in running.site.asset_defs() if a.name == asset)
+    assert place.position is not None
+    assert (area.findtext(f"{CAP}areaDesc") or "").startswith(place.label)
+    centre, _radius = (area.findtext(f"{CAP}circle") or "").split(" ")
+    lat, lon = (float(x) for x in centre.split(","))
+    assert distance_m(GeoPoint(lat, lon), place.position) < 1.0
+    assert area.findall(f"{CAP}polygon"), "the asset's district is drawn"
+    return info
 
 
 @pytest.mark.e2e
@@ -147,26 +234,50 @@ async def test_every_further_domain_reaches_the_center_over_its_protocol(
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
-async def test_a_container_past_80_percent_shows_in_its_tag(running: Running) -> None:
+async def test_a_container_past_80_percent_is_on_the_next_collection_list(
+    running: Running,
+) -> None:
     waste = running.city.waste
     assert waste is not None
+    planner = running.center.collection
+    alarm = "waste.c002.fill.high"
+
+    def listed() -> list[str]:
+        return [stop.asset for stop in planner.next_collection()]
+
+    assert not _active(running, alarm)
     waste.fill("waste.c002", 86.0)
     await _until(
         "the container's fill level above 80 % at the center",
         lambda: (_good_number(running, "waste.c002.fill") or 0.0) > 80.0,
     )
+    await _until("waste.c002 on the next collection list", lambda: "waste.c002" in listed())
+    stops = planner.next_collection()
+    assert [stop.order for stop in stops] == list(range(1, len(stops) + 1))
+    assert all(stop.fill_pct > 80.0 for stop in stops)
+    [stop] = [s for s in stops if s.asset == "waste.c002"]
+    place = next(a for a in running.site.asset_defs() if a.name == "waste.c002")
+    assert place.position == GeoPoint(stop.latitude, stop.longitude)
+    assert stop.label == place.label and 86.0 <= stop.fill_pct <= 100.0
+    await _until("the container's full alarm", lambda: _active(running, alarm))
+    assert running.center.alarms.definition(alarm).priority is AlarmPriority.LOW
+
     waste.collect("waste.c002")
     await _until(
         "the emptied container at the center",
         lambda: (_good_number(running, "waste.c002.fill") or 100.0) < 20.0,
     )
+    assert "waste.c002" not in listed()
+    await _until("the full alarm cleared", lambda: not _active(running, alarm))
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
-async def test_an_ozone_episode_raises_the_o3_tag(running: Running) -> None:
+async def test_an_ozone_episode_raises_the_alarm_and_a_public_alert(running: Running) -> None:
     environment = running.city.environment
     assert environment is not None
+    alarm = "env.air1.o3.information"
+    assert not _active(running, alarm)
     environment.start_ozone_episode()
     try:
         await _until(
@@ -174,17 +285,45 @@ async def test_an_ozone_episode_raises_the_o3_tag(running: Running) -> None:
             lambda: (_good_number(running, "env.air1.o3") or 0.0) > 180.0,
             timeout_s=80.0,
         )
+        # The threshold applies to the 1-hour mean, which follows the readings up.
+        await _until("the ozone information alarm", lambda: _active(running, alarm))
+        assert running.center.alarms.definition(alarm).priority is AlarmPriority.MEDIUM
+        await _until("its public alert", lambda: _alert_for(running, alarm) is not None)
     finally:
         environment.end_ozone_episode()
+    alert = _alert_for(running, alarm)
+    assert alert is not None
+    root = await _published(running, alert)
+    info = _check_alert(
+        root,
+        running,
+        alarm,
+        "env.air1",
+        {
+            "category": "Env",
+            "event": "Ozone",
+            "responseType": "Avoid",
+            "urgency": "Expected",
+            "severity": "Moderate",
+            "certainty": "Observed",
+            "audience": "population",
+        },
+    )
+    assert "180" in (info.findtext(f"{CAP}headline") or "") + (
+        info.findtext(f"{CAP}description") or ""
+    )
+    assert "asthma" in (info.findtext(f"{CAP}instruction") or "")
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
-async def test_a_flood_raises_the_river_level(running: Running) -> None:
+async def test_a_flood_raises_the_flood_warning_and_a_public_alert(running: Running) -> None:
     environment = running.city.environment
     assert environment is not None
+    alarm = "env.river1.level.flood_warning"
     before = _good_number(running, "env.river1.level")
     assert before is not None and before < 2.0
+    assert not _active(running, alarm) and _alert_for(running, alarm) is None
     environment.start_flood()
     try:
         await _until(
@@ -192,8 +331,35 @@ async def test_a_flood_raises_the_river_level(running: Running) -> None:
             lambda: (_good_number(running, "env.river1.level") or 0.0) > 2.5,
             timeout_s=80.0,
         )
+        await _until("the flood warning", lambda: _active(running, alarm), timeout_s=80.0)
+        assert running.center.alarms.definition(alarm).priority is AlarmPriority.HIGH
+        assert (_good_number(running, "env.river1.level") or 0.0) > 3.5
+        await _until("its public alert", lambda: _alert_for(running, alarm) is not None)
     finally:
         environment.end_flood()
+    alert = _alert_for(running, alarm)
+    assert alert is not None
+    root = await _published(running, alert)
+    info = _check_alert(
+        root,
+        running,
+        alarm,
+        "env.river1",
+        {
+            "category": "Met",
+            "event": "Flood warning",
+            "responseType": "Prepare",
+            "urgency": "Expected",
+            "severity": "Severe",
+            "certainty": "Observed",
+        },
+    )
+    parameters = {
+        p.findtext(f"{CAP}valueName"): p.findtext(f"{CAP}value")
+        for p in info.findall(f"{CAP}parameter")
+    }
+    assert parameters["tag"] == "env.river1.level" and parameters["limit"] == "3.5"
+    assert float(parameters["value"] or 0.0) > 3.5
 
 
 @pytest.mark.e2e

@@ -23,12 +23,12 @@ VALUES = {
     "parking.centre.free": (120.0, 0.0, 400.0),
     "mobility.bikes.s1.bikes": (7.0, 0.0, 20.0),
     "mobility.bikes.s1.docks": (13.0, 0.0, 20.0),
-    "air.s1.o3": (190.0, 0.0, 400.0),
-    "air.s1.no2": (40.0, 0.0, 600.0),
-    "river.g1.level": (3.1, 0.0, 8.0),
-    "waste.c1.fill_pct": (85.0, 0.0, 100.0),
-    "waste.c2.fill_pct": (40.0, 0.0, 100.0),
-    "waste.c3.fill_pct": (97.0, 0.0, 100.0),
+    "env.air1.o3": (190.0, 0.0, 400.0),
+    "env.air1.no2": (40.0, 0.0, 600.0),
+    "env.river1.level": (3.1, 0.0, 8.0),
+    "waste.c1.fill": (85.0, 0.0, 100.0),
+    "waste.c2.fill": (40.0, 0.0, 100.0),
+    "waste.c3.fill": (97.0, 0.0, 100.0),
 }
 
 
@@ -113,7 +113,7 @@ def test_mobility_shows_lines_parking_and_bikes_live() -> None:
 def test_environment_shows_values_and_the_collection_round() -> None:
     """Air, river and fill values live; the round lists the two full containers, near first."""
     shown = environment.render(_context(), VIEWER, PageRequest("/environment", "", {}))
-    assert {"air.s1.o3", "air.s1.no2", "river.g1.level", "waste.c2.fill_pct"} <= _live_tags(shown)
+    assert {"env.air1.o3", "env.air1.no2", "env.river1.level", "waste.c2.fill"} <= _live_tags(shown)
     rows = [
         n.to_plotly_json()["props"]["data-asset"]
         for n in _walk(shown)
