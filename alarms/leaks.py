@@ -1,66 +1,71 @@
-"""Leak detection by minimum night flow: one ``NIGHT_FLOW`` alarm per district metering area.
+"""Leak detection by night flow and a learnt daily profile: one ``NIGHT_FLOW`` alarm per district
+metering area.
 
-A metering area (DMA) is a district fed through metered inlets. Between about 00:30 and 04:30
-local time almost nobody draws water, so the area's inflow is at its lowest and is mostly
-leakage: a new leak runs day and night and shows as a *raised minimum night flow*, the figure
-water utilities watch to find leaks (IWA water balance; the UK "Managing Leakage" reports).
+A metering area (DMA) is a district fed through metered inlets. A leak adds a constant flow day
+and night; between about 00:30 and 04:30 almost nobody draws water, so there it shows plainly as
+a raised *minimum night flow*, the figure water utilities watch to find leaks (IWA water
+balance; the UK "Managing Leakage" reports; the IWA Water Loss Task Force's DMA guidance). The
+same constant excess is in the day-time flow too, less plainly, against demand that repeats from
+day to day. This detector uses both, and lets the night decide.
 
-Each night, per alarm, the detector takes the minimum over the night window of the area's
-inflow smoothed by a rolling, time-weighted mean (``smoothing_s``). By default the mean spans
-the whole window, so the figure is the window's mean flow, as many utilities take the "minimum
-night flow" (the mean of the quiet hours): demand noise that decorrelates within minutes
-averages out over four hours (about 0.6 m3/h night to night on the demo city's districts,
-``controlcenter bench leaks``, docs/benchmarks.md). It also takes the mean of each half of the
-window.
+What it learns: the area's inflow is cut into quarter-hours (aligned to the clock). From the
+last ``baseline_days`` normal days it keeps, for each quarter-hour of the day, the median flow
+(the *profile*) and how much that quarter-hour varies from day to day (smoothed over the
+neighbouring quarter-hours), how neighbouring quarter-hours vary together (autocorrelation up
+to ``LAGS``), and whether whole days or whole nights differ more than that allows (a cause
+common to a day: weather, a holiday), tested with a 1 % chi-square test (``COMMON_CAUSE_Z``)
+and then taken at its 90 % upper bound. A day is learnt one day after it ends, and only if
+the alarm was not active since it began: a leak that began in it has had a full day to be found
+before it could enter the profile. The first ``baseline_days`` days are learnt as they end
+(nothing is judged before them).
 
-The night's figure is compared with its *baseline*, the median of that figure over the previous
-``baseline_nights`` nights (a median, so one odd night, a burst being repaired or a festival,
-does not move it). Until that many nights are known the alarm never activates. The margin is
-the larger of ``SPREAD_FACTOR`` standard deviations of a night's figure and a floor of
-``limit`` (``AlarmDef.limit``, a share) of the area's *average inflow* (the time-weighted mean
-of its inflow over the last ``baseline_nights`` complete days). The standard deviation is
-estimated from the ``SLOTS`` equal parts of every learnt night (``within_night_spread``: the
-parts' residuals once each night's level and the window's shape are taken out, about a hundred
-values where the nights give seven, so one unlucky week does not blow the margin up); the
-nights' own standard deviation takes its place when it is larger than chance allows (a 1 %
-chi-square test, ``COMMON_CAUSE_Z``): a cause common to whole nights.
+What it judges: at the end of every quarter-hour, for every possible start of a leak (a
+quarter-hour boundary) among the quarter-hours not yet learnt (up to two days), the step since
+that start: the excess of the flow over the profile, each quarter-hour weighted by how steady it
+is (inverse variance), with its standard error (``Profile.span_variance``). The alarm activates
+when, for some start,
 
-Looks: at the end of each part of the window, the last four hours of night-window flow are
-judged, the night before from that part on joined to tonight up to it, against the same
-baseline and margin; at the window's end, the whole night. A leak that began inside last
-night's window is whole (at most one part short) in the look at the same clock time tonight,
-within 24 h of its start; one that began outside the window is whole in the next window. The
-alarm clears at the end of a night whose whole figure is back within its margin less
-``AlarmDef.deadband``.
+1. the span holds at least ``NIGHT_SHARE`` of a night window (12 of its 16 quarter-hours):
+   without the night nothing is decided;
+2. the estimated excess is at least the alarm's limit flow (``AlarmDef.limit`` x the area's
+   average inflow): the smallest leak worth an operator's time;
+3. it is at least ``Z_STAR`` standard errors: not the chance of any one of the thousands of
+   (start, look) pairs judged in a week;
+4. the night quarter-hours of the span alone are up by at least ``NIGHT_CONFIRM`` of the limit
+   flow and ``NIGHT_Z`` of their own standard errors, and not less than the day-time part by
+   more than ``CONSISTENCY_Z`` standard errors: a leak raises night and day by the same flow;
+   demand (a hot afternoon, an event) raises the day far more than the night.
 
-Why a share of the average inflow: leak sizes are stated that way (a 5 % leak adds 5 % of the
-area's average inflow), so one limit fits every area whatever its size. While the alarm is
-active, nights are not learnt: a leak left running must not teach the baseline that it is
-normal (``relearn`` forgets the baseline after a real, permanent change, a new large consumer).
+A leak that starts right after a night window has, twelve quarter-hours into the next window
+(23 h later), a day of excess and most of a night; one that starts inside the window needs at
+most twelve of the next window's quarter-hours joined to the rest of its first night. Either
+way the look that can decide comes within 24 h of its start.
 
-Local time follows the site's time zone: on the spring-forward night the window is an hour
-shorter, on the fall-back night an hour longer, and so are its parts (looks across two nights
-weigh each part by its length); the figures are means, so both are fine. A
-night with data for less than ``min_coverage`` of its window (a communication loss, a Bad
-meter) changes nothing: neither the alarm nor the baseline. Samples of Bad or Uncertain quality
-break the series (a value is held at most ``max_gap`` seconds), so a stale value never fills a
-night.
+The alarm clears at the end of a night window when both that night and the last 24 h are back
+within the limit flow less ``AlarmDef.deadband`` (a share) of the average inflow. While it is
+active nothing is learnt, so a leak left running never becomes the profile (``relearn`` forgets
+the profile after a real, lasting change, a new large consumer).
+
+Quarter-hours follow the site's local clock: on the spring-forward day four quarter-hours do
+not exist, on the fall-back day four come twice (learnt as their mean). A quarter-hour with Good
+data for less than ``min_coverage`` of it is missing; Bad or Uncertain samples break the series
+(a reading is held at most ``max_gap_s``), so a stale value never fills a night.
 
 The detector produces ``ConditionChange`` values like the alarm engine does; ``state()`` and
-``restore()`` carry what it has learnt (JSON-able) across restarts; ``NightFlowMemory`` keeps
-it in a store (the center: the historian's ``leak_baselines``) after every night. The night
-being collected is not carried: after a restart inside the window that night is judged only
-if enough of it remains (``min_coverage``).
+``restore()`` carry what it has learnt and the quarter-hours not yet learnt (JSON-able) across
+restarts; ``NightFlowMemory`` keeps it in a store (the center: the historian's
+``leak_baselines``) whenever a quarter-hour closed.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import statistics
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -72,32 +77,54 @@ from controlcenter.model import Sample
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 3
-"""Version of the ``state()`` document; ``restore`` takes it and versions 1 and 2, refuses
-others."""
+STATE_VERSION = 4
+"""Version of the ``state()`` document; ``restore`` takes it, and versions 1 to 3 (night figures
+of the former method) only for the alarm's state."""
 
 DEFAULT_WINDOW = ("00:30", "04:30")
 """The four quietest hours of a residential district (its demand is lowest near 03:00)."""
-SPREAD_FACTOR = 3.0
-"""A night is judged against the area's own spread: this many standard deviations of a night's
-figure (the Shewhart 3-sigma control limit) or ``limit`` x the average inflow, whichever is
-larger."""
-MAD_TO_SD = 1.4826
-"""The median absolute deviation times this estimates a normal standard deviation (used while
-a single night is learnt, where no standard deviation exists)."""
-SLOTS = 16
-"""The window is cut into this many equal parts (quarter-hours of the default window): a look
-at the end of each part judges the last four hours of night-window flow across two nights."""
+QUARTER_S = 900.0
+SLOTS_PER_DAY = 96
+"""Quarter-hours of a local day (by the wall clock)."""
+Z_STAR = 5.0
+"""Standard errors an estimated excess must reach. A week holds some hundred thousand (start,
+look) pairs, strongly overlapping; taken as ten thousand independent tests at five standard
+errors (one-sided 3e-7 each), chance alone passes one in under one week of three hundred,
+before the limit flow and the night are asked."""
+NIGHT_SHARE = 0.75
+"""Share of a night window's quarter-hours a judged span must hold (12 of 16): a whole window
+less a quarter of it, so a leak that starts inside the window is judged within 24 h."""
+NIGHT_CONFIRM = 0.5
+"""The night part of a span must be up by at least this share of the limit flow..."""
+NIGHT_Z = 2.0
+"""... and by this many of its own standard errors: a night that shows nothing beyond its
+usual spread cannot confirm (a normal night passes by chance one time in 44)."""
+CONSISTENCY_Z = 3.0
+"""The night part may be below the day-time part by at most this many standard errors."""
+LAGS = 4
+"""Autocorrelation of the quarter-hours is learnt up to this lag (an hour)."""
+SMOOTH_SLOTS = 2
+"""A quarter-hour's variance is the mean of the day-to-day variances of it and this many
+quarter-hours on each side (a day's shape of spread, from 5 x (days - 1) degrees of freedom)."""
+MIN_DAYS_PER_SLOT = 3
+"""A quarter-hour of the day needs this many learnt values for a profile value."""
+VARIANCE_FLOOR_SHARE = 0.25
+"""No quarter-hour is taken as steadier than this share of the median quarter-hour's variance
+(one that happened to be steady for a week is not given four times the weight of the rest)."""
+RESOLUTION_SHARE = 1e-3
+"""Nor steadier than this share of the average inflow (a meter's resolution), as a deviation."""
 COMMON_CAUSE_Z = 2.326
-"""The nights' own standard deviation replaces the within-night estimate when it is larger
-than chance allows at this one-sided normal quantile (a 1 % chi-square test on the learnt
-nights): the nights then differ by a cause common to whole nights (weather, a consumer)."""
+"""Whole days (or nights) differing more than chance allows at this one-sided normal quantile
+(a 1 % chi-square test) add their excess variance to every judged span..."""
+COMMON_CAUSE_UPPER_Z = 1.2816
+"""... taken at its 90 % upper confidence bound (this one-sided normal quantile): six days
+say little about how much whole days vary, and erring wide only delays an alarm."""
 DEFAULT_MIN_COVERAGE = 0.75
 DEFAULT_MAX_GAP_S = 300.0
-ROLLING_MEAN_MIN_COVERAGE = 0.9
-"""A rolling mean counts only when data covers this share of its span."""
 DAY_MIN_COVERAGE = 0.75
-"""A day's mean inflow counts for the average only when data covers this share of the day."""
+"""A day is learnt only when this share of its quarter-hours has data."""
+HORIZON_S = 2 * 86_400.0
+"""Quarter-hours not yet learnt are kept (and leak starts searched among them) this long."""
 NIGHT_FLOW_REASON = "night_flow"
 
 
@@ -110,397 +137,600 @@ class NightFlowStateError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class NightFigure:
-    """One night's figures by its local date, m3/h: the minimum of the smoothed inflow over the
-    window (by default the window's mean) and the mean of each of its ``SLOTS`` equal parts
-    (None: too little data in that part; empty: not recorded, a state of version 1 or 2)."""
+class LearntDay:
+    """One learnt local day: the mean flow of each of its quarter-hours, m3/h (None: no data,
+    or a quarter-hour the spring-forward day does not have)."""
 
-    night: date
-    minimum: float
-    slots: tuple[float | None, ...] = ()
+    day: date
+    slots: tuple[float | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The step a look found: since ``onset``, the flow is ``excess`` m3/h over the profile."""
+
+    onset: datetime
+    excess: float
+    standard_error: float
+    night_excess: float
+    night_quarters: int
 
 
 @dataclass(frozen=True, slots=True)
 class NightFlowStatus:
-    """What the detector knows of one alarm: learnt nights, baseline, average inflow."""
+    """What the detector knows of one alarm: learnt days, night baseline, limit flow, spreads."""
 
     alarm: str
     tag: str
     active: bool
-    nights: tuple[NightFigure, ...]
+    days: tuple[date, ...]
+    """The learnt days, oldest first."""
     baseline: float | None
-    """Median of the learnt nights; None until ``baseline_nights`` are known."""
+    """The profile's mean over the night window (the learnt minimum night flow), m3/h; None
+    until ``baseline_days`` days are learnt."""
     average_inflow: float | None
+    """The profile's mean inflow once learnt, before that the learnt days' (None before a day
+    is learnt), m3/h."""
     threshold: float | None
-    """The larger of ``limit`` x the average inflow and ``SPREAD_FACTOR`` x ``spread``, m3/h."""
-    spread: float | None
-    """Standard deviation of a night's figure, m3/h: from the learnt nights' parts, or the
-    nights' own when they differ more than chance allows (see ``_Track._reference``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Reference:
-    """What one figure of a night is judged against: the learnt nights' median and the margin."""
-
-    baseline: float
-    spread: float
-    threshold: float
+    """The limit flow: ``AlarmDef.limit`` x the average inflow, m3/h."""
+    night_spread: float | None
+    """Standard error of a whole night window's excess over the profile, m3/h."""
+    day_spread: float | None
+    """Standard error of a whole day's (24 h) excess over the profile, m3/h."""
 
 
 def _parse_clock(text: str) -> time:
     try:
         hours_text, minutes_text = text.split(":")
-        return time(int(hours_text), int(minutes_text))
+        moment = time(int(hours_text), int(minutes_text))
     except ValueError as err:
         raise NightFlowError(f"night window time {text!r} is not HH:MM") from err
+    if moment.minute % 15:
+        raise NightFlowError(f"night window time {text!r} is not on a quarter-hour")
+    return moment
 
 
-class _Segment:
-    """A stretch of the inflow held at one value: [start, end) seconds since the epoch."""
+def _slot_of_clock(moment: time) -> int:
+    return (moment.hour * 60 + moment.minute) // 15
 
-    __slots__ = ("end", "start", "value")
 
-    def __init__(self, start: float, end: float, value: float) -> None:
+class Profile:
+    """What the learnt days say of each quarter-hour of the day: its median flow, the variance
+    of a quarter-hour's excess over that median, the quarter-hours' autocorrelation and the
+    variance common to whole days and to whole nights."""
+
+    def __init__(self, days: Sequence[LearntDay], night_slots: frozenset[int]) -> None:
+        columns: list[list[float]] = [
+            [v for v in (d.slots[s] for d in days) if v is not None] for s in range(SLOTS_PER_DAY)
+        ]
+        self.median: list[float | None] = [
+            statistics.median(c) if len(c) >= MIN_DAYS_PER_SLOT else None for c in columns
+        ]
+        known = [m for m in self.median if m is not None]
+        self.mean = statistics.fmean(known) if known else 0.0
+        """The profile's mean (the area's average inflow), m3/h: one odd day does not move
+        it."""
+        raw = [statistics.variance(c) if len(c) >= 2 else None for c in columns]
+        smoothed: list[float] = []
+        for slot in range(SLOTS_PER_DAY):
+            near = [raw[(slot + k) % SLOTS_PER_DAY] for k in range(-SMOOTH_SLOTS, SMOOTH_SLOTS + 1)]
+            known = [v for v in near if v is not None]
+            smoothed.append(statistics.fmean(known) if known else 0.0)
+        floor = max(
+            VARIANCE_FLOOR_SHARE * statistics.median(smoothed),
+            (RESOLUTION_SHARE * self.mean) ** 2,
+            1e-12,
+        )
+        self.raw_variance = [max(v, floor) for v in smoothed]
+        """Day-to-day variance of each quarter-hour's flow, (m3/h)^2."""
+        # The profile is a median of n values: its own error adds pi/(2n) of the variance.
+        self.variance = [
+            v * (1.0 + math.pi / (2.0 * max(len(c), 1)))
+            for v, c in zip(self.raw_variance, columns, strict=True)
+        ]
+        """Variance of a quarter-hour's excess over the profile, (m3/h)^2."""
+        self.correlation = _lag_correlations(days, columns, self.raw_variance)
+        self.night_slots = night_slots
+        self.common_day = self._common(days, frozenset(range(SLOTS_PER_DAY)))
+        self.common_night = self._common(days, night_slots)
+
+    def span_variance(self, slots: Sequence[int | None], raw: bool = False) -> tuple[float, float]:
+        """The weight and the variance of the weighted sum of excesses over consecutive
+        quarter-hours (None: a quarter-hour without data), as (sum of weights, variance)."""
+        variances = self.raw_variance if raw else self.variance
+        weights = [0.0 if s is None else 1.0 / variances[s] for s in slots]
+        total = sum(weights)
+        variance = total
+        for lag, rho in enumerate(self.correlation, start=1):
+            if rho <= 0.0:
+                continue
+            for i in range(len(slots) - lag):
+                a, b = slots[i], slots[i + lag]
+                if a is not None and b is not None:
+                    variance += 2.0 * rho * math.sqrt(weights[i] * weights[i + lag])
+        return total, variance
+
+    def _common(self, days: Sequence[LearntDay], slots: frozenset[int]) -> float:
+        """The variance whole days (over ``slots``) share beyond what the quarter-hours
+        explain, at its 90 % upper confidence bound; 0 when a 1 % chi-square test does not
+        find it."""
+        common = [
+            s
+            for s in sorted(slots)
+            if self.median[s] is not None and all(d.slots[s] is not None for d in days)
+        ]
+        if len(days) < 4 or not common:
+            return 0.0
+        weights = [1.0 / self.raw_variance[s] for s in common]
+        total = sum(weights)
+        means = [
+            sum(w * _known(d.slots[s]) for w, s in zip(weights, common, strict=True)) / total
+            for d in days
+        ]
+        # Without the day farthest from the median: one odd day (a burst being repaired, a
+        # festival) does not make every day look uncertain.
+        centre = statistics.median(means)
+        kept = sorted(means, key=lambda m: abs(m - centre))[:-1]
+        observed = statistics.variance(kept)
+        weight, variance = self.span_variance(_runs(common), raw=True)
+        expected = variance / (weight * weight)
+        freedom = len(kept) - 1
+        if observed <= expected * _chance_ratio(freedom) ** 2:
+            return 0.0
+        return observed / _chi_square_share(freedom, -COMMON_CAUSE_UPPER_Z) - expected
+
+    def night_standard_error(self) -> float:
+        """Standard error of a whole night window's excess, m3/h."""
+        weight, variance = self.span_variance(sorted(self.night_slots))
+        return math.sqrt(variance / (weight * weight) + self.common_night)
+
+    def day_standard_error(self) -> float:
+        """Standard error of a whole day's excess, m3/h."""
+        weight, variance = self.span_variance(list(range(SLOTS_PER_DAY)))
+        return math.sqrt(variance / (weight * weight) + self.common_day)
+
+
+def _known(value: float | None) -> float:
+    assert value is not None  # the caller keeps only quarter-hours every day has
+    return value
+
+
+def _runs(slots: Sequence[int]) -> list[int | None]:
+    """Slots as a consecutive series, None where one is left out (keeps lags honest)."""
+    if not slots:
+        return []
+    series: list[int | None] = []
+    for slot in range(slots[0], slots[-1] + 1):
+        series.append(slot if slot in slots else None)
+    return series
+
+
+def _lag_correlations(
+    days: Sequence[LearntDay], columns: Sequence[Sequence[float]], variances: Sequence[float]
+) -> tuple[float, ...]:
+    """The autocorrelation of the quarter-hours' standardised deviations from their mean over
+    the learnt days, lags 1 to ``LAGS``, pooled over every day; a negative one is taken as none
+    (the safe side: it would shrink the variance of a span)."""
+    means = [statistics.fmean(c) if c else 0.0 for c in columns]
+    standard: list[list[float | None]] = [
+        [
+            None if v is None else (v - means[s]) / math.sqrt(variances[s])
+            for s, v in enumerate(d.slots)
+        ]
+        for d in days
+    ]
+    result: list[float] = []
+    for lag in range(1, LAGS + 1):
+        products = 0.0
+        left = 0.0
+        right = 0.0
+        for row in standard:
+            for s in range(SLOTS_PER_DAY - lag):
+                a, b = row[s], row[s + lag]
+                if a is not None and b is not None:
+                    products += a * b
+                    left += a * a
+                    right += b * b
+        rho = products / math.sqrt(left * right) if left > 0 and right > 0 else 0.0
+        result.append(min(max(rho, 0.0), 0.99))
+    return tuple(result)
+
+
+def _chance_ratio(freedom: int) -> float:
+    """How many times the true standard deviation a sample one of ``freedom`` degrees exceeds
+    by chance once in a hundred: sqrt(chi-square 99 % quantile / freedom)."""
+    if freedom < 1:
+        return math.inf
+    return math.sqrt(_chi_square_share(freedom, COMMON_CAUSE_Z))
+
+
+def _chi_square_share(freedom: int, z: float) -> float:
+    """The chi-square quantile of ``freedom`` degrees at the normal quantile ``z``, divided by
+    ``freedom`` (Wilson-Hilferty)."""
+    step = 2.0 / (9.0 * freedom)
+    return max(1.0 - step + z * math.sqrt(step), 0.0) ** 3
+
+
+class _Quarter:
+    """One closed quarter-hour of the series: its start (epoch seconds), local slot, mean flow
+    (None: too little data), and what a look needs of it under the current profile."""
+
+    __slots__ = ("cross", "excess", "night", "slot", "start", "value", "weight")
+
+    def __init__(self, start: float, slot: int, value: float | None, night: bool) -> None:
         self.start = start
-        self.end = end
+        self.slot = slot
         self.value = value
+        self.night = night
+        self.weight = 0.0
+        self.excess = 0.0
+        self.cross = [0.0, 0.0, 0.0]
+        """Covariance terms with the next ``LAGS`` quarter-hours: all, night-night, day-day."""
 
 
 class _Track:
-    """One alarm's series: the night being collected, the current day, what has been learnt."""
+    """One alarm's series: the quarter-hour being collected, the ones not yet learnt, and what
+    has been learnt."""
 
     def __init__(self, definition: AlarmDef, detector: NightFlowDetector) -> None:
         self.definition = definition
         self.detector = detector
         self.active = False
-        self.minima: deque[NightFigure] = deque(maxlen=detector.baseline_nights)
-        self.daily_means: deque[tuple[date, float]] = deque(maxlen=detector.baseline_nights)
+        self.inactive_since = -math.inf
+        """When the alarm last cleared (epoch seconds): days before it are not learnt."""
+        self.scan_from = -math.inf
+        """Leak starts are searched from here on (the last clear, a relearn)."""
+        self.learnt: deque[LearntDay] = deque(maxlen=detector.baseline_days)
+        self.profile: Profile | None = None
+        self.recent: deque[_Quarter] = deque()
         self.last: tuple[float, float] | None = None
-        # The night being collected: its local date, window (epoch seconds), figure so far.
-        self.night: date | None = None
-        self.window_start = 0.0
-        self.window_end = 0.0
-        self.slot_s = 0.0
-        self.night_minimum: float | None = None
-        self.night_covered_s = 0.0
-        self.booked_until = 0.0
-        self.slot_integrals = [0.0] * SLOTS
-        self.slot_covered = [0.0] * SLOTS
-        self.looks_done = 0
-        """Parts of tonight's window already judged together with the night before."""
-        self.previous: NightFigure | None = None
-        """The last closed night (learnt or not): its later parts join tonight's looks."""
+        self.booked_until = -math.inf
+        self.quarter_start: float | None = None
+        self.integral = 0.0
+        self.covered = 0.0
         self.revision = 0
-        """Counts changes of what ``state()`` carries across a restart (nights, days, alarm)."""
-        self.activated_tonight = False
-        self.segments: deque[_Segment] = deque()
-        self.rolling_integral = 0.0
-        self.rolling_covered_s = 0.0
-        # The day being integrated for the average inflow.
-        self.day: date | None = None
-        self.day_integral = 0.0
-        self.day_covered_s = 0.0
+        """Counts changes of what ``state()`` carries across a restart."""
 
     # -- feeding ------------------------------------------------------------------------------
 
     def add(self, at: float, value: float) -> list[ConditionChange]:
         """Take one Good reading at ``at`` (epoch seconds)."""
-        if self.night is None:
-            self._open_night_for(at)
         last = self.last
         if last is not None and at <= last[0]:
             return []  # late or repeated: the series only moves forward
-        if last is not None and at - last[0] <= self.detector.max_gap_s:
-            # Booked before the night closes, so a stretch ending past the window's end
-            # still counts for the night it belongs to.
-            self._integrate(last[0], at, last[1])
+        if self.quarter_start is not None and at < self.quarter_start:
+            return []  # before a quarter-hour already closed
+        changes = self.close_quarters(at)
+        self._book(at)
         self.last = (at, value)
-        return self.close_nights(at)
-
-    def gap(self, at: float) -> None:
-        """A Bad or missing reading at ``at``: the last value is no longer held."""
-        last = self.last
-        if last is not None and at > last[0]:
-            self._integrate(last[0], min(at, last[0] + self.detector.max_gap_s), last[1])
-            self.last = None
-
-    def close_nights(self, now: float) -> list[ConditionChange]:
-        """Close the night being collected if its window ended at or before ``now``."""
-        if self.night is None:
-            self._open_night_for(now)
-            return []
-        changes: list[ConditionChange] = []
-        while self.looks_done < SLOTS - 1:
-            boundary = self.window_start + (self.looks_done + 1) * self.slot_s
-            if now < boundary:
-                break
-            # A look across two nights: the night before from this part on, tonight up to it.
-            # A leak that began inside last night's window is whole in one of these looks
-            # (at most one part short), and each closes within 24 h of such a start.
-            self._hold_last_reading_to(boundary)
-            self.looks_done += 1
-            across = self._judge_across(self.looks_done, boundary)
-            if across is not None:
-                changes.append(across)
-        if now < self.window_end:
-            return changes
-        self._hold_last_reading_to(self.window_end)
-        change = self._close_night()
-        if change is not None:
-            changes.append(change)
-        self._open_night_for(now)
         return changes
 
-    def _hold_last_reading_to(self, moment: float) -> None:
+    def gap(self, at: float) -> list[ConditionChange]:
+        """A Bad or missing reading at ``at``: the last value is no longer held."""
+        changes = self.close_quarters(at)
         last = self.last
-        if last is not None and last[0] < moment <= last[0] + self.detector.max_gap_s:
-            # The last reading holds to ``moment`` (the day's share of that stretch is booked
-            # when the next reading comes; the night's is not booked twice).
-            self._add_to_night(last[0], moment, last[1])
+        if last is not None and at > last[0]:
+            self._book(at)
+            self.last = None
+        return changes
 
-    # -- integration --------------------------------------------------------------------------
+    def close_quarters(self, now: float) -> list[ConditionChange]:
+        """Close every quarter-hour that ended at or before ``now``."""
+        if self.quarter_start is None:
+            self.quarter_start = math.floor(now / QUARTER_S) * QUARTER_S
+            self.booked_until = self.quarter_start
+        changes: list[ConditionChange] = []
+        while now >= self.quarter_start + QUARTER_S:
+            end = self.quarter_start + QUARTER_S
+            self._book(end)
+            need = self.detector.min_coverage * QUARTER_S
+            value = self.integral / self.covered if self.covered >= need else None
+            change = self._closed(self.quarter_start, value)
+            if change is not None:
+                changes.append(change)
+            self.quarter_start = end
+            self.booked_until = max(self.booked_until, end)
+            self.integral = 0.0
+            self.covered = 0.0
+        return changes
 
-    def _integrate(self, start: float, end: float, value: float) -> None:
-        self._add_to_day(start, end, value)
-        self._add_to_night(start, end, value)
-
-    def _add_to_night(self, start: float, end: float, value: float) -> None:
-        if self.night is None:
+    def _book(self, until: float) -> None:
+        """Hold the last reading up to ``until`` (at most ``max_gap_s`` after it)."""
+        last = self.last
+        if last is None:
             return
-        clipped_start = max(start, self.window_start, self.booked_until)
-        clipped_end = min(end, self.window_end)
-        if clipped_end <= clipped_start:
-            return
-        self.booked_until = clipped_end
-        index = min(int((clipped_start - self.window_start) / self.slot_s), SLOTS - 1)
-        cursor = clipped_start
-        while cursor < clipped_end and index < SLOTS:
-            slot_end = self.window_start + (index + 1) * self.slot_s
-            part_end = clipped_end if index == SLOTS - 1 else min(clipped_end, slot_end)
-            if part_end > cursor:
-                self.slot_integrals[index] += (part_end - cursor) * value
-                self.slot_covered[index] += part_end - cursor
-            cursor = part_end
-            index += 1
-        self.segments.append(_Segment(clipped_start, clipped_end, value))
-        length = clipped_end - clipped_start
-        self.rolling_integral += length * value
-        self.rolling_covered_s += length
-        self.night_covered_s += length
-        self._evaluate_rolling_mean(clipped_end)
+        start = max(last[0], self.booked_until)
+        end = min(until, last[0] + self.detector.max_gap_s)
+        if end > start:
+            self.integral += (end - start) * last[1]
+            self.covered += end - start
+            self.booked_until = end
 
-    def _evaluate_rolling_mean(self, at: float) -> None:
-        smoothing = min(self.detector.smoothing_s, self.window_end - self.window_start)
-        if at - self.window_start < smoothing - 1e-6:
-            return
-        low = at - smoothing
-        while self.segments and self.segments[0].end <= low:
-            dropped = self.segments.popleft()
-            length = dropped.end - dropped.start
-            self.rolling_integral -= length * dropped.value
-            self.rolling_covered_s -= length
-        integral = self.rolling_integral
-        covered = self.rolling_covered_s
-        if self.segments and self.segments[0].start < low:
-            first = self.segments[0]
-            integral -= (low - first.start) * first.value
-            covered -= low - first.start
-        if covered < ROLLING_MEAN_MIN_COVERAGE * smoothing:
-            return
-        mean = integral / covered
-        if self.night_minimum is None or mean < self.night_minimum:
-            self.night_minimum = mean
+    # -- quarter-hours and days -----------------------------------------------------------------
 
-    def _add_to_day(self, start: float, end: float, value: float) -> None:
-        # A stretch is booked on the local day it starts: at most ``max_gap_s`` lands on the
-        # wrong side of midnight, nothing against a day's average.
-        day = self.detector.local_date(start)
-        if self.day != day:
-            self._close_day()
-            self.day = day
-        self.day_integral += (end - start) * value
-        self.day_covered_s += end - start
-
-    def _close_day(self) -> None:
-        if self.day is None:
-            return
-        length = self.detector.day_length_s(self.day)
-        if self.day_covered_s >= DAY_MIN_COVERAGE * length and self.day_covered_s > 0:
-            self.daily_means.append((self.day, self.day_integral / self.day_covered_s))
-            self.revision += 1
-        self.day = None
-        self.day_integral = 0.0
-        self.day_covered_s = 0.0
-
-    # -- nights -------------------------------------------------------------------------------
-
-    def _open_night_for(self, now: float) -> None:
-        night = self.detector.local_date(now)
-        start, end = self.detector.window_of(night)
-        if now >= end:
-            night = night + timedelta(days=1)
-            start, end = self.detector.window_of(night)
-        self.night = night
-        self.window_start = start
-        self.window_end = end
-        # Parts in elapsed time: on DST nights every part shrinks or grows alike.
-        self.slot_s = (end - start) / SLOTS
-        self.night_minimum = None
-        self.night_covered_s = 0.0
-        self.booked_until = start
-        self.slot_integrals = [0.0] * SLOTS
-        self.slot_covered = [0.0] * SLOTS
-        self.looks_done = 0
-        self.activated_tonight = False
-        self.segments.clear()
-        self.rolling_integral = 0.0
-        self.rolling_covered_s = 0.0
-
-    def _slot_means(self) -> tuple[float | None, ...]:
-        """Tonight's mean of each part of the window (None: too little data in it)."""
-        need = self.detector.min_coverage * self.slot_s
-        return tuple(
-            integral / covered if covered > 0 and covered >= need else None
-            for integral, covered in zip(self.slot_integrals, self.slot_covered, strict=True)
-        )
-
-    def _judge_across(self, parts: int, at: float) -> ConditionChange | None:
-        """Judge the night before from part ``parts`` on with tonight's first ``parts``."""
-        previous = self.previous
-        if self.active or self.night is None or previous is None or not previous.slots:
+    def _closed(self, start: float, value: float | None) -> ConditionChange | None:
+        detector = self.detector
+        slot = detector.slot_of(start)
+        quarter = _Quarter(start, slot, value, slot in detector.night_slots)
+        self._append(quarter)
+        self.revision += 1
+        end = start + QUARTER_S
+        day = detector.local_date(start)
+        if detector.local_date(end) != day:
+            self._day_ended(day)
+        if self.active:
+            if self.profile is None:
+                return self._clear(end, "no learnt profile to judge it by")
+            if quarter.night and detector.slot_of(end) not in detector.night_slots:
+                return self._judge_clear(end)
             return None
-        if previous.night != self.night - timedelta(days=1):
+        return self._look(end)
+
+    def _append(self, quarter: _Quarter) -> None:
+        recent = self.recent
+        previous = recent[-1].start if recent else None
+        if previous is not None and quarter.start - previous > QUARTER_S:
+            # A gap (the center was down): empty quarter-hours keep the series consecutive.
+            moment = max(previous + QUARTER_S, quarter.start - HORIZON_S)
+            if moment > previous + QUARTER_S:
+                recent.clear()
+            while moment < quarter.start:
+                slot = self.detector.slot_of(moment)
+                self._weigh(_Quarter(moment, slot, None, slot in self.detector.night_slots))
+                moment += QUARTER_S
+        self._weigh(quarter)
+        while recent and recent[0].start < quarter.start + QUARTER_S - HORIZON_S:
+            recent.popleft()
+
+    def _weigh(self, quarter: _Quarter) -> None:
+        """Append a quarter-hour with its weight, excess and covariance terms."""
+        profile = self.profile
+        if profile is not None and quarter.value is not None:
+            median = profile.median[quarter.slot]
+            if median is not None:
+                quarter.weight = 1.0 / profile.variance[quarter.slot]
+                quarter.excess = quarter.value - median
+        if profile is not None and quarter.weight > 0.0:
+            # Covariances with the quarter-hours before it (their terms look forward).
+            for lag, rho in enumerate(profile.correlation, start=1):
+                if lag > len(self.recent) or rho <= 0.0:
+                    continue
+                before = self.recent[-lag]
+                if before.weight == 0.0:
+                    continue
+                term = 2.0 * rho * math.sqrt(before.weight * quarter.weight)
+                before.cross[0] += term
+                if before.night and quarter.night:
+                    before.cross[1] += term
+                elif not before.night and not quarter.night:
+                    before.cross[2] += term
+        self.recent.append(quarter)
+
+    def _reweigh(self) -> None:
+        """Weigh the kept quarter-hours again under a new profile."""
+        kept = list(self.recent)
+        self.recent.clear()
+        for quarter in kept:
+            quarter.weight = 0.0
+            quarter.excess = 0.0
+            quarter.cross = [0.0, 0.0, 0.0]
+            self._weigh(quarter)
+
+    def _day_ended(self, day: date) -> None:
+        """Learn a day: at its own end while the profile is being built, else a day later."""
+        ready = len(self.learnt) >= self.detector.baseline_days
+        candidate = day - timedelta(days=1) if ready else day
+        if self.learnt and candidate <= self.learnt[-1].day:
+            return
+        learnt = self._learnable(candidate)
+        if learnt is None:
+            return
+        self.learnt.append(learnt)
+        self.revision += 1
+        if len(self.learnt) >= self.detector.baseline_days:
+            self.profile = Profile(list(self.learnt), self.detector.night_slots)
+        # Learnt quarter-hours are no longer searched; the rest is weighed anew.
+        day_end = self.detector.day_start(candidate + timedelta(days=1))
+        while self.recent and self.recent[0].start < day_end:
+            self.recent.popleft()
+        self._reweigh()
+
+    def _learnable(self, day: date) -> LearntDay | None:
+        if self.active or self.detector.day_start(day) < self.inactive_since:
             return None
-        before_s = self.detector.window_length_s(previous.night) / SLOTS
-        integral = sum(self.slot_integrals[:parts])
-        covered = sum(self.slot_covered[:parts])
-        for mean in previous.slots[parts:]:
-            if mean is not None:
-                integral += mean * before_s
-                covered += before_s
-        whole = (SLOTS - parts) * before_s + parts * self.slot_s
-        reference = self._reference()
-        if covered <= 0 or covered < self.detector.min_coverage * whole or reference is None:
+        start = self.detector.day_start(day)
+        stop = self.detector.day_start(day + timedelta(days=1))
+        sums = [0.0] * SLOTS_PER_DAY
+        counts = [0] * SLOTS_PER_DAY
+        present = 0
+        for quarter in self.recent:
+            if start <= quarter.start < stop and quarter.value is not None:
+                sums[quarter.slot] += quarter.value
+                counts[quarter.slot] += 1
+                present += 1
+        if present < DAY_MIN_COVERAGE * (stop - start) / QUARTER_S:
             return None
-        figure = integral / covered
-        if figure - reference.baseline <= reference.threshold:
+        slots = tuple(s / c if c else None for s, c in zip(sums, counts, strict=True))
+        return LearntDay(day, slots)
+
+    # -- judging ------------------------------------------------------------------------------
+
+    def limit_flow(self) -> float | None:
+        """The alarm's limit as a flow: ``limit`` x the learnt average inflow, m3/h."""
+        if self.profile is None:
+            return None
+        return (self.definition.limit or 0.0) * self.profile.mean
+
+    def evidence(self) -> Evidence | None:
+        """The strongest step among the quarter-hours not yet learnt that passes every test
+        of a leak, or None."""
+        profile = self.profile
+        floor = self.limit_flow()
+        if profile is None or floor is None:
+            return None
+        need_night = math.ceil(NIGHT_SHARE * len(self.detector.night_slots))
+        all_w = all_we = all_var = 0.0
+        night_w = night_we = night_var = 0.0
+        day_var = 0.0
+        night_count = 0
+        best: Evidence | None = None
+        best_z = 0.0
+        for quarter in reversed(self.recent):
+            if quarter.start < self.scan_from:
+                break
+            weight = quarter.weight
+            if weight > 0.0:
+                all_w += weight
+                all_we += weight * quarter.excess
+                all_var += weight + quarter.cross[0]
+                if quarter.night:
+                    night_w += weight
+                    night_we += weight * quarter.excess
+                    night_var += weight + quarter.cross[1]
+                    night_count += 1
+                else:
+                    day_var += weight + quarter.cross[2]
+            if night_count < need_night:
+                continue
+            excess = all_we / all_w
+            if excess < floor:
+                continue
+            error = math.sqrt(all_var / (all_w * all_w) + profile.common_day)
+            if excess < Z_STAR * error:
+                continue
+            night_excess = night_we / night_w
+            night_error2 = night_var / (night_w * night_w) + profile.common_night
+            if night_excess < NIGHT_CONFIRM * floor or night_excess < NIGHT_Z * math.sqrt(
+                night_error2
+            ):
+                continue
+            day_w = all_w - night_w
+            if day_w > 0.0:
+                day_excess = (all_we - night_we) / day_w
+                day_error2 = day_var / (day_w * day_w) + profile.common_day
+                if night_excess < day_excess - CONSISTENCY_Z * math.sqrt(night_error2 + day_error2):
+                    continue  # the day is up far more than the night: demand, not a leak
+            z = excess / error
+            if z > best_z:
+                best_z = z
+                best = Evidence(
+                    datetime.fromtimestamp(quarter.start, UTC),
+                    excess,
+                    error,
+                    night_excess,
+                    night_count,
+                )
+        return best
+
+    def _look(self, at: float) -> ConditionChange | None:
+        evidence = self.evidence()
+        floor = self.limit_flow()
+        if evidence is None or floor is None:
             return None
         self.active = True
-        self.activated_tonight = True
         self.revision += 1
-        return self._change(True, figure, reference, at, "the last four hours of")
+        onset = evidence.onset.astimezone(self.detector.zone)
+        message = (
+            f"inflow since {onset:%Y-%m-%d %H:%M} is {evidence.excess:.1f} m3/h above its "
+            f"learnt profile (night flow {evidence.night_excess:.1f} m3/h above; limit "
+            f"{floor:.1f} m3/h): a possible leak"
+        )
+        return self._change(True, evidence.excess, at, message)
 
-    def _close_night(self) -> ConditionChange | None:
-        night = self.night
-        minimum = self.night_minimum
-        required = self.detector.min_coverage * (self.window_end - self.window_start)
-        if night is None or minimum is None or self.night_covered_s < required:
-            self.previous = None
-            return None  # too little data: the night tells nothing
-        figure = NightFigure(night, minimum, self._slot_means())
-        self.previous = figure
+    def _judge_clear(self, at: float) -> ConditionChange | None:
+        """At a night window's end: clear when that night and the last 24 h are back within
+        the limit flow less the deadband."""
+        floor = self.limit_flow()
+        profile = self.profile
+        if floor is None or profile is None:
+            return None
+        night: list[_Quarter] = []
+        for quarter in reversed(self.recent):
+            if not quarter.night:
+                break
+            night.append(quarter)
+        day = [q for q in self.recent if q.start >= at - 86_400.0]
+        night_excess = _weighted_excess(night, self.detector.min_coverage)
+        day_excess = _weighted_excess(day, DAY_MIN_COVERAGE)
+        if night_excess is None or day_excess is None:
+            return None
+        clear_at = floor - self.definition.deadband * profile.mean
+        if night_excess > clear_at or day_excess > clear_at:
+            return None
+        return self._clear(
+            at,
+            f"night flow {night_excess:.1f} m3/h and the last day's inflow {day_excess:.1f} "
+            f"m3/h above the learnt profile: back within the limit {floor:.1f} m3/h",
+            night_excess,
+        )
+
+    def _clear(self, at: float, message: str, value: float | None = None) -> ConditionChange:
+        self.active = False
+        self.inactive_since = at
+        self.scan_from = at
         self.revision += 1
-        change: ConditionChange | None = None
-        whole = self._reference()
-        if whole is not None:
-            excess = minimum - whole.baseline
-            average = self.average_inflow() or 0.0
-            clear_at = whole.threshold - self.definition.deadband * average
-            if not self.active and excess > whole.threshold:
-                self.active = True
-                change = self._change(True, minimum, whole, self.window_end, "")
-            elif self.active and not self.activated_tonight and excess <= clear_at:
-                self.active = False
-                change = self._change(False, minimum, whole, self.window_end, "")
-        if not self.active:
-            self.minima.append(figure)
-        return change
+        return self._change(False, value, at, message)
 
     def _change(
-        self, active: bool, value: float, reference: _Reference, at: float, part: str
+        self, active: bool, value: float | None, at: float, message: str
     ) -> ConditionChange:
-        night = self.night.isoformat() if self.night is not None else "?"
-        what = f"night flow over {part} the window" if part else "minimum night flow"
-        excess = value - reference.baseline
-        if active:
-            message = (
-                f"{what} {value:.1f} m3/h on the night of {night} is {excess:.1f} m3/h above "
-                f"its baseline {reference.baseline:.1f} m3/h (limit {reference.threshold:.1f} "
-                "m3/h): a possible leak"
-            )
-        else:
-            message = (
-                f"{what} {value:.1f} m3/h on the night of {night} is back within "
-                f"{reference.threshold:.1f} m3/h of its baseline {reference.baseline:.1f} m3/h"
-            )
         return ConditionChange(
             alarm=self.definition.name,
             time=datetime.fromtimestamp(at, UTC),
             active=active,
             suppressed=None,
-            value=round(value, 3),
+            value=None if value is None else round(value, 3),
             message=message,
             reason=NIGHT_FLOW_REASON,
         )
 
-    def average_inflow(self) -> float | None:
-        """The mean of the learnt days' mean inflows, m3/h (None before a whole day)."""
-        if not self.daily_means:
-            return None
-        return statistics.fmean(mean for _, mean in self.daily_means)
-
-    def _reference(self) -> _Reference | None:
-        """The baseline and margin of a night figure (or a look across two nights).
-
-        The baseline is the median of the learnt nights. The margin is the larger of
-        ``limit`` x the average inflow and ``SPREAD_FACTOR`` x the spread of a night figure:
-        estimated from the learnt nights' parts (``within_night_spread``), precise because
-        it rests on ``SLOTS`` values a night, unless the nights' own standard deviation is
-        larger than chance allows (``COMMON_CAUSE_Z``): a cause common to whole nights that
-        the parts cannot see.
-        """
-        learnt = [figure.minimum for figure in self.minima]
-        average = self.average_inflow()
-        if len(learnt) < self.detector.baseline_nights or average is None:
-            return None
-        baseline = statistics.median(learnt)
-        # The nights' own standard deviation without the night farthest from the median: one
-        # odd night (a burst being repaired, a festival) neither moves the baseline nor
-        # widens the margin.
-        kept = sorted(learnt, key=lambda value: abs(value - baseline))[:-1]
-        between = (
-            statistics.stdev(kept)
-            if len(kept) > 1
-            else MAD_TO_SD * statistics.median(abs(value - baseline) for value in learnt)
-        )
-        within = within_night_spread([figure.slots for figure in self.minima])
-        spread = between
-        if within is not None and between <= _chance_ratio(len(kept) - 1) * within:
-            spread = within
-        floor = (self.definition.limit or 0.0) * average
-        return _Reference(baseline, spread, max(floor, SPREAD_FACTOR * spread))
-
     def status(self) -> NightFlowStatus:
-        """The learnt nights, baseline, average inflow and threshold of this alarm."""
-        reference = self._reference()
-        nights = tuple(self.minima)
-        baseline = None
-        if len(nights) >= self.detector.baseline_nights:
-            baseline = statistics.median(figure.minimum for figure in nights)
+        """The learnt days, night baseline, average inflow and limit flow of this alarm."""
+        profile = self.profile
+        baseline = night_spread = day_spread = None
+        if profile is not None:
+            night = [profile.median[s] for s in sorted(self.detector.night_slots)]
+            known = [v for v in night if v is not None]
+            baseline = statistics.fmean(known) if known else None
+            night_spread = profile.night_standard_error()
+            day_spread = profile.day_standard_error()
+        values = [v for d in self.learnt for v in d.slots if v is not None]
+        average = profile.mean if profile is not None else None
+        if average is None and values:
+            average = statistics.fmean(values)
         return NightFlowStatus(
             alarm=self.definition.name,
             tag=self.definition.tag,
             active=self.active,
-            nights=nights,
+            days=tuple(d.day for d in self.learnt),
             baseline=baseline,
-            average_inflow=self.average_inflow(),
-            threshold=reference.threshold if reference is not None else None,
-            spread=reference.spread if reference is not None else None,
+            average_inflow=average,
+            threshold=self.limit_flow(),
+            night_spread=night_spread,
+            day_spread=day_spread,
         )
+
+    def forget(self) -> None:
+        """Forget the profile and the quarter-hours not yet learnt (a relearn)."""
+        self.learnt.clear()
+        self.profile = None
+        self.recent.clear()
+        self.revision += 1
+
+
+def _weighted_excess(quarters: Iterable[_Quarter], coverage: float) -> float | None:
+    """The weighted mean excess of quarter-hours, None when too few of them have data."""
+    listed = list(quarters)
+    weighed = [q for q in listed if q.weight > 0.0]
+    if not listed or len(weighed) < coverage * len(listed):
+        return None
+    total = sum(q.weight for q in weighed)
+    return sum(q.weight * q.excess for q in weighed) / total
 
 
 class NightFlowDetector:
-    """Minimum-night-flow leak detection for ``NIGHT_FLOW`` alarms (one per metering area)."""
+    """Leak detection for ``NIGHT_FLOW`` alarms (one per metering area): night flow and a learnt
+    daily profile, judged every quarter-hour (see the module's description)."""
 
     def __init__(
         self,
@@ -508,8 +738,7 @@ class NightFlowDetector:
         site: SiteLocation,
         *,
         window: tuple[str, str] = DEFAULT_WINDOW,
-        baseline_nights: int = 7,
-        smoothing_s: float | None = None,
+        baseline_days: int = 7,
         min_coverage: float = DEFAULT_MIN_COVERAGE,
         max_gap_s: float = DEFAULT_MAX_GAP_S,
     ) -> None:
@@ -523,15 +752,16 @@ class NightFlowDetector:
             raise NightFlowError(
                 f"night window {window[0]}-{window[1]} must end after it starts on the same day"
             )
-        if baseline_nights < 1:
-            raise NightFlowError(f"baseline_nights must be at least 1, got {baseline_nights}")
+        if baseline_days < 3:
+            raise NightFlowError(f"baseline_days must be at least 3, got {baseline_days}")
         if not 0.0 < min_coverage <= 1.0:
             raise NightFlowError(f"min_coverage must be in (0, 1], got {min_coverage}")
-        if not ((smoothing_s is None or smoothing_s > 0) and max_gap_s > 0):
-            raise NightFlowError("smoothing and max_gap must be positive seconds")
-        self.baseline_nights = baseline_nights
-        self.smoothing_s = smoothing_s if smoothing_s is not None else math.inf
-        """Span of the rolling mean; None (infinite) takes the whole window."""
+        if not max_gap_s > 0:
+            raise NightFlowError("max_gap_s must be positive seconds")
+        self.night_slots = frozenset(
+            range(_slot_of_clock(self.window_start), _slot_of_clock(self.window_end))
+        )
+        self.baseline_days = baseline_days
         self.min_coverage = min_coverage
         self.max_gap_s = max_gap_s
         self._tracks: dict[str, _Track] = {}
@@ -550,6 +780,15 @@ class NightFlowDetector:
         """The local date at ``at`` (epoch seconds)."""
         return datetime.fromtimestamp(at, self.zone).date()
 
+    def slot_of(self, at: float) -> int:
+        """The local quarter-hour of the day (0-95) that ``at`` (epoch seconds) falls in."""
+        local = datetime.fromtimestamp(at, self.zone)
+        return (local.hour * 60 + local.minute) // 15
+
+    def day_start(self, day: date) -> float:
+        """Local midnight starting ``day``, epoch seconds."""
+        return datetime.combine(day, time(0), tzinfo=self.zone).timestamp()
+
     def window_of(self, night: date) -> tuple[float, float]:
         """The night window of a local date as epoch seconds (DST: shorter or longer)."""
         # A wall time that does not exist (spring forward) maps, with fold 0, onto the
@@ -564,22 +803,20 @@ class NightFlowDetector:
         start, end = self.window_of(night)
         return end - start
 
-    def revision(self) -> int:
-        """A number that changes whenever what ``state()`` carries changes (a night closed, a
-        day's mean learnt, an alarm set or cleared, a relearn or restore): save then."""
-        return sum(track.revision for track in self._tracks.values())
-
     def day_length_s(self, day: date) -> float:
         """Seconds in a local day (23 h or 25 h on DST change days)."""
-        start = datetime.combine(day, time(0), tzinfo=self.zone)
-        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone)
-        return end.timestamp() - start.timestamp()
+        return self.day_start(day + timedelta(days=1)) - self.day_start(day)
+
+    def revision(self) -> int:
+        """A number that changes whenever what ``state()`` carries changes (a quarter-hour
+        closed, a day learnt, an alarm set or cleared, a relearn or restore): save then."""
+        return sum(track.revision for track in self._tracks.values())
 
     # -- the engine's interface ---------------------------------------------------------------
 
     def feed(self, samples: Sequence[Sample], now: datetime) -> list[ConditionChange]:
-        """Take samples (any tags: unwatched ones are skipped) and close nights ended by
-        ``now``; return the alarms whose condition changed."""
+        """Take samples (any tags: unwatched ones are skipped) and close the quarter-hours
+        ended by ``now``; return the alarms whose condition changed."""
         changes: list[ConditionChange] = []
         for sample in sorted(samples, key=lambda s: s.source_time):
             tracks = self._by_tag.get(sample.tag)
@@ -592,21 +829,26 @@ class NightFlowDetector:
                 if good and value is not None:
                     changes.extend(track.add(at, value))
                 else:
-                    track.gap(at)
+                    changes.extend(track.gap(at))
         changes.extend(self.advance(now))
         return changes
 
     def advance(self, now: datetime) -> list[ConditionChange]:
-        """Close every night whose window ended by ``now`` (also without new samples)."""
+        """Close (and judge) every quarter-hour that ended by ``now``, also without samples."""
         at = _epoch(now)
         changes: list[ConditionChange] = []
         for track in self._tracks.values():
-            changes.extend(track.close_nights(at))
+            changes.extend(track.close_quarters(at))
         return changes
 
     def next_due(self) -> datetime | None:
-        """When the next night closes (call ``advance`` then), or None before any feed."""
-        ends = [track.window_end for track in self._tracks.values() if track.night is not None]
+        """When the next quarter-hour closes (call ``advance`` then), or None before any
+        feed."""
+        ends = [
+            track.quarter_start + QUARTER_S
+            for track in self._tracks.values()
+            if track.quarter_start is not None
+        ]
         return datetime.fromtimestamp(min(ends), UTC) if ends else None
 
     def alarms(self) -> list[str]:
@@ -617,26 +859,20 @@ class NightFlowDetector:
         """What the detector has learnt for one alarm (KeyError: not a night-flow alarm here)."""
         return self._tracks[alarm].status()
 
+    def evidence(self, alarm: str) -> Evidence | None:
+        """The step that would activate an inactive alarm now, or None (KeyError: unknown)."""
+        return self._tracks[alarm].evidence()
+
     def relearn(self, alarm: str, now: datetime) -> list[ConditionChange]:
-        """Forget an alarm's baseline (after a real, permanent change of the area's night
-        use); an active alarm clears, and nights are learnt again from the next one."""
+        """Forget an alarm's profile (after a real, permanent change of the area's use); an
+        active alarm clears, and days are learnt again from the next one."""
         track = self._tracks[alarm]
-        track.minima.clear()
-        track.revision += 1
+        track.forget()
+        at = _epoch(now)
+        track.scan_from = at
         if not track.active:
             return []
-        track.active = False
-        return [
-            ConditionChange(
-                alarm=alarm,
-                time=now,
-                active=False,
-                suppressed=None,
-                value=None,
-                message="night-flow baseline relearnt: the alarm waits for new nights",
-                reason=NIGHT_FLOW_REASON,
-            )
-        ]
+        return [track._clear(at, "night-flow profile relearnt: the alarm waits for new days")]
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -644,25 +880,28 @@ class NightFlowDetector:
         """What has been learnt, as a JSON-able document (``restore`` takes it back)."""
         alarms: dict[str, object] = {}
         for name, track in self._tracks.items():
+            recent = list(track.recent)
             alarms[name] = {
                 "tag": track.definition.tag,
                 "active": track.active,
-                "nights": [_night_row(f) for f in track.minima],
-                "previous": _night_row(track.previous) if track.previous is not None else None,
-                "daily_means": [[d.isoformat(), mean] for d, mean in track.daily_means],
-                "day": track.day.isoformat() if track.day is not None else None,
-                "day_integral": track.day_integral,
-                "day_covered_s": track.day_covered_s,
+                "inactive_since": _finite_or_none(track.inactive_since),
+                "scan_from": _finite_or_none(track.scan_from),
+                "days": [[d.day.isoformat(), list(d.slots)] for d in track.learnt],
+                "recent_start": recent[0].start if recent else None,
+                "recent": [q.value for q in recent],
             }
         return {"version": STATE_VERSION, "alarms": alarms}
 
     def restore(self, state: Mapping[str, object]) -> None:
         """Take back a ``state()`` document: alarms no longer defined, or now watching another
         tag, are dropped; a malformed document raises ``NightFlowStateError`` and changes
-        nothing."""
-        if state.get("version") not in (1, 2, STATE_VERSION):
+        nothing. A document of versions 1 to 3 (the former method's night figures) gives back
+        only whether the alarm is active: it clears at the next quarter-hour, and the profile
+        is learnt afresh."""
+        version = state.get("version")
+        if version not in (1, 2, 3, STATE_VERSION):
             raise NightFlowStateError(
-                f"night-flow state version {state.get('version')!r} is not {STATE_VERSION}"
+                f"night-flow state version {version!r} is not {STATE_VERSION}"
             )
         alarms = state.get("alarms")
         if not isinstance(alarms, Mapping):
@@ -672,20 +911,28 @@ class NightFlowDetector:
             track = self._tracks.get(str(name))
             if track is None:
                 continue
-            restored = _parse_entry(str(name), entry)
+            restored = _parse_entry(str(name), entry, version == STATE_VERSION)
             if restored.tag != track.definition.tag:
                 continue  # another meter: what was learnt does not apply
             parsed.append((track, restored))
         for track, restored in parsed:
             track.active = restored.active
-            track.minima.clear()
-            track.minima.extend(restored.nights[-self.baseline_nights :])
-            track.daily_means.clear()
-            track.daily_means.extend(restored.daily_means[-self.baseline_nights :])
-            track.day = restored.day
-            track.day_integral = restored.day_integral
-            track.day_covered_s = restored.day_covered_s
-            track.previous = restored.previous
+            track.inactive_since = restored.inactive_since
+            track.scan_from = restored.scan_from
+            track.learnt.clear()
+            track.learnt.extend(restored.days[-self.baseline_days :])
+            track.profile = None
+            if len(track.learnt) >= self.baseline_days:
+                track.profile = Profile(list(track.learnt), self.night_slots)
+            track.recent.clear()
+            moment = restored.recent_start
+            for value in restored.recent:
+                slot = self.slot_of(moment)
+                track._weigh(_Quarter(moment, slot, value, slot in self.night_slots))
+                moment += QUARTER_S
+            track.quarter_start = None
+            track.last = None
+            track.integral = track.covered = 0.0
             track.revision += 1
 
 
@@ -693,15 +940,14 @@ class NightFlowDetector:
 class _Restored:
     tag: str
     active: bool
-    nights: list[NightFigure]
-    daily_means: list[tuple[date, float]]
-    day: date | None
-    day_integral: float
-    day_covered_s: float
-    previous: NightFigure | None
+    inactive_since: float
+    scan_from: float
+    days: list[LearntDay]
+    recent_start: float
+    recent: list[float | None]
 
 
-def _parse_entry(name: str, entry: object) -> _Restored:
+def _parse_entry(name: str, entry: object, current: bool) -> _Restored:
     def fail(what: str) -> NightFlowStateError:
         return NightFlowStateError(f"night-flow state of {name}: {what}")
 
@@ -711,100 +957,56 @@ def _parse_entry(name: str, entry: object) -> _Restored:
     active = entry.get("active")
     if not isinstance(tag, str) or not isinstance(active, bool):
         raise fail("'tag' must be text and 'active' true or false")
+    if not current:
+        # The former method's night figures do not make a profile: only the alarm's state.
+        return _Restored(tag, active, -math.inf, -math.inf, [], 0.0, [])
     try:
-        nights = [_night(item) for item in _rows(entry, "nights", (2, 3, 4))]
-        previous_row = entry.get("previous")
-        previous = None
-        if previous_row is not None:
-            if not (isinstance(previous_row, list) and len(previous_row) == 3):
-                raise TypeError("'previous' must be [date, number, parts] or null")
-            previous = _night(previous_row)
-        means = [
-            (date.fromisoformat(str(row[0])), _finite(row[1]))
-            for row in _rows(entry, "daily_means", (2,))
+        days = [_day(row) for row in _list(entry.get("days", []), "days")]
+        if any(later.day <= earlier.day for earlier, later in itertools.pairwise(days)):
+            raise ValueError("'days' must be in increasing date order")
+        recent = [
+            None if v is None else _finite(v) for v in _list(entry.get("recent", []), "recent")
         ]
-        day_text = entry.get("day")
-        day = date.fromisoformat(day_text) if isinstance(day_text, str) else None
-        if day_text is not None and day is None:
-            raise ValueError("'day' must be a date or null")
-        integral = _finite(entry.get("day_integral", 0.0))
-        covered = _finite(entry.get("day_covered_s", 0.0))
+        start = entry.get("recent_start")
+        recent_start = 0.0 if start is None else _finite(start)
+        if recent and start is None:
+            raise ValueError("'recent' needs a 'recent_start'")
+        if len(recent) > HORIZON_S / QUARTER_S + 4 or recent_start % QUARTER_S:
+            raise ValueError("'recent' must be quarter-hours within two days")
+        inactive_since = _optional_time(entry.get("inactive_since"))
+        scan_from = _optional_time(entry.get("scan_from"))
     except (TypeError, ValueError) as err:
         raise fail(str(err)) from err
-    figures = [*nights, previous] if previous is not None else nights
-    flows = [v for f in figures for v in (f.minimum, *f.slots) if v is not None]
-    if covered < 0 or any(v < 0 for v in flows) or any(m < 0 for _, m in means):
-        raise fail("flows and durations must not be negative")
-    return _Restored(tag, active, nights, means, day, integral, covered, previous)
+    flows = [v for d in days for v in d.slots if v is not None]
+    flows += [v for v in recent if v is not None]
+    if any(v < 0 for v in flows):
+        raise fail("flows must not be negative")
+    return _Restored(tag, active, inactive_since, scan_from, days, recent_start, recent)
 
 
-def _rows(entry: Mapping[str, object], key: str, lengths: tuple[int, ...]) -> list[list[object]]:
-    items = entry.get(key, [])
+def _list(items: object, key: str) -> list[object]:
     if not isinstance(items, list):
         raise TypeError(f"'{key}' must be a list")
-    rows: list[list[object]] = []
-    for item in items:
-        if not (isinstance(item, list) and len(item) in lengths and isinstance(item[0], str)):
-            raise TypeError(f"'{key}' entries must be [date, number, ...] of {lengths} items")
-        rows.append(item)
-    return rows
+    return items
 
 
-def _night_row(figure: NightFigure) -> list[object]:
-    """A night as saved: [date, figure, [mean of each part or null, ...]]."""
-    return [figure.night.isoformat(), figure.minimum, list(figure.slots)]
+def _day(row: object) -> LearntDay:
+    """A saved day: [date, [mean flow of each quarter-hour or null, ... 96]]."""
+    if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], str)):
+        raise TypeError("'days' entries must be [date, [96 numbers or nulls]]")
+    slots = row[1]
+    if not isinstance(slots, list) or len(slots) != SLOTS_PER_DAY:
+        raise TypeError(f"a day must hold {SLOTS_PER_DAY} quarter-hours")
+    values = tuple(None if v is None else _finite(v) for v in slots)
+    return LearntDay(date.fromisoformat(row[0]), values)
 
 
-def _night(row: list[object]) -> NightFigure:
-    """A saved night: [date, figure, parts] (version 3); [date, figure] (version 1) and
-    [date, figure, first half, second half] (version 2) keep their figure, not their parts."""
-    night = date.fromisoformat(str(row[0]))
-    if len(row) != 3:
-        return NightFigure(night, _finite(row[1]))
-    parts = row[2]
-    if not isinstance(parts, list) or len(parts) not in (0, SLOTS):
-        raise TypeError(f"a night's parts must be a list of {SLOTS} numbers or nulls")
-    slots = tuple(None if v is None else _finite(v) for v in parts)
-    return NightFigure(night, _finite(row[1]), slots)
+def _optional_time(value: object) -> float:
+    return -math.inf if value is None else _finite(value)
 
 
-def within_night_spread(nights: Sequence[Sequence[float | None]]) -> float | None:
-    """The standard deviation of a night's mean flow, m3/h, estimated from the parts of the
-    learnt nights (None: fewer than 3 nights with every part known).
-
-    Each part's residual is what is left after its night's mean and the part's mean over the
-    nights are taken out (two-way analysis of variance), so the night's shape (demand falls
-    towards 03:00) and its level do not count. A night's mean averages ``SLOTS`` parts, so its
-    variance is the residuals' variance over ``SLOTS``, raised by the correlation of
-    neighbouring parts (demand noise lasting longer than a part); a negative correlation is
-    taken as none, which keeps the estimate on the safe side.
-    """
-    rows = [list(parts) for parts in nights if len(parts) == SLOTS and None not in parts]
-    if len(rows) < 3:
-        return None
-    values = [[float(v) for v in row if v is not None] for row in rows]
-    count = len(values)
-    grand = statistics.fmean(v for row in values for v in row)
-    row_means = [statistics.fmean(row) for row in values]
-    column_means = [statistics.fmean(row[k] for row in values) for k in range(SLOTS)]
-    residuals = [
-        [row[k] - row_means[i] - column_means[k] + grand for k in range(SLOTS)]
-        for i, row in enumerate(values)
-    ]
-    freedom = (count - 1) * (SLOTS - 1)
-    variance = sum(r * r for row in residuals for r in row) / freedom
-    lag = sum(row[k] * row[k + 1] for row in residuals for k in range(SLOTS - 1)) / freedom
-    night_variance = (variance + 2.0 * max(lag, 0.0) * (SLOTS - 1) / SLOTS) / SLOTS
-    return math.sqrt(max(night_variance, 0.0))
-
-
-def _chance_ratio(freedom: int) -> float:
-    """How many times the true standard deviation a sample one of ``freedom`` degrees exceeds
-    by chance once in a hundred: sqrt(chi-square 99 % quantile / freedom), Wilson-Hilferty."""
-    if freedom < 1:
-        return math.inf
-    step = 2.0 / (9.0 * freedom)
-    return math.sqrt((1.0 - step + COMMON_CAUSE_Z * math.sqrt(step)) ** 3)
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _finite(value: object) -> float:
@@ -854,7 +1056,7 @@ class NightFlowMemory:
     ``recall`` (blocking, before the first samples) takes back each alarm's document; a
     missing one leaves the alarm learning from scratch, a damaged one too, with one log line,
     never an exception. ``pending`` (on the event loop, cheap) returns a blocking save job when
-    the detector's learning changed since the last save (every night's close), else None.
+    the detector's learning changed since the last save (every closed quarter-hour), else None.
     """
 
     def __init__(self, detector: NightFlowDetector, store: BaselineStore) -> None:

@@ -1,4 +1,4 @@
-"""``controlcenter bench leaks``: how soon minimum-night-flow detection finds leaks of each size.
+"""``controlcenter bench leaks``: how soon night-flow leak detection finds leaks of each size.
 
 The demo city's water network (``plc_sim.water.network.WaterNetwork``, its districts' daily
 demand with seeded, correlated noise) runs in-process on a virtual clock, alone: leaks touch
@@ -8,15 +8,14 @@ the demo site engineers them (``LIMIT``, a share of the area's average inflow).
 
 Runs, each ``trials`` times from its own seed:
 
-- a leak-free run: ``BASELINE_NIGHTS`` nights to learn the baselines, then ``days`` days in
-  which every alarm is a false alarm;
-- per leak size (``LEAK_SIZES_PCT`` of each district's average demand): after the baselines are
+- a leak-free run: ``BASELINE_DAYS`` days to learn the profiles, then ``days`` days in which
+  every alarm is a false alarm;
+- per leak size (``LEAK_SIZES_PCT`` of each district's average demand): after the profiles are
   learnt, a leak starts in *every* district at its own random time (seeded, uniform over the
   next 24 h), and runs for ``days`` days; the districts draw from shared reservoirs that never
   run short, so four districts make four independent trials. Measured per leak: hours from its
-  start to the alarm and whether it was found at the first night whose whole window followed
-  its start (a leak beginning inside the window is only partly in that night's figure). An
-  alarm before a district's leak starts is a false alarm.
+  start to the alarm and whether it was found by the end of the first night whose whole window
+  followed its start. An alarm before a district's leak starts is a false alarm.
 
 Targets: every 5 % leak found within 24 simulated hours of its start, also one that began
 inside the night window (counted apart); no false alarm in the leak-free runs.
@@ -43,13 +42,11 @@ START_LOCAL = datetime(2025, 1, 12, 12, 0, tzinfo=ZoneInfo(SITE.timezone))
 """A Sunday noon in winter, as ``bench outcomes`` starts."""
 STEP_S = 60.0
 """Simulated seconds per sample: the network integrates any step exactly (30 s sub-steps);
-a minute resolves a 15-minute rolling mean well and keeps a simulated week near one second."""
-BASELINE_NIGHTS = 7
+a minute resolves the detector's quarter-hours well and keeps a simulated week near one
+second."""
+BASELINE_DAYS = 7
 WINDOW = DEFAULT_WINDOW
 """The detector's default night window, as the center runs it."""
-SMOOTHING_S: float | None = None
-"""The detector's default: the night figure is the mean over the whole window (see
-``alarms.leaks``); 900.0 gives the 15-minute rolling minimum for comparison."""
 LIMIT = 0.03
 """The demo's night-flow limit: 3 % of the area's average inflow (see docs/alarms.md)."""
 LEAK_SIZES_PCT = (2.0, 5.0, 10.0, 20.0)
@@ -77,19 +74,18 @@ def run_leaks_bench(
     *,
     trials: int = 3,
     limit: float = LIMIT,
-    smoothing_s: float | None = SMOOTHING_S,
     sizes_pct: Sequence[float] = LEAK_SIZES_PCT,
-    baseline_nights: int = BASELINE_NIGHTS,
+    baseline_days: int = BASELINE_DAYS,
 ) -> dict[str, object]:
     """Run the leak-free and leak runs (``trials`` seeds from ``seed`` each) and return the
     figures, with the targets and pass flags, as one JSON-ready dict."""
     if not days > 0:
         raise LeaksBenchError(f"days must be positive, got {days}")
-    if trials < 1 or baseline_nights < 1:
-        raise LeaksBenchError("trials and baseline_nights must be at least 1")
+    if trials < 1 or baseline_days < 3:
+        raise LeaksBenchError("trials must be at least 1 and baseline_days at least 3")
     if any(not 0.0 < size < 100.0 for size in sizes_pct):
         raise LeaksBenchError(f"leak sizes must be shares in (0, 100) %, got {list(sizes_pct)}")
-    options = _Options(days, limit, smoothing_s, baseline_nights)
+    options = _Options(days, limit, baseline_days)
     started = time.perf_counter()
     leak_free_false = 0
     leak_free_nights = 0
@@ -152,8 +148,7 @@ def run_leaks_bench(
         "step_s": STEP_S,
         "start": START_LOCAL.isoformat(),
         "window": "-".join(WINDOW),
-        "baseline_nights": baseline_nights,
-        "smoothing_s": smoothing_s if smoothing_s is not None else "whole window",
+        "baseline_days": baseline_days,
         "limit_share": limit,
         "leak_free": {
             "area_nights": leak_free_nights,
@@ -198,8 +193,7 @@ def _first_whole_night_end(start: datetime) -> datetime:
 class _Options:
     days: float
     limit: float
-    smoothing_s: float | None
-    baseline_nights: int
+    baseline_days: int
 
 
 def _run(options: _Options, seed: int, leak_pct: float | None) -> _RunResult:
@@ -222,12 +216,10 @@ def _run(options: _Options, seed: int, leak_pct: float | None) -> _RunResult:
         definitions,
         SITE,
         window=WINDOW,
-        baseline_nights=options.baseline_nights,
-        smoothing_s=options.smoothing_s,
+        baseline_days=options.baseline_days,
     )
     now = START_LOCAL.astimezone(UTC)
-    # Learnt once the baseline's last night has closed: the morning after it.
-    learnt = _first_whole_night_end(now) + timedelta(days=options.baseline_nights - 1)
+    learnt = _ready(options.baseline_days)
     rng = random.Random(seed * 104_729 + int((leak_pct or 0.0) * 100))
     result = _RunResult()
     leak_flows: dict[int, float] = {}
@@ -265,6 +257,15 @@ def _run(options: _Options, seed: int, leak_pct: float | None) -> _RunResult:
     if leak_pct is None:
         result.area_nights = _count_nights(learnt, now) * len(areas)
     return result
+
+
+def _ready(baseline_days: int) -> datetime:
+    """When the detector judges: the end of the last of its first ``baseline_days`` whole local
+    days (the first one starts at the first local midnight after the start)."""
+    zone = ZoneInfo(SITE.timezone)
+    first = START_LOCAL.astimezone(zone).date() + timedelta(days=1)
+    last = first + timedelta(days=baseline_days)
+    return datetime(last.year, last.month, last.day, tzinfo=zone).astimezone(UTC)
 
 
 def _count_nights(learnt: datetime, now: datetime) -> int:

@@ -28,11 +28,12 @@ ALARMS = [
 START = datetime(2025, 1, 12, 11, 0, tzinfo=UTC)
 
 
-def learnt_detector(nights: int = 4) -> NightFlowDetector:
-    """A detector fed ``nights`` nights of a flat district (40 m3/h at night, 100 by day)."""
-    detector = NightFlowDetector(ALARMS, SITE, baseline_nights=3)
+def learnt_detector(days: float = 3.6) -> NightFlowDetector:
+    """A detector fed ``days`` days of a flat district (40 m3/h at night, 100 by day) from
+    Sunday noon: by default three whole days, learnt, and a part of the next."""
+    detector = NightFlowDetector(ALARMS, SITE, baseline_days=3)
     now = START
-    while now < START + timedelta(days=nights):
+    while now < START + timedelta(days=days):
         now += timedelta(minutes=1)
         hour = now.astimezone(detector.zone).hour
         flow = 40.0 if hour < 5 else 100.0
@@ -53,12 +54,13 @@ def test_learnt_baselines_come_back_after_a_restart(database: Database) -> None:
     # A restarted center: a new store on the same database, a new detector.
     with database.open() as store:
         assert store.schema_version() == SCHEMA_VERSION == 6
-        restarted = NightFlowDetector(ALARMS, SITE, baseline_nights=3)
+        restarted = NightFlowDetector(ALARMS, SITE, baseline_days=3)
         recalled = NightFlowMemory(restarted, LeakBaselineStore(store)).recall()
         assert sorted(recalled) == sorted(a.name for a in ALARMS)
         for alarm in ALARMS:
             before, after = detector.status(alarm.name), restarted.status(alarm.name)
-            assert after.nights == before.nights and after.baseline == pytest.approx(40.0)
+            assert after.days == before.days and after.baseline == pytest.approx(40.0)
+            assert len(after.days) == 3
             assert after.average_inflow == pytest.approx(before.average_inflow)
 
 
@@ -81,9 +83,9 @@ def test_a_second_save_replaces_the_first(database: Database) -> None:
         "not json {",
         "[1, 2]",
         '{"version": 99, "entry": {}}',
-        '{"version": 3, "entry": {"tag": "water.dma1.inflow", "active": "yes"}}',
-        '{"version": 3, "entry": {"tag": "water.dma1.inflow", "active": false, '
-        '"nights": [["2025-01-13", -4.0, []]]}}',
+        '{"version": 4, "entry": {"tag": "water.dma1.inflow", "active": "yes"}}',
+        '{"version": 4, "entry": {"tag": "water.dma1.inflow", "active": false, '
+        '"days": [["2025-01-13", [-4.0]]]}}',
         "[" * 5000,
     ],
 )
@@ -103,12 +105,12 @@ def test_a_damaged_or_missing_record_starts_afresh_with_one_log_line(
                 {"alarm": ALARMS[1].name},
             )
         engine.dispose()
-        restarted = NightFlowDetector(ALARMS, SITE, baseline_nights=3)
+        restarted = NightFlowDetector(ALARMS, SITE, baseline_days=3)
         with caplog.at_level(logging.INFO, logger="alarms.leaks"):
             recalled = NightFlowMemory(restarted, LeakBaselineStore(store)).recall()
     assert recalled == []
     for alarm in ALARMS:
-        assert restarted.status(alarm.name).nights == ()
+        assert restarted.status(alarm.name).days == ()
     lines = [r.getMessage() for r in caplog.records if r.name == "alarms.leaks"]
     assert len(lines) == 2  # one for the damaged record, one for the missing one
     assert ALARMS[0].name in lines[0] and "unusable" in lines[0]

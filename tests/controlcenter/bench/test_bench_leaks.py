@@ -13,7 +13,7 @@ from controlcenter.runtime.demo import load_demo_site
 
 
 def test_a_tiny_bench_finds_every_20_percent_leak_and_reports_its_figures() -> None:
-    figures = run_leaks_bench(1.0, 3, trials=1, sizes_pct=(20.0,), baseline_nights=3)
+    figures = run_leaks_bench(1.0, 3, trials=1, sizes_pct=(20.0,), baseline_days=3)
     json.dumps(figures)  # JSON-ready
     leak_free = figures["leak_free"]
     assert isinstance(leak_free, dict)
@@ -30,14 +30,14 @@ def test_a_tiny_bench_finds_every_20_percent_leak_and_reports_its_figures() -> N
     in_window = size["started_inside_window"]
     assert isinstance(in_window, int) and 0 <= in_window <= 4
     assert size["started_inside_window_found_within_24h"] == in_window
-    assert figures["baseline_nights"] == 3 and figures["limit_share"] == 0.03
+    assert figures["baseline_days"] == 3 and figures["limit_share"] == 0.03
     # The bench judges the window the center runs.
     assert figures["window"] == "-".join(DEFAULT_WINDOW)
 
 
 @pytest.mark.parametrize(
     "options",
-    [{"days": 0.0}, {"trials": 0}, {"sizes_pct": (0.0,)}, {"baseline_nights": 0}],
+    [{"days": 0.0}, {"trials": 0}, {"sizes_pct": (0.0,)}, {"baseline_days": 2}],
 )
 def test_bad_arguments_are_refused(options: dict[str, object]) -> None:
     arguments: dict[str, object] = {"days": 1.0, "seed": 1, **options}
