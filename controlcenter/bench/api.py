@@ -53,6 +53,7 @@ from argon2.profiles import CHEAPEST
 
 from controlcenter.api.services import API_TOKENS_FILE
 from controlcenter.bench.hmi import CenterProcess, HmiBenchError, percentile
+from controlcenter.bench.scaleout import fresh_database
 from controlcenter.clock import WallClock
 from controlcenter.model import DataType, Quality, Role, Sample, TagDef
 from controlcenter.permissions import TokenScope
@@ -113,6 +114,8 @@ class ApiBenchOptions:
     changes: int = 30
     warm_up_s: float = 3.0
     """After every measured tag has a value, before the first phase (first scans settle)."""
+    postgres_url: str | None = None
+    """The center's historian in a new database beside this PostgreSQL one (None: SQLite)."""
 
     def __post_init__(self) -> None:
         counts = (self.scale, self.tags, self.batch, self.history_requests, self.history_workers)
@@ -551,7 +554,15 @@ async def run_api_bench(options: ApiBenchOptions) -> dict[str, Any]:
     for noisy in QUIET_LIBRARIES:  # the city's servers log every slow client
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     rng = random.Random(options.seed)
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as scratch:
+    async with contextlib.AsyncExitStack() as resources:
+        scratch = resources.enter_context(tempfile.TemporaryDirectory(prefix="bench-api-"))
+        postgres = (
+            None
+            if options.postgres_url is None
+            else await resources.enter_async_context(
+                fresh_database(options.postgres_url, keep=False, prefix="cc_bench_api")
+            )
+        )
         root = Path(scratch)
         site_path = root / "site" / "site.yaml"
         site_path.parent.mkdir(parents=True)
@@ -569,7 +580,7 @@ async def run_api_bench(options: ApiBenchOptions) -> dict[str, Any]:
             live_clients = max(1, math.ceil(options.rate / TOKEN_RATE_SHARE))
             wanted = live_clients + options.history_workers + options.streams
             tokens = _issue_tokens(users_path.parent, users, "bench-integrator", wanted)
-            db_url = f"sqlite:///{root / 'center.db'}"
+            db_url = postgres or f"sqlite:///{root / 'center.db'}"
             fill_end = datetime.now(UTC).replace(microsecond=0)
             samples = day_of_samples(filled.name, fill_end, options.hours)
             began = time.monotonic()
@@ -619,6 +630,7 @@ async def run_api_bench(options: ApiBenchOptions) -> dict[str, Any]:
         "site_tags": len(site.tags),
         "city_start_s": round(city_start_s, 1),
         "center_start_s": round(center_start_s, 1),
+        "database": "sqlite" if postgres is None else "postgresql",
         "live_values": {
             "tags": len(names),
             "tags_per_request": options.batch,

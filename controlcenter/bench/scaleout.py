@@ -183,9 +183,12 @@ def _psycopg_url(url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(base_url: str, keep: bool) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database beside ``base_url``'s; dropped on exit unless kept."""
-    name = f"cc_scaleout_{secrets.token_hex(4)}"
+async def fresh_database(
+    base_url: str, keep: bool, prefix: str = "cc_scaleout"
+) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database beside ``base_url``'s (``<prefix>_<hex>``); dropped
+    on exit unless kept."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
 
     def run(sql: str) -> None:
         with psycopg.connect(_psycopg_url(base_url), autocommit=True) as connection:

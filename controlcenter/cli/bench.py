@@ -301,12 +301,20 @@ def bench_api(
     streams: Annotated[int, typer.Option(min=1, help="Clients following the stream.")] = 10,
     changes: Annotated[int, typer.Option(min=1, help="Field changes timed to the stream.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
+    postgres: Annotated[
+        str | None,
+        typer.Option(
+            help="The center's historian in a new database beside this PostgreSQL one, "
+            "dropped afterwards (default: SQLite).",
+        ),
+    ] = None,
 ) -> None:
     """Load the demo city's center over HTTP: live values, a day of raw history, the stream's
     change-to-client time; print one JSON object."""
     import logging
 
     from controlcenter.bench.api import TINY, ApiBenchError, ApiBenchOptions, run_api_bench
+    from controlcenter.bench.scaleout import ScaleoutBenchError
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logging.getLogger("controlcenter.bench.api").setLevel(logging.INFO)
@@ -326,9 +334,10 @@ def bench_api(
                 history_workers=history_workers,
                 streams=streams,
                 changes=changes,
+                postgres_url=postgres,
             )
         figures = asyncio.run(run_api_bench(options))
-    except (ApiBenchError, ValueError) as err:
+    except (ApiBenchError, ScaleoutBenchError, ValueError) as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
     typer.echo(json.dumps(figures))
