@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from controlcenter.site.point_import import DeviceEntry, Fragment, render_fragment
-
 if TYPE_CHECKING:
     from controlcenter.model import TagDef
+    from controlcenter.site.point_import import DeviceEntry
+
+# The fragment renderer loads the site schema, which imports every protocol library: it is
+# imported by the commands that print a fragment, so that the rest of the command line starts
+# without those libraries.
 
 discover_app = typer.Typer(
     help="Find a device's points (OPC UA, BACnet, Modbus) and print a site-file fragment.",
@@ -48,6 +51,8 @@ def _fail(err: Exception) -> typer.Exit:
 
 def fragment_text(devices: list[DeviceEntry], tags: list[TagDef], notes: dict[str, str]) -> str:
     """The printed fragment of ``devices`` and their ``tags``."""
+    from controlcenter.site.point_import import Fragment, render_fragment
+
     text, _ = render_fragment(
         Fragment(devices=devices, tags=tags, notes=notes),
         heading="Discovered points: edit names, units and ranges, then paste under a site "
@@ -63,6 +68,7 @@ def discover_opcua_command(
     timeout: Timeout = 5.0,
 ) -> None:
     """Browse the server's address space from Objects: every variable as a tag."""
+    from controlcenter.site.point_import import DeviceEntry
     from drivers.base import DriverError
     from drivers.opcua.discovery import discover_opcua
 
@@ -91,6 +97,7 @@ def discover_bacnet_command(
     timeout: Timeout = 3.0,
 ) -> None:
     """Who-Is, then each answering device's object list, names, units and types."""
+    from controlcenter.site.point_import import DeviceEntry
     from drivers.bacnet.discovery import discover_bacnet
     from drivers.base import DriverError
 
@@ -127,6 +134,7 @@ def discover_modbus_command(
 ) -> None:
     """Probe register and bit ranges: what answers becomes a tag, types guessed and marked."""
     from controlcenter.site.config import split_endpoint
+    from controlcenter.site.point_import import DeviceEntry
     from drivers.base import DriverError
     from drivers.modbus.discovery import (
         ProbeRangeError,

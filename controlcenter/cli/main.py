@@ -349,9 +349,11 @@ def edge(
 @app.command()
 def check(site: Annotated[Path, typer.Option(help="Site file (YAML).")]) -> None:
     """Validate a site file: exit 0 when valid, 1 with file, line and reason otherwise."""
+    config = _load_site_or_exit(site)
+    # Imported once the file itself is valid: the whole center (HMI, API, drivers) comes with
+    # the rules' check, and a refused file is reported without waiting for it.
     from controlcenter.runtime.app import AutomationRefusedError, check_automation
 
-    config = _load_site_or_exit(site)
     try:
         rule_set = check_automation(config, site.absolute().parent)
     except AutomationRefusedError as err:

@@ -88,9 +88,9 @@ def test_demo_then_history_prints_the_rows_it_wrote(tmp_path: Path) -> None:
         "demo",
         "--no-hmi",
         "--duration",
-        "25",
+        "20",
         "--speed",
-        "2",
+        "3",
         "--base-port",
         "0",
         "--control",
@@ -118,7 +118,8 @@ def test_demo_then_history_prints_the_rows_it_wrote(tmp_path: Path) -> None:
     assert history.returncode == 0, history.stderr
     rows = list(csv.DictReader(io.StringIO(history.stdout)))
     assert history.stdout.startswith("time,tag,value,quality,reason,source_time\n")
-    assert len(rows) >= 30  # about 45 simulated seconds at 2x with a 1 s scan
+    # About 45 simulated seconds (the 20 s include the city's start) at 3x with a 1 s scan.
+    assert len(rows) >= 30
     assert all(row["tag"] == "water.tank1.level" for row in rows)
     assert {row["quality"] for row in rows} == {"good"}
     assert all(0 <= float(row["value"]) <= 5 for row in rows)

@@ -60,9 +60,11 @@ async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HmiCity
         yield city
 
 
-@pytest_asyncio.fixture(loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def pages_by_role(browser: Browser, kit: HmiCity) -> AsyncIterator[dict[Role, Page]]:
-    """One logged-in browser context per role."""
+    """One logged-in browser context per role, shared by the module's tests: each test leaves
+    its pages signed in on a display (navigation ends on the overview; forged callbacks are
+    sent beside the page, through its context's request API)."""
     contexts: list[BrowserContext] = []
     pages: dict[Role, Page] = {}
     try:
