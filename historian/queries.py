@@ -114,11 +114,12 @@ class HistoryQueries:
             sqlite = conn.dialect.name == "sqlite"
             server_ms = _epoch_ms(samples.c.server_time, sqlite=sqlite)
             source_ms = _epoch_ms(samples.c.source_time, sqlite=sqlite)
+            # A tag's values live in one of the two value columns: read only that one.
+            textual = info.data_type in (DataType.STRING, DataType.DATETIME)
             query = select(
                 server_ms,
                 func.coalesce(source_ms, server_ms),
-                samples.c.value,
-                samples.c.text_value,
+                samples.c.text_value if textual else samples.c.value,
                 samples.c.quality,
                 samples.c.reason,
             ).where(samples.c.tag_id == info.id)
@@ -139,7 +140,7 @@ class HistoryQueries:
         if not rows:
             return SampleColumns(tag, [], [], [], [], [])
         # Column by column at C speed (map, zip, dict.fromkeys): no Python loop per row.
-        server, source, numbers, texts, codes, reasons = (list(column) for column in zip(*rows))
+        server, source, stored, codes, reasons = (list(column) for column in zip(*rows))
         keys = list(zip(codes, reasons))
         indexes = {key: index for index, key in enumerate(dict.fromkeys(keys))}
         qualities = [Quality.from_status_code(int(code), reason or "") for code, reason in indexes]
@@ -147,7 +148,7 @@ class HistoryQueries:
             tag,
             server,
             source,
-            _decoded_column(info.data_type, numbers, texts),
+            _decoded_column(info.data_type, stored),
             list(map(indexes.__getitem__, keys)),
             qualities,
         )
@@ -239,13 +240,12 @@ def _epoch_ms(column: ColumnElement[datetime], *, sqlite: bool) -> ColumnElement
     return cast(func.round(func.extract("epoch", column) * 1000), BigInteger)
 
 
-def _decoded_column(
-    data_type: DataType, numbers: list[float | None], texts: list[str | None]
-) -> list[Value | None]:
-    """The values of one stored tag's rows in its data type (``decode_sample_value`` by column)."""
+def _decoded_column(data_type: DataType, stored: list[Any]) -> list[Value | None]:
+    """The values of one stored tag's rows in its data type (``decode_sample_value`` by column):
+    ``stored`` is the text column of a text or time tag, the number column of any other."""
     if data_type is DataType.FLOAT:
         # The drivers return REAL and DOUBLE PRECISION columns as floats (None for NULL).
-        return list(numbers)
+        return stored
     if data_type in (DataType.STRING, DataType.DATETIME):
-        return [decode_sample_value(data_type, None, text) for text in texts]
-    return [decode_sample_value(data_type, n, None) for n in numbers]
+        return [decode_sample_value(data_type, None, text) for text in stored]
+    return [decode_sample_value(data_type, number, None) for number in stored]
