@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -131,6 +132,21 @@ def test_raw_reads_as_columns_hold_the_same_rows_in_every_data_type(store: SqlHi
     ]
     newest = queries.read_raw_columns(LEVEL, at(1), at(3), limit=1, newest_first=True)
     assert list(newest.values) == [2.5]
+    both = queries.read_raw_columns(LEVEL, newest_first=True)
+    assert list(both.values) == [2.5, None, 1.25]
     assert len(queries.read_raw_columns(LEVEL, limit=0)) == 0
     with pytest.raises(UnknownTagError):
         queries.read_raw_columns("water.nothing")
+
+
+def test_columns_of_awkward_numbers_read_back_exactly(store: SqlHistorian) -> None:
+    # Doubles that need all 17 digits, tiny and huge ones, an infinity (sent row by row).
+    awkward = [0.1, 0.30000000000000004, 123456789.12345679, -7.25e-300, 1e22, 3.0, math.inf]
+    store.write_samples(
+        [Sample(LEVEL, v, Quality.good(), at(i), at(i)) for i, v in enumerate(awkward)]
+    )
+    queries = HistoryQueries(store)
+
+    assert list(queries.read_raw_columns(LEVEL).values) == awkward
+    assert list(queries.read_raw_columns(LEVEL, end=at(5)).values) == awkward[:6]
+    assert all(type(v) is float for v in queries.read_raw_columns(LEVEL).values)
