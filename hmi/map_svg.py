@@ -3,12 +3,22 @@
 No tiles, no map style, no web font: a plain cartesian plot whose y axis is scaled to the x
 axis by the cosine of the site's latitude (an equirectangular view, exact enough for a city),
 so the map renders with no request leaving the HMI's server. Districts are grey polygons with
-their names; assets are grey markers, one symbol per asset type (with a legend); the pipes
-between them (what feeds what) are thin grey lines. Colour is kept for the abnormal: an asset
-whose device has lost communication, one of whose tags has Bad quality, or which has an active
-or unacknowledged alarm is drawn in the abnormal colour AND labelled with its reason in text
-(ISA-101: never colour alone). ``marker_states`` decides that from the center's ports; it is
-cheap enough to run every few seconds and whenever an alarm changes.
+their names; assets are grey markers, one symbol per asset type; the pipes between them (what
+feeds what) are thin grey lines. Each asset type is a layer of the legend, grouped by domain
+(water, lighting, heating, buildings, mobility, charging, environment, waste, cameras): a click
+on a layer hides or shows it, a double-click shows it alone, and the choice holds across the
+map's refreshes (each trace keeps its ``uid``; the layout keeps its ``uirevision``).
+
+Colour is kept for the abnormal: an asset whose device has lost communication, one of whose tags
+has Bad quality, or which has an active or unacknowledged alarm is drawn in the abnormal colour
+AND labelled with its reason in text (ISA-101: never colour alone). ``marker_states`` decides
+that from the center's ports; it is cheap enough to run every few seconds and whenever an alarm
+changes.
+
+A city has thousands of waste containers: past ``MAX_MARKERS_PER_DISTRICT`` assets of one type in
+one district, the normal ones are drawn as one marker with their count, and the abnormal ones
+one by one (or, past the limit too, one marker per reason with its count), so the figure stays
+a few hundred points at any scale and nothing abnormal is hidden.
 """
 
 from __future__ import annotations
@@ -44,8 +54,20 @@ SYMBOLS: Mapping[str, str] = {
     "heating_plant": "hexagon",
     "substation": "pentagon",
     "building": "square-open",
+    "road_segment": "cross",
+    "pricing_zone": "octagon-open",
+    "parking_garage": "square-x",
+    "parking_zone": "square-x-open",
+    "bike_station": "circle-cross",
+    "bus_stop": "circle-x",
+    "charge_point": "diamond-tall",
+    "shore_power": "diamond-wide",
+    "air_quality_station": "asterisk-open",
+    "river_gauge": "triangle-down",
+    "waste_container": "hourglass",
+    "camera": "triangle-right",
 }
-"""The marker symbol of each asset type; other types are drawn as a cross."""
+"""The marker symbol of each asset type (each its own); other types are drawn as an x."""
 OTHER_SYMBOL = "x"
 
 TYPE_NAMES: Mapping[str, str] = {
@@ -58,7 +80,62 @@ TYPE_NAMES: Mapping[str, str] = {
     "heating_plant": "Heat plant",
     "substation": "Substation",
     "building": "Building",
+    "road_segment": "Traffic detector",
+    "pricing_zone": "Road-pricing zone",
+    "parking_garage": "Parking garage",
+    "parking_zone": "On-street parking",
+    "bike_station": "Bike-share station",
+    "bus_stop": "Bus stop",
+    "charge_point": "EV charge point",
+    "shore_power": "Shore power",
+    "air_quality_station": "Air-quality station",
+    "river_gauge": "River gauge",
+    "waste_container": "Waste container",
+    "camera": "Camera",
 }
+
+LAYERS: Mapping[str, str] = {
+    "treatment_plant": "Water",
+    "storage_tank": "Water",
+    "reservoir": "Water",
+    "booster_station": "Water",
+    "metering_area": "Water",
+    "lighting_cabinet": "Street lighting",
+    "heating_plant": "District heating",
+    "substation": "District heating",
+    "building": "Buildings",
+    "road_segment": "Mobility",
+    "pricing_zone": "Mobility",
+    "parking_garage": "Mobility",
+    "parking_zone": "Mobility",
+    "bike_station": "Mobility",
+    "bus_stop": "Mobility",
+    "charge_point": "Charging",
+    "shore_power": "Charging",
+    "air_quality_station": "Environment",
+    "river_gauge": "Environment",
+    "waste_container": "Waste",
+    "camera": "Cameras",
+}
+"""The legend group (domain) of each asset type; other types are in ``OTHER_LAYER``."""
+OTHER_LAYER = "Other"
+LAYER_ORDER = (
+    "Water",
+    "Street lighting",
+    "District heating",
+    "Buildings",
+    "Mobility",
+    "Charging",
+    "Environment",
+    "Waste",
+    "Cameras",
+    OTHER_LAYER,
+)
+LEGEND_TITLE = "Layers: click one to hide or show it, double-click to show it alone"
+MAX_MARKERS_PER_DISTRICT = 40
+"""Assets of one type in one district drawn one by one; past it they are counted (see above)."""
+SUMMARY_SIZE = 20
+"""Marker size of a counted group (a single asset's is 13)."""
 
 _SHOWN_ALARM_STATES = frozenset(
     {
@@ -75,6 +152,15 @@ suppressed or out of service: the operator decided about those)."""
 def type_name(asset_type: str) -> str:
     """The legend's name of an asset type (``booster_station`` → ``Booster station``)."""
     return TYPE_NAMES.get(asset_type, asset_type.replace("_", " ").capitalize())
+
+
+def layer_name(asset_type: str) -> str:
+    """The legend group (domain) an asset type is shown in."""
+    return LAYERS.get(asset_type, OTHER_LAYER)
+
+
+def _layer_key(asset_type: str) -> tuple[int, str]:
+    return LAYER_ORDER.index(layer_name(asset_type)), type_name(asset_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +331,7 @@ def map_figure(
                 hoverinfo="skip",
                 showlegend=False,
                 name="Districts",
+                uid="districts",
             )
         )
     placed = [asset for asset in context.assets if asset.position is not None]
@@ -269,12 +356,17 @@ def map_figure(
                     hoverinfo="skip",
                     name="Supplies",
                     showlegend=True,
+                    legendgroup="Supplies",
+                    uid="supplies",
                 )
             )
-    types = sorted({asset.type for asset in placed}, key=type_name)
-    for asset_type in types:
-        members = [asset for asset in placed if asset.type == asset_type]
-        figure.add_trace(_markers(members, states, asset_type, compact))
+    district_labels = {district.name: district.label for district in context.districts}
+    by_type: dict[str, list[AssetDef]] = {}
+    for asset in placed:
+        by_type.setdefault(asset.type, []).append(asset)
+    for asset_type in sorted(by_type, key=_layer_key):
+        points = marker_points(by_type[asset_type], states, district_labels)
+        figure.add_trace(_markers(points, asset_type, compact))
     latitudes.extend(asset.position.latitude for asset in placed if asset.position)
     middle = (
         (min(latitudes) + max(latitudes)) / 2.0
@@ -289,10 +381,20 @@ def map_figure(
         plot_bgcolor="rgba(0,0,0,0)",
         font={"family": FONT, "color": "#2b2b2b"},
         showlegend=not compact,
-        legend={"orientation": "h", "y": -0.02, "yanchor": "top", "font": {"size": 12}},
+        legend={
+            "orientation": "h",
+            "y": -0.02,
+            "yanchor": "top",
+            "font": {"size": 12},
+            "title": {"text": LEGEND_TITLE, "side": "top", "font": {"size": 12}},
+            "traceorder": "grouped",
+            # A click hides or shows one type, not its whole domain.
+            "groupclick": "toggleitem",
+        },
         hovermode="closest",
         dragmode=False if compact else "pan",
-        # Keep the operator's zoom and pan across refreshes of the markers.
+        # Keep the operator's zoom, pan and hidden layers across refreshes of the markers
+        # (plotly matches each trace by its uid).
         uirevision="city-map",
         height=260 if compact else 640,
     )
@@ -303,39 +405,114 @@ def map_figure(
     return figure
 
 
-def _markers(
+@dataclass(frozen=True, slots=True)
+class MapPoint:
+    """One marker of the map: an asset, or a counted group of one type in one district."""
+
+    longitude: float
+    latitude: float
+    abnormal: bool
+    label: str
+    """Text beside the marker: the reasons of an abnormal one, the count of a group."""
+    hover: str
+    asset: str = ""
+    """The asset a click opens ("" for a group)."""
+    count: int = 1
+
+
+def marker_points(
     members: Sequence[AssetDef],
     states: Mapping[str, MarkerState],
-    asset_type: str,
-    compact: bool,
-) -> go.Scatter:
-    colours = []
-    lines = []
-    texts = []
-    hovers = []
+    district_labels: Mapping[str, str],
+    limit: int = MAX_MARKERS_PER_DISTRICT,
+) -> list[MapPoint]:
+    """The markers of one asset type's placed ``members``: one per asset, except that past
+    ``limit`` in one district the normal ones are one counted marker, and the abnormal ones
+    too when they alone are past it (one counted marker per reason)."""
+    by_district: dict[str, list[AssetDef]] = {}
     for asset in members:
-        state = states.get(asset.name, MarkerState(asset.name))
-        colours.append(ABNORMAL_COLOUR if state.abnormal else MARKER_GREY)
-        lines.append(ABNORMAL_COLOUR if state.abnormal else "#2b2b2b")
-        texts.append(f"{asset.title}: {state.text}" if state.abnormal else "")
-        status = state.text or "normal"
-        hovers.append(f"{asset.title} ({asset.name})<br>{type_name(asset.type)} · {status}")
+        if asset.position is not None:
+            by_district.setdefault(asset.district, []).append(asset)
+    points: list[MapPoint] = []
+    for district, group in by_district.items():
+        if len(group) <= limit:
+            points += [_single(asset, states) for asset in group]
+            continue
+        where = district_labels.get(district, district) or "the city"
+        by_reason: dict[str, list[AssetDef]] = {}
+        normal: list[AssetDef] = []
+        for asset in group:
+            state = states.get(asset.name, MarkerState(asset.name))
+            if state.abnormal:
+                by_reason.setdefault(state.text, []).append(asset)
+            else:
+                normal.append(asset)
+        if sum(len(found) for found in by_reason.values()) <= limit:
+            points += [_single(asset, states) for found in by_reason.values() for asset in found]
+        else:
+            points += [_group(found, reason, where) for reason, found in by_reason.items()]
+        if normal:
+            points.append(_group(normal, "", where))
+    # The abnormal last: drawn on top, and the legend shows a type by its first (normal) marker.
+    return sorted(points, key=lambda point: point.abnormal)
+
+
+def _single(asset: AssetDef, states: Mapping[str, MarkerState]) -> MapPoint:
+    state = states.get(asset.name, MarkerState(asset.name))
+    assert asset.position is not None
+    return MapPoint(
+        asset.position.longitude,
+        asset.position.latitude,
+        state.abnormal,
+        f"{asset.title}: {state.text}" if state.abnormal else "",
+        f"{asset.title} ({asset.name})<br>{type_name(asset.type)} · {state.text or 'normal'}",
+        asset.name,
+    )
+
+
+def _group(assets: Sequence[AssetDef], reason: str, where: str) -> MapPoint:
+    """One marker for ``assets`` (one type, one district, one state), at their centre."""
+    positions = [asset.position for asset in assets if asset.position is not None]
+    count = len(assets)
+    kind = type_name(assets[0].type)
+    return MapPoint(
+        sum(p.longitude for p in positions) / len(positions),
+        sum(p.latitude for p in positions) / len(positions),
+        bool(reason),
+        f"{kind} ({count}): {reason}" if reason else f"{count}",
+        f"{kind}: {count} in {where}<br>{reason or 'all normal'} (counted: too many to draw)",
+        count=count,
+    )
+
+
+def _markers(points: Sequence[MapPoint], asset_type: str, compact: bool) -> go.Scatter:
+    size = 8 if compact else 13
     return go.Scatter(
-        x=[asset.position.longitude for asset in members if asset.position],
-        y=[asset.position.latitude for asset in members if asset.position],
+        x=[point.longitude for point in points],
+        y=[point.latitude for point in points],
         mode="markers+text",
         name=type_name(asset_type),
+        uid=f"type:{asset_type}",
+        legendgroup=layer_name(asset_type),
+        legendgrouptitle={"text": layer_name(asset_type)},
         marker={
             "symbol": SYMBOLS.get(asset_type, OTHER_SYMBOL),
-            "size": 8 if compact else 13,
-            "color": colours,
-            "line": {"color": lines, "width": 1},
+            "size": [size if point.count == 1 else SUMMARY_SIZE for point in points],
+            "color": [ABNORMAL_COLOUR if point.abnormal else MARKER_GREY for point in points],
+            "line": {
+                "color": [ABNORMAL_COLOUR if point.abnormal else "#2b2b2b" for point in points],
+                "width": 1,
+            },
         },
-        text=texts,
+        text=[point.label for point in points],
         textposition="top center",
-        textfont={"color": ABNORMAL_COLOUR, "size": 10 if compact else 12, "family": FONT},
-        customdata=[asset.name for asset in members],
-        hovertext=hovers,
+        textfont={
+            "color": [ABNORMAL_COLOUR if point.abnormal else MARKER_GREY for point in points],
+            "size": 10 if compact else 12,
+            "family": FONT,
+        },
+        customdata=[point.asset for point in points],
+        hovertext=[point.hover for point in points],
         hoverinfo="text",
     )
 

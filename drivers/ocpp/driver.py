@@ -11,7 +11,12 @@ the first, as a charge point that rebooted would.
 What charge points report updates each point's state (``drivers.ocpp.state``): ``read`` answers
 from it without a network request, ``subscribe`` pushes every change and a keep-alive each
 interval. A charge point not connected has its points Bad ``not_connected``; one connected but
-silent for ``silence_factor`` heartbeats has them Bad ``comm_failure`` until it speaks again.
+silent for ``silence_factor`` heartbeats has them Bad ``comm_failure`` until it speaks again. A
+read none of whose points can be answered (every charge point it names is away or silent)
+raises NotConnectedError (CommunicationTimeoutError when all are silent), each point's own Bad
+sample attached, as a dead endpoint of the other protocols does. Once a connector has reported
+its status on a connection, the driver asks the charge point for the limit in force on it and on
+the whole point (GetCompositeSchedule), so ``limit_w`` reads Good before anyone has set one.
 
 Writes are OCPP calls: ``charge`` sends RemoteStart/StopTransaction (1.6) or
 RequestStart/StopTransaction (2.0.1) and is confirmed when the transaction starts or stops;
@@ -27,7 +32,9 @@ import contextlib
 import hmac
 import itertools
 import logging
+import math
 import os
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -41,9 +48,10 @@ from ocpp.exceptions import OCPPError
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from controlcenter.model import Quality, Sample, Substatus, TagDef, Value
+from controlcenter.model import DataType, Quality, Sample, Severity, Substatus, TagDef, Value
 from controlcenter.ports import Clock
 from drivers.base import (
     AddressError,
@@ -74,10 +82,21 @@ SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
 _VERSIONS = {"ocpp1.6": "1.6", "ocpp2.0.1": "2.0.1"}
 LIMIT_PROFILE_ID = 1701
 """Id of the charging profile the center's limits use (each new limit replaces it)."""
+MAX_FRAME_BYTES = 256 * 1024
+"""Largest frame a charge point may send; a bigger one closes its connection (1009)."""
 MAX_LOGGED_PROBLEMS = 1000
 """Distinct misbehaviours logged (each once); beyond that they are only counted."""
 COMPOSITE_DURATION_S = 60
 """How far ahead the readback asks for the composite schedule."""
+LIMIT_DECIMALS = 1
+"""Decimals of a charging limit: OCPP 1.6 and 2.0.1 take at most one digit of fraction (a
+finer limit fails the library's schema check before it is sent)."""
+_SCALED = frozenset(
+    {Quantity.ENERGY_WH, Quantity.POWER_W, Quantity.SESSION_ENERGY_WH, Quantity.LIMIT_W}
+)
+"""Quantities a tag's ``scale`` and ``offset`` apply to (e.g. kW from W with scale 0.001)."""
+_AWAY = frozenset({Substatus.NOT_CONNECTED, Substatus.COMM_FAILURE})
+"""Sub-statuses of a point whose charge point is away (not connected, or silent)."""
 
 
 @dataclass(slots=True)
@@ -103,6 +122,7 @@ class OcppDriver:
         self._subscriptions: list[_Subscription] = []
         self._changed = asyncio.Condition()
         self._listen_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         self._transaction_ids = itertools.count(int(time.time()) % 100_000 * 1000 + 1)
         self._remote_start_ids = itertools.count(1)
         self._health = DriverHealth(device, _log)
@@ -114,6 +134,7 @@ class OcppDriver:
             problem=self._problem,
             heartbeat_s=config.heartbeat_interval_s,
             next_transaction_id=lambda: next(self._transaction_ids),
+            connector_seen=self._connector_seen,
         )
 
     @property
@@ -156,7 +177,7 @@ class OcppDriver:
                 subprotocols=[websockets.Subprotocol(name) for name in SUBPROTOCOLS],
                 process_request=self._authorise,
                 # OCPP-J messages are small; a bigger frame is a fault, not data to buffer.
-                max_size=256 * 1024,
+                max_size=MAX_FRAME_BYTES,
                 ping_interval=max(float(self._config.heartbeat_interval_s), 5.0),
                 ping_timeout=self._config.timeout_s,
             )
@@ -176,6 +197,10 @@ class OcppDriver:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+        for task in list(self._background):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._background, return_exceptions=True)
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -187,10 +212,26 @@ class OcppDriver:
             station.connected = False
 
     async def read(self, points: Sequence[TagDef]) -> list[Sample]:
-        """The current state of ``points`` as the charge points last reported it."""
+        """The current state of ``points`` as the charge points last reported it; raise
+        NotConnectedError (CommunicationTimeoutError: all silent) when no point can be answered
+        because every charge point they name is away, each point's Bad sample attached."""
         await self.connect()  # the scan engine's first read or subscribe starts listening
         self._health.count_request()
-        return [self._sample(point, _address(point)) for point in points]
+        samples = [self._sample(point, _address(point)) for point in points]
+        unreachable = [s.quality.substatus for s in samples if s.quality.severity is Severity.BAD]
+        if samples and len(unreachable) == len(samples) and set(unreachable) <= _AWAY:
+            silent = set(unreachable) == {Substatus.COMM_FAILURE}
+            error: DriverError
+            if silent:
+                error = CommunicationTimeoutError(
+                    f"{self._device}: every charge point read is connected but silent"
+                )
+            else:
+                error = NotConnectedError(f"{self._device}: no charge point read is connected")
+            error.point_samples = tuple(samples)
+            self._health.count_error("timeout" if silent else "not_connected", str(error))
+            raise error
+        return samples
 
     async def subscribe(
         self, points: Sequence[TagDef], callback: SampleCallback, *, interval_s: float
@@ -218,9 +259,12 @@ class OcppDriver:
             return await self._charge(session, point, address, value, where)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise AddressError(f"{where}: a limit is a number of watts")
+        if point.scale == 0:
+            raise AddressError(f"{where}: a scale of 0 cannot be inverted")
         station = self._stations[address.charge_point]
-        limit = float(value)
-        if not 0.0 <= limit <= station.config.max_power_w:
+        # The tag's engineering value back to watts; OCPP takes at most one decimal of them.
+        limit = round((float(value) - point.offset) / point.scale, LIMIT_DECIMALS)
+        if not (math.isfinite(limit) and 0.0 <= limit <= station.config.max_power_w):
             raise DeviceRejectedError(
                 f"{where}: limit {limit:.0f} W outside 0..{station.config.max_power_w:.0f} W"
             )
@@ -295,8 +339,13 @@ class OcppDriver:
         self._station_changed(station)
         try:
             await handler.start()
-        except websockets.ConnectionClosed:
-            pass
+        except websockets.ConnectionClosed as err:
+            if err.sent is not None and err.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                self._problem(
+                    "malformed",
+                    f"{self._device}: charge point {charge_point_id}: frame over "
+                    f"{MAX_FRAME_BYTES // 1024} KiB, connection closed",
+                )
         except Exception as err:  # a fault in one charge point's session must not spread
             self._problem("protocol", f"{self._device}: charge point {charge_point_id}: {err!r}")
         finally:
@@ -486,7 +535,53 @@ class OcppDriver:
         if station is None:
             reason = f"charge point {address.charge_point} is not configured on {self._device}"
             return Sample(point.name, None, Quality.bad(Substatus.CONFIG_ERROR, reason), now, now)
-        return station.sample(point.name, address, now, time.monotonic())
+        sample = station.sample(point.name, address, now, time.monotonic())
+        value = sample.value
+        if address.quantity not in _SCALED or not isinstance(value, int | float):
+            return sample
+        scaled = float(value) * point.scale + point.offset
+        if point.data_type is DataType.INT and math.isfinite(scaled):
+            # An integer tag of a numeric quantity (e.g. a limit in whole watts).
+            return Sample(sample.tag, round(scaled), sample.quality, sample.source_time, now)
+        if scaled == value:
+            return sample
+        return Sample(sample.tag, scaled, sample.quality, sample.source_time, now)
+
+    def _connector_seen(self, station: StationState, connector_id: int) -> None:
+        """A connector reported its status: learn the limits in force once per connection."""
+        session = self._sessions.get(station.config.id)
+        if session is None or session.state is not station:
+            return
+        wanted = [c for c in dict.fromkeys((0, connector_id)) if c not in session.limits_asked]
+        if not wanted:
+            return
+        session.limits_asked.update(wanted)
+        task = asyncio.get_running_loop().create_task(
+            self._learn_limits(session, station, wanted),
+            name=f"{self._device} limits of {station.config.id}",
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _learn_limits(
+        self, session: CentralSystemPoint, station: StationState, connectors: list[int]
+    ) -> None:
+        """Ask the charge point the limit in force on ``connectors`` (its composite schedule)."""
+        for connector in connectors:
+            address = OcppAddress(station.config.id, connector, Quantity.LIMIT_W)
+            where = f"{self._device}: charge point {address.charge_point}: limit of {connector}"
+            try:
+                limit = await self._read_limit(session, address, where)
+            except NotConnectedError:
+                return  # gone: its next connection asks again
+            except DriverError as err:
+                # E.g. a charge point without smart charging: the limit stays unknown (Bad).
+                self._problem("limit", str(err))
+                continue
+            if self._sessions.get(station.config.id) is not session:
+                return  # the point reconnected meanwhile: its new connection asks again
+            station.set_limit(connector, limit, self._clock.now())
+            self._station_changed(station)
 
     def _station_changed(self, station: StationState) -> None:
         for subscription in self._subscriptions:
@@ -535,13 +630,19 @@ class OcppDriver:
             await asyncio.sleep(min(0.25, self._config.heartbeat_interval_s / 4))
 
     def _problem(self, kind: str, message: str) -> None:
-        """Count a charge point's misbehaviour; log each kind once per charge point message."""
+        """Count a charge point's misbehaviour; log each kind once per charge point (a point
+        repeating a fault is counted, not logged again)."""
         self._health.count_error(kind, message)
-        key = (kind, message.split(":")[1] if ":" in message else message)
+        who = _WHO.search(message)
+        key = (kind, who.group(1) if who else message)
         # Bounded: a flood of made-up charge point ids must not grow memory or the log.
         if key not in self._logged_problems and len(self._logged_problems) < MAX_LOGGED_PROBLEMS:
             self._logged_problems.add(key)
             _log.warning("%s", message)
+
+
+_WHO = re.compile(r"charg(?:e point|ing station) ([^\s:]+):")
+"""The charge point a problem's message names (``charge point ev_16: ...``)."""
 
 
 def _address(point: TagDef) -> OcppAddress | None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ocpp.charge_point import ChargePoint as _BaseChargePoint
 from ocpp.exceptions import OCPPError
 from ocpp.messages import unpack
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
@@ -57,6 +57,9 @@ class StationContext:
     """Count and log a misbehaviour: (kind, message)."""
     heartbeat_s: int
     next_transaction_id: Callable[[], int]
+    connector_seen: Callable[[StationState, int], None]
+    """A connector reported its status (the StatusNotification is answered): the driver asks
+    the limits in force on it and on the whole point once per connection."""
 
 
 class WireLog:
@@ -104,7 +107,8 @@ async def screen_frame(
         return False
     try:
         message = unpack(raw)
-    except OCPPError as err:
+    except (OCPPError, RecursionError) as err:
+        # RecursionError: JSON nested deeper than the decoder goes (a hostile frame).
         problem("malformed", f"{where}: not an OCPP-J frame ({type(err).__name__}): {raw[:80]!r}")
         unique_id = _unique_id_of(raw)
         if unique_id is not None:
@@ -123,7 +127,7 @@ async def screen_frame(
 def _unique_id_of(raw: str) -> str | None:
     try:
         frame = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(frame, list) and len(frame) >= 2 and isinstance(frame[1], str):
         return frame[1][:36]
@@ -144,6 +148,8 @@ class CentralSystem16(ChargePoint16):
         )
         self.state = state
         self.context = context
+        self.limits_asked: set[int] = set()
+        """Connectors whose limit was asked for on this connection."""
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         """Screen, note that the point was heard, then route as the library does."""
@@ -181,6 +187,11 @@ class CentralSystem16(ChargePoint16):
         self.state.set_status(connector_id, status, at)
         self.context.changed(self.state)
         return result16.StatusNotification()
+
+    @after(Action16.status_notification)
+    def after_status(self, connector_id: int, **extra: Any) -> None:
+        """Once answered: learn the limits in force (the point's own call completes first)."""
+        self.context.connector_seen(self.state, connector_id)
 
     @on(Action16.meter_values)
     def on_meter_values(self, connector_id: int, meter_value: Any, **extra: Any) -> Any:
@@ -230,6 +241,8 @@ class CentralSystem201(ChargePoint201):
         )
         self.state = state
         self.context = context
+        self.limits_asked: set[int] = set()
+        """EVSEs whose limit was asked for on this connection."""
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         """Screen, note that the station was heard, then route as the library does."""
@@ -268,6 +281,11 @@ class CentralSystem201(ChargePoint201):
         self.state.set_status_v201(evse_id, connector_status, at)
         self.context.changed(self.state)
         return result201.StatusNotification()
+
+    @after(Action201.status_notification)
+    def after_status(self, evse_id: int, **extra: Any) -> None:
+        """Once answered: learn the limits in force on the EVSE and the station."""
+        self.context.connector_seen(self.state, evse_id)
 
     @on(Action201.meter_values)
     def on_meter_values(self, evse_id: int, meter_value: Any, **extra: Any) -> Any:

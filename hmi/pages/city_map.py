@@ -3,9 +3,10 @@ in colour with their reason in words; a click on an asset opens its faceplate.
 
 The markers' states are recomputed on the server every ``REFRESH_MS`` and at once when an
 alarm changes (the live stream bumps the shell's alarm version); the figure keeps the
-operator's zoom and pan across these refreshes (``uirevision``). Beside the map, the assets
-needing attention are listed as links, so the map never depends on seeing colour or on
-hitting a small marker.
+operator's zoom, pan and hidden layers across these refreshes (``uirevision``; the legend's
+layers are the asset types, grouped by domain). Beside the map, the assets needing attention are
+listed as links (the first ``MAX_ATTENTION``, with how many more), so the map never depends on
+seeing colour or on hitting a small marker.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ REFRESH_MS = 5_000
 """Marker states are cheap, but a map is read at a glance: every five seconds is enough
 (alarm changes refresh it at once)."""
 GRAPH_CONFIG: Any = {"displayModeBar": False, "scrollZoom": True, "displaylogo": False}
+MAX_ATTENTION = 100
+"""Assets listed beside the map: a gateway's outage can make thousands of containers abnormal,
+and a list that long helps nobody (the map counts them per district and reason)."""
 
 
 def render(context: HmiContext, user: User, request: PageRequest) -> Any:
@@ -74,6 +78,12 @@ def attention_list(context: HmiContext, states: Any) -> Any:
     rows = abnormal_assets(context, states)
     if not rows:
         return [html.H3("Needing attention"), html.P("None", className="map-none")]
+    more = len(rows) - MAX_ATTENTION
+    rest = (
+        [html.P(f"and {more} more (the first {MAX_ATTENTION} are listed)", id="map-attention-more")]
+        if more > 0
+        else []
+    )
     return [
         html.H3(f"Needing attention ({len(rows)})"),
         html.Ul(
@@ -86,9 +96,10 @@ def attention_list(context: HmiContext, states: Any) -> Any:
                     className="map-attention-item abnormal",
                     **data_attributes({"data-asset": asset.name}),
                 )
-                for asset, state in rows
+                for asset, state in rows[:MAX_ATTENTION]
             ]
         ),
+        *rest,
     ]
 
 

@@ -1,9 +1,14 @@
-"""One contract, three protocols: every driver against the simulator over real sockets.
+"""One contract, every protocol: each driver against a simulated device over real sockets.
 
 The same device (a level input, a setpoint, a run command and a mode) is served by the
-simulator's Modbus TCP, OPC UA and BACnet/IP servers on free ports; each driver must read it,
-write it with readback, refuse what the device refuses, push changes where the protocol can,
+simulator's Modbus TCP, OPC UA and BACnet/IP servers, its GTFS-Realtime and GBFS feeds, an MQTT
+device through the test broker, and an OCPP charge point, on free ports; each driver must read
+it, write it with readback, refuse what the device refuses, push changes where the protocol can,
 fail fast and typed on a dead endpoint, and count what it did.
+
+OCPP turns the connection round: the driver is the central system that listens, and the charge
+point dials in once the driver's port is known (``Served.attach``). Its dead endpoint is a
+central system no charge point is connected to.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import pytest
@@ -33,6 +39,7 @@ from drivers.modbus.config import ModbusDeviceConfig
 from drivers.modbus.driver import ModbusDriver
 from drivers.mqtt.config import MqttDeviceConfig
 from drivers.mqtt.driver import MqttDriver
+from drivers.ocpp.driver import OcppDriver
 from drivers.opcua.config import OpcUaDeviceConfig
 from drivers.opcua.driver import OpcUaDriver
 from plc_sim.device import PointBinding, PointSpec, PointValue, SimDevice
@@ -44,8 +51,10 @@ from plc_sim.servers.modbus.server import ModbusDeviceServer
 from plc_sim.servers.opcua.server import OpcUaDeviceServer
 from tests.drivers.mqtt.mqtt_contract_device import MqttControllerDevice
 from tests.drivers.mqtt.mqtt_support import broker as mqtt_broker
+from tests.drivers.ocpp.ocpp_contract_point import SCALES as OCPP_SCALES
+from tests.drivers.ocpp.ocpp_contract_point import OcppControllerPoint
 
-PROTOCOLS = ("modbus", "opcua", "bacnet", "gtfs_realtime", "gbfs", "mqtt")
+PROTOCOLS = ("modbus", "opcua", "bacnet", "gtfs_realtime", "gbfs", "mqtt", "ocpp")
 POLLED = frozenset({"modbus", "gtfs_realtime", "gbfs"})
 """Protocols that cannot push changes."""
 READ_ONLY = frozenset({"gtfs_realtime", "gbfs"})
@@ -172,9 +181,13 @@ class Served:
     tags: dict[str, TagDef]
     make_driver: Callable[[int], Driver]
     """A driver for the server's port (or another port, for a dead endpoint)."""
+    attach: Callable[[Driver], AbstractAsyncContextManager[None]] | None = None
+    """For a device that connects to its driver (OCPP): connected to a listening driver."""
 
 
-def _tag_defs(server: DeviceServer, device: str) -> dict[str, TagDef]:
+def _tag_defs(
+    server: DeviceServer, device: str, scales: dict[str, float] | None = None
+) -> dict[str, TagDef]:
     addresses = server.addresses()
     kinds = {"float": DataType.FLOAT, "bool": DataType.BOOL, "int": DataType.INT}
     return {
@@ -187,6 +200,7 @@ def _tag_defs(server: DeviceServer, device: str) -> dict[str, TagDef]:
             low=spec.low,
             high=spec.high,
             writable=spec.writable,
+            scale=(scales or {}).get(spec.tag, 1.0),
         )
         for spec in SPECS
     }
@@ -204,6 +218,8 @@ def _serve(protocol: str) -> Served:
     clock = WallClock()
     server: DeviceServer
     make_driver: Callable[[int], Driver]
+    attach: Callable[[Driver], AbstractAsyncContextManager[None]] | None = None
+    scales: dict[str, float] | None = None
     if protocol == "modbus":
         server = ModbusDeviceServer(device)
 
@@ -252,6 +268,15 @@ def _serve(protocol: str) -> Served:
             )
             return MqttDriver(name, config, clock)
 
+    elif protocol == "ocpp":
+        charge_point = OcppControllerPoint(device)
+        server = charge_point
+        attach = charge_point.attached
+        scales = OCPP_SCALES  # OCPP speaks watts; the level and setpoint are kilowatts
+
+        def make_driver(port: int) -> Driver:
+            return OcppDriver(name, charge_point.central_system(port), clock)
+
     else:
         server = BacnetDeviceServer(device)
 
@@ -266,7 +291,8 @@ def _serve(protocol: str) -> Served:
             )
             return BacnetDriver(name, config, clock)
 
-    return Served(protocol, controller, server, _tag_defs(server, name), make_driver)
+    tags = _tag_defs(server, name, scales)
+    return Served(protocol, controller, server, tags, make_driver, attach)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session", params=PROTOCOLS)
@@ -286,7 +312,11 @@ async def driver(served: Served) -> AsyncIterator[Driver]:
     connected = served.make_driver(served.server.port)
     await connected.connect()
     try:
-        yield connected
+        if served.attach is None:
+            yield connected
+        else:
+            async with served.attach(connected):
+                yield connected
     finally:
         await connected.close()
 
@@ -358,6 +388,10 @@ async def test_a_dead_endpoint_fails_fast_and_typed(served: Served, closed_port:
     with pytest.raises((NotConnectedError, CommunicationTimeoutError)):
         await dead.connect()
         await dead.read(list(served.tags.values()))
+    if served.protocol not in READ_ONLY:
+        # A command to a device nobody can reach is refused as fast, never sent into the void.
+        with pytest.raises((NotConnectedError, CommunicationTimeoutError)):
+            await dead.write(served.tags["plant.setpoint"], 1.0)
     await dead.close()
     assert time.monotonic() - started < 5.0
 

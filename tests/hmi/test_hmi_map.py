@@ -33,13 +33,23 @@ from hmi.map_svg import (
     ALARM,
     BAD_QUALITY,
     COMM_LOST,
+    LAYER_ORDER,
+    LAYERS,
     MARKER_GREY,
+    OTHER_SYMBOL,
     SYMBOLS,
+    TYPE_NAMES,
+    MarkerState,
     clicked_asset,
     index_assets,
     map_figure,
     marker_states,
 )
+from hmi.pages.city_map import MAX_ATTENTION, attention_list
+from plc_sim.city import CityOptions, SimulatedCity
+from plc_sim.clock import SimClock
+from plc_sim.domain import ALL_DOMAINS
+from plc_sim.geography import city_geography
 from tests.hmi.conftest import ListJournal
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
@@ -282,3 +292,147 @@ def test_a_forged_click_opens_nothing(click: object) -> None:
 def test_a_click_on_a_marker_names_its_asset() -> None:
     click = {"points": [{"x": 5.011, "y": 52.006, "customdata": "water.ps1"}]}
     assert clicked_asset(context(), click) == "water.ps1"
+
+
+# -- the further domains: layers, symbols, and thousands of containers ------------------------
+
+
+def _city_assets() -> tuple[AssetDef, ...]:
+    """The placed assets of the simulated city with every domain (as its site file has them)."""
+    city = SimulatedCity(SimClock(), CityOptions(domains=frozenset(ALL_DOMAINS)))
+    return tuple(
+        AssetDef(
+            placed.name,
+            placed.type,
+            placed.name.split(".", 1)[0],
+            placed.label,
+            GeoPoint(*placed.position),
+            placed.district,
+        )
+        for placed in city_geography(city).assets
+    )
+
+
+def _context_of(
+    assets: Sequence[AssetDef], districts: Sequence[DistrictDef] = DISTRICTS
+) -> HmiContext:
+    return HmiContext(
+        live=DictLive({}),
+        history=cast(HistoryQueryReader, None),
+        journal=ListJournal([]),
+        site_name="Testville",
+        assets=tuple(assets),
+        districts=tuple(districts),
+    )
+
+
+def test_every_asset_type_of_the_city_is_a_named_layer_with_its_own_symbol() -> None:
+    assets = _city_assets()
+    types = {asset.type for asset in assets}
+    # The further domains are on the map (buses and bikes have no fixed place in the site).
+    assert {"waste_container", "air_quality_station", "river_gauge", "charge_point"} <= types
+    assert {"camera", "parking_garage", "parking_zone", "road_segment"} <= types
+    assert types <= set(SYMBOLS) and types <= set(TYPE_NAMES) and types <= set(LAYERS)
+    assert len(set(SYMBOLS.values())) == len(SYMBOLS), "two types share a symbol"
+    assert OTHER_SYMBOL not in SYMBOLS.values()
+    assert len(set(TYPE_NAMES.values())) == len(TYPE_NAMES), "two types share a name"
+    assert set(LAYERS.values()) <= set(LAYER_ORDER)
+    figure = map_figure(_context_of(assets), {})
+    markers = {t.uid: t for t in figure.data if t.customdata is not None}
+    assert set(markers) == {f"type:{kind}" for kind in types}
+    for kind in types:
+        trace = markers[f"type:{kind}"]
+        assert trace.name == TYPE_NAMES[kind]
+        assert trace.marker.symbol == SYMBOLS[kind]
+        assert trace.legendgroup == LAYERS[kind]
+        assert trace.legendgrouptitle.text == LAYERS[kind]
+    assert markers["type:waste_container"].legendgroup == "Waste"
+    assert markers["type:charge_point"].legendgroup == markers["type:shore_power"].legendgroup
+    # Layers in domain order: the utilities first, then the further domains.
+    groups = [t.legendgroup for t in figure.data if t.customdata is not None]
+    assert groups == sorted(groups, key=LAYER_ORDER.index)
+
+
+def test_the_legend_says_how_to_hide_layers_and_refreshes_keep_the_choice() -> None:
+    ctx = _context_of(_city_assets())
+    first = map_figure(ctx, {})
+    legend = first.layout.legend
+    assert "click" in legend.title.text and "hide" in legend.title.text
+    assert legend.groupclick == "toggleitem"
+    # A refresh draws the same traces under the same uids and ui revision: plotly keeps
+    # what the operator hid (and the zoom) when the new figure arrives.
+    lost = {asset.name: MarkerState(asset.name, (COMM_LOST,)) for asset in ctx.assets[:5]}
+    second = map_figure(ctx, lost)
+    assert [t.uid for t in first.data] == [t.uid for t in second.data]
+    assert all(t.uid for t in first.data)
+    assert len({t.uid for t in first.data}) == len(first.data)
+    assert first.layout.uirevision == second.layout.uirevision == "city-map"
+    assert all(t.visible is None for t in second.data), "a refresh must not reset visibility"
+
+
+def _containers(count: int, district: str = "d1") -> list[AssetDef]:
+    return [
+        AssetDef(
+            f"waste.c{n}",
+            "waste_container",
+            "waste",
+            f"Container {n}",
+            GeoPoint(52.001 + (n % 97) * 0.00008, 5.001 + (n // 97) * 0.00015),
+            district,
+        )
+        for n in range(count)
+    ]
+
+
+def _points(figure: Any, uid: str) -> list[tuple[str, str, Any]]:
+    (trace,) = [t for t in figure.data if t.uid == uid]
+    return list(zip(trace.customdata, trace.text, trace.marker.color, strict=True))
+
+
+def test_thousands_of_containers_in_a_district_are_counted_not_drawn_one_by_one() -> None:
+    assets = _containers(3000) + _containers(30, "d2")
+    ctx = _context_of(assets)
+    figure = map_figure(ctx, {})
+    points = _points(figure, "type:waste_container")
+    # Old Town's 3000 are one counted marker; Harbour's 30 stay single (within the limit).
+    assert len(points) == 1 + 30
+    counted = [p for p in points if p[0] == ""]
+    assert [(text, colour) for _, text, colour in counted] == [("3000", MARKER_GREY)]
+    (trace,) = [t for t in figure.data if t.uid == "type:waste_container"]
+    (group,) = [h for h in trace.hovertext if "3000 in Old Town" in h]
+    assert "all normal" in group
+    # A click on the counted marker opens nothing.
+    assert clicked_asset(ctx, {"points": [{"customdata": ""}]}) is None
+
+
+def test_abnormal_containers_stay_visible_one_by_one_or_counted_per_reason() -> None:
+    assets = _containers(3000)
+    ctx = _context_of(assets)
+    few = {a.name: MarkerState(a.name, (ALARM,)) for a in assets[:3]}
+    points = _points(map_figure(ctx, few), "type:waste_container")
+    singles = [p for p in points if p[0]]
+    assert [p[0] for p in singles] == ["waste.c0", "waste.c1", "waste.c2"]
+    assert all(
+        text.endswith(": ALARM") and colour == ABNORMAL_COLOUR for _, text, colour in singles
+    )
+    assert [text for name, text, _ in points if not name] == ["2997"]
+    # A gateway outage: every container abnormal, some with an alarm as well.
+    outage = {a.name: MarkerState(a.name, (COMM_LOST,)) for a in assets}
+    outage.update({a.name: MarkerState(a.name, (COMM_LOST, ALARM)) for a in assets[:10]})
+    points = _points(map_figure(ctx, outage), "type:waste_container")
+    assert sorted(text for _, text, _ in points) == [
+        "Waste container (10): COMM LOST, ALARM",
+        "Waste container (2990): COMM LOST",
+    ]
+    assert all(colour == ABNORMAL_COLOUR and name == "" for name, _, colour in points)
+
+
+def test_the_attention_list_beside_the_map_is_bounded() -> None:
+    assets = _containers(500)
+    ctx = _context_of(assets)
+    states = {a.name: MarkerState(a.name, (COMM_LOST,)) for a in assets}
+    heading, listing, more = attention_list(ctx, states)
+    assert heading.children == "Needing attention (500)"
+    assert len(listing.children) == MAX_ATTENTION
+    assert more.children == f"and {500 - MAX_ATTENTION} more (the first {MAX_ATTENTION} are listed)"
+    assert len(attention_list(ctx, {k: states[k] for k in list(states)[:3]})[1].children) == 3

@@ -261,10 +261,13 @@ class OcppChargePointClient:
     async def stop(self) -> None:
         """Disconnect and stop; never raises."""
         task, self._task = self._task, None
-        if task is not None:
+        while task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # A cancellation that meets an answer arriving in the ocpp library's wait for it
+            # (asyncio.wait_for before Python 3.12) is lost: ask again until the task ends.
+            await asyncio.wait({task}, timeout=0.5)
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: the task ended as it should, whatever it raised
         self.connected.clear()
 
     async def drop_connection(self) -> None:
@@ -312,6 +315,7 @@ class OcppChargePointClient:
         point = _Point16(self, connection) if self.version == "1.6" else _Point201(self, connection)
         self._point = point
         listener = asyncio.create_task(point.start())
+        behaviour: asyncio.Task[None] | None = None
         try:
             await self._boot(point)
             self.connected.set()
@@ -324,9 +328,12 @@ class OcppChargePointClient:
             for task in done:
                 task.result()
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listener
+            # Both, also when the session itself is cancelled (the behaviour must not outlive it).
+            for running in (listener, behaviour):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await running
 
     async def _boot(self, point: _Point16 | _Point201) -> None:
         if isinstance(point, _Point16):

@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from controlcenter.model import Quality, Sample, Severity, Substatus, Value
+from controlcenter.model import DataType, Quality, Sample, Severity, Substatus, TagDef, Value
 from drivers.base import AddressError, DeviceRejectedError, DriverError, NotConnectedError
 from drivers.ocpp.driver import OcppDriver
 from drivers.ocpp.state import Reading
@@ -87,6 +87,54 @@ async def test_a_limit_reads_back_from_the_composite_schedule(
         assert site.models[charge_point].station_limit_w == pytest.approx(20_000.0)
 
 
+@pytest.mark.parametrize(("charge_point", "version"), VERSIONS)
+async def test_limits_in_force_read_good_before_anyone_sets_one(
+    charge_point: str, version: str
+) -> None:
+    async with central() as site:
+        await connect_point(site, charge_point, version)  # type: ignore[arg-type]
+        model = site.models[charge_point]
+        station = site.driver.station(charge_point)
+        assert station is not None
+        for connector in (0, 1, 2):
+            # Asked for once the connector reported its status on this connection.
+            await until(
+                lambda c=connector: (
+                    c in station.connectors  # type: ignore[misc]
+                    and station.connectors[c].limit is not None
+                ),
+                f"the limit of connector {connector}",
+            )
+            sample = await read_one(site, tag(charge_point, connector, "limit_w"))
+            assert sample.quality.is_good, sample
+            assert sample.value == pytest.approx(model.composite_limit(connector))
+
+
+async def test_a_scaled_tag_reads_and_commands_in_its_own_unit() -> None:
+    async with central() as site:
+        await connect_point(site, "ev_201", "2.0.1")
+        watts = tag("ev_201", 1, "limit_w")
+        kilowatts = TagDef(
+            "charging.ev_201.c1.limit_kw",
+            watts.device,
+            watts.address,
+            DataType.FLOAT,
+            unit="kW",
+            writable=True,
+            scale=0.001,
+        )
+        assert await site.driver.write(kilowatts, 11.0) == pytest.approx(11.0)
+        assert site.models["ev_201"].connector(1).limit_w == pytest.approx(11_000.0)
+        assert (await read_one(site, watts)).value == pytest.approx(11_000.0)
+        # OCPP takes a limit with one decimal at most: a finer one is sent rounded.
+        assert await site.driver.write(watts, 7_000.26) == pytest.approx(7_000.3)
+        assert site.models["ev_201"].connector(1).limit_w == pytest.approx(7_000.3)
+        whole = TagDef(
+            "charging.ev_201.c1.limit_int", watts.device, watts.address, DataType.INT, writable=True
+        )
+        assert await site.driver.write(whole, 6_500) == 6_500
+
+
 async def test_refused_commands_are_typed_errors() -> None:
     async with central() as site:
         await connect_point(site, "ev_16", "1.6")
@@ -115,9 +163,17 @@ async def test_refused_commands_are_typed_errors() -> None:
 
 async def test_points_of_absent_and_unknown_charge_points_are_bad() -> None:
     async with central() as site:
-        absent = await read_one(site, tag("ev_201", 1, "power_w"))
+        # Nothing of the read can be answered: a typed failure, each point's reason attached.
+        with pytest.raises(NotConnectedError) as away:
+            await read_one(site, tag("ev_201", 1, "power_w"))
+        (absent,) = away.value.point_samples
         assert absent.quality.substatus is Substatus.NOT_CONNECTED
-        connected = await read_one(site, tag("ev_201", 0, "connected"))
+        assert "ev_201 is not connected" in absent.quality.reason
+        # With a point that can be answered (the connection flag) the read gives samples.
+        absent, connected = await site.driver.read(
+            [tag("ev_201", 1, "power_w"), tag("ev_201", 0, "connected")]
+        )
+        assert absent.quality.substatus is Substatus.NOT_CONNECTED
         assert connected.quality.is_good and connected.value is False
         stranger = tag("ev_16", 1, "power_w")
         stranger = type(stranger)(
