@@ -22,7 +22,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
-    null,
+    literal,
     select,
     type_coerce,
 )
@@ -280,15 +280,16 @@ def _sqlite_float_columns(conn: Connection, tag: str, rows: Subquery) -> SampleC
     (the key's order: checked, and read row by row should it ever differ)."""
     server, source, value, code, reason = rows.c
     infinite = func.abs(value) > _LARGEST_DOUBLE
+    # Joined as text, not json_group_array(json(...)): no JSON parse of every number.
     exact = case(
-        (value.is_(None), null()),
-        (infinite, null()),  # json() refuses "Inf": counted below, the read goes row by row
-        else_=func.json(func.printf("%!.17g", value)),
+        (value.is_(None), literal("null")),
+        (infinite, literal("null")),  # JSON has no "Inf": counted below, read row by row
+        else_=func.printf("%!.17g", value),
     )
     query = select(
         func.json_group_array(server),
         func.json_group_array(source),
-        func.json_group_array(exact),
+        literal("[") + func.group_concat(exact, ",") + literal("]"),
         func.json_group_array(code),
         func.json_group_array(reason),
         func.count(),
@@ -312,6 +313,9 @@ def _quality_columns(
 ) -> tuple[list[int], list[Quality]]:
     """Each row's index into the distinct qualities, and those qualities (at C speed: a day's
     rows mostly share one)."""
+    if codes.count(codes[0]) == len(codes) and reasons.count(reasons[0]) == len(reasons):
+        # The common case, one quality all along (counted at C speed).
+        return [0] * len(codes), [Quality.from_status_code(int(codes[0]), reasons[0] or "")]
     keys = list(zip(codes, reasons, strict=True))
     indexes = {key: index for index, key in enumerate(dict.fromkeys(keys))}
     qualities = [Quality.from_status_code(int(code), reason or "") for code, reason in indexes]

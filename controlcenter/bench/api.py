@@ -109,7 +109,8 @@ class ApiBenchOptions:
     hours: float = 24.0
     """History filled (one value a second) and read in one request."""
     history_requests: int = 40
-    history_workers: int = 2
+    history_workers: int = 1
+    """History clients side by side (the target is the time of one read on a running center)."""
     streams: int = 10
     changes: int = 30
     warm_up_s: float = 3.0

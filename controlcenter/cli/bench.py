@@ -297,7 +297,7 @@ def bench_api(
         float, typer.Option(min=0.01, help="Hours of 1 s history filled and read at once.")
     ] = 24.0,
     history_requests: Annotated[int, typer.Option(min=1, help="History reads.")] = 40,
-    history_workers: Annotated[int, typer.Option(min=1, help="History clients side by side.")] = 2,
+    history_workers: Annotated[int, typer.Option(min=1, help="History clients side by side.")] = 1,
     streams: Annotated[int, typer.Option(min=1, help="Clients following the stream.")] = 10,
     changes: Annotated[int, typer.Option(min=1, help="Field changes timed to the stream.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
