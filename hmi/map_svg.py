@@ -492,7 +492,8 @@ def _markers(points: Sequence[MapPoint], asset_type: str, compact: bool) -> go.S
         y=[point.latitude for point in points],
         mode="markers+text",
         name=type_name(asset_type),
-        uid=f"type:{asset_type}",
+        # Plotly puts the uid into CSS selectors (its colour bars): letters, digits, - and _.
+        uid=f"type-{asset_type}",
         legendgroup=layer_name(asset_type),
         legendgrouptitle={"text": layer_name(asset_type)},
         marker={

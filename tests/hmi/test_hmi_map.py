@@ -339,15 +339,15 @@ def test_every_asset_type_of_the_city_is_a_named_layer_with_its_own_symbol() -> 
     assert set(LAYERS.values()) <= set(LAYER_ORDER)
     figure = map_figure(_context_of(assets), {})
     markers = {t.uid: t for t in figure.data if t.customdata is not None}
-    assert set(markers) == {f"type:{kind}" for kind in types}
+    assert set(markers) == {f"type-{kind}" for kind in types}
     for kind in types:
-        trace = markers[f"type:{kind}"]
+        trace = markers[f"type-{kind}"]
         assert trace.name == TYPE_NAMES[kind]
         assert trace.marker.symbol == SYMBOLS[kind]
         assert trace.legendgroup == LAYERS[kind]
         assert trace.legendgrouptitle.text == LAYERS[kind]
-    assert markers["type:waste_container"].legendgroup == "Waste"
-    assert markers["type:charge_point"].legendgroup == markers["type:shore_power"].legendgroup
+    assert markers["type-waste_container"].legendgroup == "Waste"
+    assert markers["type-charge_point"].legendgroup == markers["type-shore_power"].legendgroup
     # Layers in domain order: the utilities first, then the further domains.
     groups = [t.legendgroup for t in figure.data if t.customdata is not None]
     assert groups == sorted(groups, key=LAYER_ORDER.index)
@@ -393,12 +393,12 @@ def test_thousands_of_containers_in_a_district_are_counted_not_drawn_one_by_one(
     assets = _containers(3000) + _containers(30, "d2")
     ctx = _context_of(assets)
     figure = map_figure(ctx, {})
-    points = _points(figure, "type:waste_container")
+    points = _points(figure, "type-waste_container")
     # Old Town's 3000 are one counted marker; Harbour's 30 stay single (within the limit).
     assert len(points) == 1 + 30
     counted = [p for p in points if p[0] == ""]
     assert [(text, colour) for _, text, colour in counted] == [("3000", MARKER_GREY)]
-    (trace,) = [t for t in figure.data if t.uid == "type:waste_container"]
+    (trace,) = [t for t in figure.data if t.uid == "type-waste_container"]
     (group,) = [h for h in trace.hovertext if "3000 in Old Town" in h]
     assert "all normal" in group
     # A click on the counted marker opens nothing.
@@ -409,7 +409,7 @@ def test_abnormal_containers_stay_visible_one_by_one_or_counted_per_reason() -> 
     assets = _containers(3000)
     ctx = _context_of(assets)
     few = {a.name: MarkerState(a.name, (ALARM,)) for a in assets[:3]}
-    points = _points(map_figure(ctx, few), "type:waste_container")
+    points = _points(map_figure(ctx, few), "type-waste_container")
     singles = [p for p in points if p[0]]
     assert [p[0] for p in singles] == ["waste.c0", "waste.c1", "waste.c2"]
     assert all(
@@ -419,7 +419,7 @@ def test_abnormal_containers_stay_visible_one_by_one_or_counted_per_reason() -> 
     # A gateway outage: every container abnormal, some with an alarm as well.
     outage = {a.name: MarkerState(a.name, (COMM_LOST,)) for a in assets}
     outage.update({a.name: MarkerState(a.name, (COMM_LOST, ALARM)) for a in assets[:10]})
-    points = _points(map_figure(ctx, outage), "type:waste_container")
+    points = _points(map_figure(ctx, outage), "type-waste_container")
     assert sorted(text for _, text, _ in points) == [
         "Waste container (10): COMM LOST, ALARM",
         "Waste container (2990): COMM LOST",
