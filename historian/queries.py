@@ -11,13 +11,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Select,
     Subquery,
     case,
     cast,
@@ -69,11 +70,7 @@ class HistoryQueries:
         ``limit`` at most that many are returned (from the end the order starts at). Raises
         UnknownTagError for an unknown tag.
         """
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0, not {limit}")
-        for name, moment in (("start", start), ("end", end)):
-            if moment is not None and moment.utcoffset() is None:
-                raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+        _check_window(start, end, limit)
         with self._store.reading(f"read {tag}") as conn:
             info = tag_info(conn, tag)
             query = select(
@@ -84,15 +81,7 @@ class HistoryQueries:
                 samples.c.quality,
                 samples.c.reason,
             ).where(samples.c.tag_id == info.id)
-            if start is not None:
-                query = query.where(samples.c.server_time >= start)
-            if end is not None:
-                query = query.where(samples.c.server_time <= end)
-            query = query.order_by(
-                samples.c.server_time.desc() if newest_first else samples.c.server_time
-            )
-            if limit is not None:
-                query = query.limit(limit)
+            query = _in_window(query, start, end, limit=limit, newest_first=newest_first)
             rows = conn.execute(query).all()
         qualities: dict[tuple[int, str | None], Quality] = {}
         result: list[Sample] = []
@@ -117,11 +106,7 @@ class HistoryQueries:
         """``read_raw`` as columns: the same rows, times as epoch milliseconds computed by the
         database, no ``Sample`` per row (a day of one-second values reads in a fraction of the
         time). Raises UnknownTagError for an unknown tag."""
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0, not {limit}")
-        for name, moment in (("start", start), ("end", end)):
-            if moment is not None and moment.utcoffset() is None:
-                raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+        _check_window(start, end, limit)
         with self._store.reading(f"read {tag}") as conn:
             info = tag_info(conn, tag)
             sqlite = conn.dialect.name == "sqlite"
@@ -136,15 +121,7 @@ class HistoryQueries:
                 samples.c.quality,
                 samples.c.reason,
             ).where(samples.c.tag_id == info.id)
-            if start is not None:
-                query = query.where(samples.c.server_time >= start)
-            if end is not None:
-                query = query.where(samples.c.server_time <= end)
-            query = query.order_by(
-                samples.c.server_time.desc() if newest_first else samples.c.server_time
-            )
-            if limit is not None:
-                query = query.limit(limit)
+            query = _in_window(query, start, end, limit=limit, newest_first=newest_first)
             if sqlite and info.data_type is DataType.FLOAT:
                 columns = _sqlite_float_columns(conn, tag, query.subquery())
                 if columns is not None:
@@ -320,3 +297,33 @@ def _quality_columns(
     indexes = {key: index for index, key in enumerate(dict.fromkeys(keys))}
     qualities = [Quality.from_status_code(int(code), reason or "") for code, reason in indexes]
     return list(map(indexes.__getitem__, keys)), qualities
+
+
+def _check_window(start: datetime | None, end: datetime | None, limit: int | None) -> None:
+    """Refuse a negative limit or a window end without a time zone (ValueError)."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, not {limit}")
+    for name, moment in (("start", start), ("end", end)):
+        if moment is not None and moment.utcoffset() is None:
+            raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
+
+
+_Query = TypeVar("_Query", bound=Select[Any])
+
+
+def _in_window(
+    query: _Query,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    limit: int | None,
+    newest_first: bool,
+) -> _Query:
+    """``query`` over samples limited to start <= server time <= end, in server-time order
+    (newest first if asked), at most ``limit`` rows from the end the order starts at."""
+    if start is not None:
+        query = query.where(samples.c.server_time >= start)
+    if end is not None:
+        query = query.where(samples.c.server_time <= end)
+    query = query.order_by(samples.c.server_time.desc() if newest_first else samples.c.server_time)
+    return query if limit is None else query.limit(limit)
