@@ -22,6 +22,7 @@ import nats
 import nats.js.errors
 
 from controlcenter.model import Sample
+from controlcenter.runtime.app import ControlCenter
 from controlcenter.transport.subjects import Subjects
 from historian.store import SqlHistorian
 
@@ -65,6 +66,30 @@ def stored_once(store: SqlHistorian, tags: Iterable[str], samples: Sequence[Samp
         if missing:
             problems.append(f"{tag}: {len(missing)} of {len(sent)} missing")
     return problems
+
+
+class RunningCenter:
+    """A center run as a task until ``stop``: ready once its NATS ingest takes the stream."""
+
+    def __init__(self, center: ControlCenter) -> None:
+        self.center = center
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> ControlCenter:
+        """Run the center; return it once it and its ingest are ready."""
+        self._task = asyncio.create_task(self.center.run(self._stop))
+        await asyncio.wait_for(self.center.ready.wait(), 60)
+        transport = self.center.transport
+        assert transport is not None and transport.ingest is not None
+        await asyncio.wait_for(transport.ingest.ready.wait(), 30)
+        return self.center
+
+    async def stop(self) -> None:
+        """Stop the center cleanly."""
+        assert self._task is not None
+        self._stop.set()
+        await asyncio.wait_for(self._task, 60)
 
 
 async def delete_stream(subjects: Subjects) -> None:

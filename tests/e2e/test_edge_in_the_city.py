@@ -28,7 +28,15 @@ from controlcenter.site.config import InterlockConfig, SiteConfig, load_site
 from historian.store import SqlHistorian
 from plc_sim.city import CityOptions, SimulatedCity
 from plc_sim.clock import SimClock
-from tests.nats_kit import Relay, delete_stream, nats_url, stored_once, unique_root, until
+from tests.nats_kit import (
+    Relay,
+    RunningCenter,
+    delete_stream,
+    nats_url,
+    stored_once,
+    unique_root,
+    until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -58,8 +66,7 @@ class EdgeCity:
     tmp: Path
     published: list[Sample] = field(default_factory=list)
     center: ControlCenter | None = None
-    _stop: asyncio.Event | None = None
-    _task: asyncio.Task[None] | None = None
+    _running: RunningCenter | None = None
     _edge_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _edge_task: asyncio.Task[None] | None = None
 
@@ -86,19 +93,14 @@ class EdgeCity:
             nats_url=nats_url(),
             transport=self.options,
         )
-        self._stop = asyncio.Event()
-        self._task = asyncio.create_task(center.run(self._stop))
-        await asyncio.wait_for(center.ready.wait(), 60)
-        assert center.transport is not None and center.transport.ingest is not None
-        await asyncio.wait_for(center.transport.ingest.ready.wait(), 30)
-        self.center = center
+        self._running = RunningCenter(center)
+        self.center = await self._running.start()
         return center
 
     async def stop_center(self) -> None:
         """Stop the running center cleanly."""
-        assert self._stop is not None and self._task is not None
-        self._stop.set()
-        await asyncio.wait_for(self._task, 60)
+        assert self._running is not None
+        await self._running.stop()
         self.center = None
 
 

@@ -32,7 +32,7 @@ from tests.nats_cluster import (
     stream_leader,
     wait_replicas_current,
 )
-from tests.nats_kit import stored_once, unique_root, until
+from tests.nats_kit import RunningCenter, stored_once, unique_root, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -53,8 +53,7 @@ class ClusterCity:
     tmp: Path
     published: list[Sample] = field(default_factory=list)
     center: ControlCenter | None = None
-    _stop: asyncio.Event | None = None
-    _task: asyncio.Task[None] | None = None
+    _running: RunningCenter | None = None
 
     @property
     def stream(self) -> str:
@@ -71,19 +70,14 @@ class ClusterCity:
             nats_url=self.cluster.url,
             transport=self.options,
         )
-        self._stop = asyncio.Event()
-        self._task = asyncio.create_task(center.run(self._stop))
-        await asyncio.wait_for(center.ready.wait(), 60)
-        assert center.transport is not None and center.transport.ingest is not None
-        await asyncio.wait_for(center.transport.ingest.ready.wait(), 30)
-        self.center = center
+        self._running = RunningCenter(center)
+        self.center = await self._running.start()
         return center
 
     async def stop_center(self) -> None:
         """Stop the running center cleanly."""
-        assert self._stop is not None and self._task is not None
-        self._stop.set()
-        await asyncio.wait_for(self._task, 60)
+        assert self._running is not None
+        await self._running.stop()
         self.center = None
 
     async def publishing_on(self, samples: int, timeout_s: float = 30.0) -> None:
