@@ -35,8 +35,10 @@ install: $(DEV_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/controlcenter demo
 
+# Two workers (the machine's two cores); a file stays on one worker so that its module-scoped
+# fixtures (a browser, a running city) start once.
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

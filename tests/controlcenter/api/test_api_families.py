@@ -21,7 +21,14 @@ from tests.controlcenter.api.api_testkit import (
 )
 
 NOW = datetime.now(UTC)
-WINDOW = f"start={(NOW - timedelta(hours=3)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+# The window's start is filled in at call time: test ids must not change with the clock, or
+# parallel workers collect different tests.
+WINDOW = "start=THREE_HOURS_AGO"
+
+
+def _at_call_time(path: str) -> str:
+    start = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return path.replace("THREE_HOURS_AGO", start)
 
 # One call per endpoint: method, path, body, the permission it needs.
 CALLS: list[tuple[str, str, dict[str, Any] | None, Permission]] = [
@@ -99,7 +106,7 @@ def test_each_endpoint_answers_by_role_and_scope_and_journals_refusals(
 ) -> None:
     for role in Role:
         for scope in TokenScope:
-            reply = kit.call(method, path, _token(kit, role, scope), body)
+            reply = kit.call(method, _at_call_time(path), _token(kit, role, scope), body)
             allowed = role.includes(PERMISSION_ROLES[permission]) and (
                 permission in SCOPE_PERMISSIONS[scope]
             )
@@ -130,7 +137,7 @@ def test_each_endpoint_refuses_missing_forged_expired_and_revoked_tokens(
         (expired.secret_text, "expired"),
         (revoked.secret_text, "revoked"),
     ]:
-        reply = kit.call(method, path, token, body)
+        reply = kit.call(method, _at_call_time(path), token, body)
         assert reply.status_code == 401, reason
         assert reply.mimetype == "application/problem+json"
         assert reason in reply.get_json()["detail"]
