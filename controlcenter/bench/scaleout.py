@@ -21,8 +21,9 @@ end to end: field → edge → JetStream → center → PostgreSQL); ``published
 ``lost`` (after the window the edges stop, everything in flight is drained, and the rows in
 PostgreSQL are compared with what the edges say they published; ``lost`` is their difference,
 negative for duplicates); ``latency_p95_ms`` (field to center: how old the newest stored value of
-a sampled set of tags is when looked at, every 0.5 s, by its edge time stamp; this includes up to
-one scan interval of waiting for the next scan, so it is an upper bound); ``command_p95_ms``
+the tags stored most often on each edge is when looked at, every 0.5 s, by its edge time stamp;
+this includes up to one scan interval of waiting for the next scan and any wait for a change, so
+it is an upper bound); ``command_p95_ms``
 (select and operate through the center's REST API, the command pipeline, NATS request/reply to
 the owning edge, the edge's interlocks, the device write and its read back); CPU cores used by
 the city, the edges, the center and PostgreSQL's server processes.
@@ -38,7 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,8 @@ class ScaleoutOptions:
     commands: int = 50
     seed: int = 1
     keep: bool = False
+    logs: Path | None = None
+    """A folder for each process's whole stderr (``<edge>.log``, ``center.log``)."""
 
     @classmethod
     def tiny(cls, **overrides: Any) -> ScaleoutOptions:
@@ -108,12 +111,14 @@ class ScaleoutOptions:
 class _Service(ChildProcess):
     """An edge or the center: a ``controlcenter`` child whose stdout lines are kept."""
 
-    def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, name: str, logs: Path | None = None
+    ) -> None:
         self.lines: list[str] = []
-        super().__init__(process, name, self._keep)
+        super().__init__(process, name, self._keep, None if logs is None else logs / f"{name}.log")
 
     @classmethod
-    async def start(cls, name: str, arguments: Sequence[str]) -> _Service:
+    async def start(cls, name: str, arguments: Sequence[str], logs: Path | None = None) -> _Service:
         """Start ``controlcenter <arguments>`` in a child process."""
         command = [sys.executable, "-m", "controlcenter.cli.main", *arguments]
         process = await asyncio.create_subprocess_exec(
@@ -122,7 +127,7 @@ class _Service(ChildProcess):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        return cls(process, name)
+        return cls(process, name, logs)
 
     def _keep(self, line: bytes) -> None:
         self.lines.append(line.decode(errors="replace").rstrip())
@@ -268,13 +273,37 @@ def _postgres_cpu_seconds() -> float:
     return total
 
 
+def _busiest_tags(
+    counts: Mapping[str, int], site: dict[str, Any], owned: dict[str, list[str]]
+) -> list[str]:
+    """The latency probe's tags: on each edge, those stored most often so far.
+
+    The historian stores a value only when it changed (exception and swinging-door compression;
+    subscriptions and COV report changes only), so the newest row of a quiet tag is as old as
+    its last change, not as its delivery. Tags that change at nearly every scan show delivery.
+    """
+    edge_of = {device: edge for edge, devices in owned.items() for device in devices}
+    by_edge: dict[str, list[str]] = {edge: [] for edge in owned}
+    for tag in site.get("tags", []):
+        edge = edge_of.get(str(tag.get("device")))
+        if edge is not None:
+            by_edge[edge].append(str(tag["name"]))
+    per_edge = max(1, LATENCY_TAGS // max(1, len(owned)))
+    chosen: list[str] = []
+    for names in by_edge.values():
+        names.sort(key=lambda name: counts.get(name, 0), reverse=True)
+        chosen.extend(names[:per_edge])
+    return chosen
+
+
 def _writable_tags(site: dict[str, Any], owned: dict[str, list[str]]) -> list[str]:
     """Writable analogue setpoints of the edges' devices, a few per edge, for the commands."""
     edge_of = {device: edge for edge, devices in owned.items() for device in devices}
     chosen: dict[str, list[str]] = {edge: [] for edge in owned}
     for tag in site.get("tags", []):
         edge = edge_of.get(str(tag.get("device")))
-        if edge is None or not tag.get("writable") or tag.get("kind", "float") != "float":
+        # Analogue setpoints only: a mode or a switch takes whole numbers or true/false.
+        if edge is None or not tag.get("writable") or tag.get("data_type", "float") != "float":
             continue
         if len(chosen[edge]) < 5:
             chosen[edge].append(str(tag["name"]))
@@ -361,6 +390,8 @@ async def run_scaleout_bench(options: ScaleoutOptions) -> dict[str, Any]:
 
 async def _run(options: ScaleoutOptions, work: Path, nats_url: str, db_url: str) -> dict[str, Any]:
     ready = work / "city-site.yaml"
+    if options.logs is not None:
+        await asyncio.to_thread(options.logs.mkdir, parents=True, exist_ok=True)
     city = await CityProcess.start(
         CityProcessOptions(ready_file=ready, scale=options.scale, seed=options.seed)
     )
@@ -393,6 +424,7 @@ async def _run(options: ScaleoutOptions, work: Path, nats_url: str, db_url: str)
                         "--nats-root",
                         root,
                     ],
+                    options.logs,
                 )
             )
         center = await _Service.start(
@@ -412,6 +444,7 @@ async def _run(options: ScaleoutOptions, work: Path, nats_url: str, db_url: str)
                 "--port",
                 str(port),
             ],
+            options.logs,
         )
         services.append(center)
         samples = await asyncio.to_thread(_Samples, db_url)
@@ -460,15 +493,7 @@ async def _measure(
     port: int,
 ) -> dict[str, Any]:
     edges = [service for service in services if service is not services[-1]]
-    tags_by_device: dict[str, list[str]] = {}
-    for tag in site.get("tags", []):
-        tags_by_device.setdefault(str(tag["device"]), []).append(str(tag["name"]))
-    probe_tags = [
-        tags_by_device[device][0]
-        for devices in owned.values()
-        for device in devices[: max(1, LATENCY_TAGS // len(owned))]
-        if tags_by_device.get(device)
-    ]
+    probe_tags = _busiest_tags(await asyncio.to_thread(samples.counts_by_tag), site, owned)
     cpu_before = [service.cpu_seconds() for service in services]
     pg_before = _postgres_cpu_seconds()
     rows_before = await asyncio.to_thread(samples.count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -361,6 +362,10 @@ def bench_scaleout(
     ] = "full",
     keep: Annotated[bool, typer.Option("--keep", help="Keep the run's database.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 1,
+    logs: Annotated[
+        Path | None,
+        typer.Option(help="Write each edge's and the center's whole stderr to this folder."),
+    ] = None,
 ) -> None:
     """Edges on NATS JetStream and a center on PostgreSQL, end to end; print one JSON object."""
     from dataclasses import replace
@@ -377,7 +382,14 @@ def bench_scaleout(
     full = ScaleoutOptions(scale=scale, duration_s=duration, commands=commands)
     base = ScaleoutOptions.tiny() if size == "tiny" else full
     options = replace(
-        base, edges=edges, nats_url=nats, cluster=cluster, db_url=db, keep=keep, seed=seed
+        base,
+        edges=edges,
+        nats_url=nats,
+        cluster=cluster,
+        db_url=db,
+        keep=keep,
+        seed=seed,
+        logs=logs,
     )
     try:
         figures = asyncio.run(run_scaleout_bench(options))

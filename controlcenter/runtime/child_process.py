@@ -11,6 +11,8 @@ import asyncio
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
 
 import psutil  # type: ignore[import-untyped]  # psutil ships no type hints
 
@@ -26,10 +28,15 @@ class ChildProcess:
         process: asyncio.subprocess.Process,
         name: str,
         on_stdout_line: Callable[[bytes], Awaitable[None] | None],
+        stderr_file: Path | None = None,
     ) -> None:
         self.process = process
         self._ps = psutil.Process(process.pid)
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        # The whole stderr, when asked for: a benchmark's processes explained after the run.
+        self._stderr_file: TextIO | None = (
+            stderr_file.open("a", encoding="utf-8") if stderr_file is not None else None
+        )
         self._on_stdout_line = on_stdout_line
         self._readers = [
             asyncio.create_task(self._read_stdout(), name=f"{name} stdout"),
@@ -48,7 +55,11 @@ class ChildProcess:
         stream = self.process.stderr
         assert stream is not None
         while line := await stream.readline():
-            self._stderr.append(line.decode(errors="replace").rstrip())
+            text = line.decode(errors="replace").rstrip()
+            self._stderr.append(text)
+            if self._stderr_file is not None:
+                self._stderr_file.write(text + "\n")
+                self._stderr_file.flush()
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user and system) the child has used so far."""
@@ -71,6 +82,8 @@ class ChildProcess:
         for reader in self._readers:
             reader.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
+        if self._stderr_file is not None:
+            self._stderr_file.close()
 
 
 def own_cpu_seconds() -> float:
