@@ -41,6 +41,13 @@ class DeviceRejectedError(DriverError):
     substatus = Substatus.DEVICE_FAILURE
 
 
+class WriteRefusedError(DriverError):
+    """A check on the way to the device refused the write (an edge's own interlock): nothing
+    was sent to the device, so the command is rejected, not failed."""
+
+    substatus = Substatus.CONFIG_ERROR
+
+
 class WriteUnconfirmedError(DriverError):
     """The device accepted a write, but reading the value back failed: it is not confirmed.
 

@@ -73,7 +73,7 @@ from controlcenter.model import (
     Value,
 )
 from controlcenter.ports import Clock, EventJournal, HistoryStore, InterlockChecker, OverrideStore
-from drivers.base import Driver, DriverError, WriteUnconfirmedError
+from drivers.base import Driver, DriverError, WriteRefusedError, WriteUnconfirmedError
 
 __all__ = ["CommandPipeline", "NoOverrideError"]
 
@@ -495,6 +495,10 @@ class CommandPipeline:
             )
             reason = f"write accepted by the device but not confirmed: {err}"
             return self._result(command, status, reason)
+        except WriteRefusedError as err:
+            # Refused by a check before anything reached the device (the edge's interlocks
+            # are this pipeline's interlock stage, run where the device is).
+            return self._result(command, CommandStatus.REJECTED, str(err))
         except DriverError as err:
             return self._result(command, CommandStatus.FAILED, str(err))
         if not _same_value(tag, command.value, readback):

@@ -31,12 +31,12 @@ from controlcenter.transport.codec import (
 from controlcenter.transport.link import NatsLink
 from controlcenter.transport.subjects import Subjects
 from drivers.base import (
-    DeviceRejectedError,
     DriverDiagnostics,
     DriverError,
     NotConnectedError,
     SampleCallback,
     SubscriptionUnsupportedError,
+    WriteRefusedError,
     WriteUnconfirmedError,
 )
 
@@ -164,7 +164,8 @@ def _outcome(edge: str, status: CommandStatus, reason: str, readback: Value | No
         return readback
     where = f"edge {edge}: {reason}"
     if status is CommandStatus.REJECTED:
-        raise DeviceRejectedError(where)
+        # The edge refuses before writing (its interlocks, a tag or value it does not take).
+        raise WriteRefusedError(where)
     if status is CommandStatus.TIMED_OUT:
         raise WriteUnconfirmedError(where, substatus=Substatus.TIMEOUT)
     raise DriverError(where)

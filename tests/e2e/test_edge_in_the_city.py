@@ -233,7 +233,8 @@ async def test_an_edge_interlock_refuses_what_the_center_let_through(kit: EdgeCi
     # The center's own interlocks do not cover stopping the pump; the edge's does.
     assert center.interlocks.blocking(RUN, False) is None
     status, reason = await _operate(center, RUN, False)
-    assert status == CommandStatus.FAILED.value
+    # Refused before anything reached the device: rejected, as the center's own interlocks do.
+    assert status == CommandStatus.REJECTED.value
     assert "interlock at edge district-1: water.ps1.maintenance_lock" in reason
     # The edge journals its refusal; it reaches the center's journal through the stream.
     await until(

@@ -27,10 +27,10 @@ from controlcenter.transport.publisher import BatchSpool, EdgePublisher
 from controlcenter.transport.remote_driver import RemoteDriver
 from controlcenter.transport.subjects import Subjects
 from drivers.base import (
-    DeviceRejectedError,
     DriverDiagnostics,
     NotConnectedError,
     SampleCallback,
+    WriteRefusedError,
 )
 from tests.nats_kit import delete_stream, nats_url, relay, unique_root
 
@@ -206,16 +206,16 @@ async def test_commands_go_through_the_edge_with_readback_and_its_interlocks(
         assert await remote.write(RUN, True) is True
         assert driver.written == [(SPEED.name, 41.5), (RUN.name, True)]
         interlock.blocked = True
-        with pytest.raises(DeviceRejectedError, match="interlock at edge district-1: pump1_dry"):
+        with pytest.raises(WriteRefusedError, match="interlock at edge district-1: pump1_dry"):
             await remote.write(RUN, True)
         assert len(driver.written) == 2, "a refused command reached the device"
         # A tag of another edge, a wrong type, a read-only tag: refused at the edge.
         other = TagDef("lights.d1.c1.mode", "lights.d1", "co:0", DataType.BOOL, writable=True)
-        with pytest.raises(DeviceRejectedError, match="not a tag of edge"):
+        with pytest.raises(WriteRefusedError, match="not a tag of edge"):
             await remote.write(other, True)
-        with pytest.raises(DeviceRejectedError, match="not a float value"):
+        with pytest.raises(WriteRefusedError, match="not a float value"):
             await remote.write(SPEED, "fast")
-        with pytest.raises(DeviceRejectedError, match="not writable"):
+        with pytest.raises(WriteRefusedError, match="not writable"):
             await remote.write(RUNNING, True)
         assert len(driver.written) == 2
         assert any("confirmed, read back 41.5" in text for text in reported)
