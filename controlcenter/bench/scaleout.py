@@ -423,6 +423,9 @@ async def _run(options: ScaleoutOptions, work: Path, nats_url: str, db_url: str)
                         nats_url,
                         "--nats-root",
                         root,
+                        # The run's own spool: nothing of an earlier run is sent again.
+                        "--spool",
+                        str(work / "edge-spool"),
                     ],
                     options.logs,
                 )
