@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from controlcenter.runtime.defaults import DEFAULT_BASE_PORT
+from controlcenter.runtime.demo_lighting_rules import automated_cabinets, render_lighting_rules
 from controlcenter.site.config import SiteInfo
 from plc_sim.charging.points import ChargingPoint
 from plc_sim.city import CHARGING_DEVICE, OCPP_PASSWORD_ENV, CityOptions, SimulatedCity
@@ -268,6 +269,8 @@ def _flow(fields: Mapping[str, object]) -> str:
 
 DEMO_RULES_DIRECTORY = "demo-rules"
 """The folder, next to the demo site file, of the demo's rule files."""
+LIGHTING_RULE_FILE = "lighting.yaml"
+"""The demo's rule file that names cabinets (``demo_lighting_rules``)."""
 
 
 def demo_rule_files() -> dict[str, str]:
@@ -286,7 +289,12 @@ def write_demo_site(path: Path, site_text: str) -> None:
     comes last, so that whoever waits for it finds its rule files there."""
     rules = path.parent / DEMO_RULES_DIRECTORY
     rules.mkdir(parents=True, exist_ok=True)
-    for name, text in demo_rule_files().items():
+    texts = demo_rule_files()
+    # The lighting rules name cabinets, which the city's seed deals: written for this site's.
+    cabinets = automated_cabinets(site_text)
+    if cabinets and LIGHTING_RULE_FILE in texts:
+        texts[LIGHTING_RULE_FILE] = render_lighting_rules(cabinets)
+    for name, text in texts.items():
         _write_whole(rules / name, text)
     _write_whole(path, site_text)
 
