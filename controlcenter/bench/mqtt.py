@@ -14,7 +14,13 @@ each with its report interval divided by the compression factor so quality by ag
 meaning) subscribed to every topic, decoding each uplink into samples (a container's fill level;
 a bus's delay and speed) that go through ``HistorianWriter`` into the historian on SQLite
 (a temporary file, WAL). ``messages_per_s`` counts the messages whose samples are committed,
-from the first publish until the last commit.
+from the first publish until the last commit; ``messages_received_per_s`` those the drivers
+took from the broker, from the first publish until the last arrival (before the historian
+has committed them all). ``center_cpu_us_per_message`` is the center process's CPU time
+(every thread: drivers and historian) per message received, and
+``event_loop_cpu_us_per_message`` the share of the event loop's thread (the MQTT connections,
+decoding and delivery; the historian writes in a worker thread): on a machine shared with other
+work they tell what one center needs better than the rate it got.
 """
 
 from __future__ import annotations
@@ -225,29 +231,27 @@ async def _measure(
     child.start()
     await asyncio.sleep(max(0.0, start_at - time.time()))
     started = time.monotonic()
-    published = await asyncio.to_thread(result.get, True, options.duration_s + 30)
-    child.join(5)
-    if published < 0:
-        raise MqttBenchError(f"the broker at {options.broker_url} refused the load generator")
-    expected_messages = published
-    deadline = time.monotonic() + options.drain_s
-    last_progress = time.monotonic()
-    previous = -1
-    while time.monotonic() < deadline:
-        messages = sum(driver.mqtt_diagnostics().messages for driver in drivers)
-        written = writer.metrics().rows_written
-        if messages >= expected_messages and written >= received[0]:
-            break
-        if written != previous:
-            previous, last_progress = written, time.monotonic()
-        elif time.monotonic() - last_progress > 3.0 and written >= received[0]:
-            break  # nothing more arrives: the rest was lost on the way
-        await asyncio.sleep(0.05)
+    cpu_started = time.process_time()
+    loop_cpu_started = time.thread_time()  # this thread runs the event loop, so the drivers
+    last_arrival = [started]
+    watch = asyncio.create_task(_watch_arrivals(drivers, last_arrival))
+    try:
+        published = await asyncio.to_thread(result.get, True, options.duration_s + 30)
+        child.join(5)
+        if published < 0:
+            raise MqttBenchError(f"the broker at {options.broker_url} refused the load generator")
+        await _drain(options, published, drivers, writer, received)
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
     await writer.flush()
     finished = time.monotonic()
+    cpu_s = time.process_time() - cpu_started
+    loop_cpu_s = time.thread_time() - loop_cpu_started
     messages = sum(driver.mqtt_diagnostics().messages for driver in drivers)
     metrics = writer.metrics()
     elapsed = finished - started
+    receiving = max(last_arrival[0] - started, 1e-3)
     return {
         "benchmark": "mqtt",
         "broker": options.broker_url,
@@ -267,6 +271,46 @@ async def _measure(
         "published_per_s": round(published / options.duration_s, 1),
         "messages_per_s": round(messages / elapsed, 1),
         "samples_per_s": round(metrics.rows_written / elapsed, 1),
+        "receive_elapsed_s": round(receiving, 3),
+        "messages_received_per_s": round(messages / receiving, 1),
         "max_batch_latency_s": round(metrics.max_batch_latency_s, 3),
         "dropped_payloads": sum(driver.mqtt_diagnostics().dropped for driver in drivers),
+        "center_cpu_s": round(cpu_s, 3),
+        "center_cpu_us_per_message": round(cpu_s / messages * 1e6, 1) if messages else None,
+        "event_loop_cpu_us_per_message": (
+            round(loop_cpu_s / messages * 1e6, 1) if messages else None
+        ),
     }
+
+
+async def _watch_arrivals(drivers: list[MqttDriver], last_arrival: list[float]) -> None:
+    """Note when the drivers last took a message from the broker (looked at every 10 ms)."""
+    seen = 0
+    while True:
+        count = sum(driver.mqtt_diagnostics().messages for driver in drivers)
+        if count != seen:
+            seen, last_arrival[0] = count, time.monotonic()
+        await asyncio.sleep(0.01)
+
+
+async def _drain(
+    options: MqttBenchOptions,
+    published: int,
+    drivers: list[MqttDriver],
+    writer: HistorianWriter,
+    received: list[int],
+) -> None:
+    """Wait until every message arrived and was written, or nothing more comes."""
+    deadline = time.monotonic() + options.drain_s
+    last_progress = time.monotonic()
+    previous = -1
+    while time.monotonic() < deadline:
+        messages = sum(driver.mqtt_diagnostics().messages for driver in drivers)
+        written = writer.metrics().rows_written
+        if messages >= published and written >= received[0]:
+            return
+        if written != previous:
+            previous, last_progress = written, time.monotonic()
+        elif time.monotonic() - last_progress > 3.0 and written >= received[0]:
+            return  # nothing more arrives: the rest was lost on the way
+        await asyncio.sleep(0.05)

@@ -12,6 +12,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from controlcenter.model import DataType, TagDef, Value
 
 MAX_NESTING = 32
@@ -27,6 +29,15 @@ class PayloadError(ValueError):
 
 def decode_json(payload: bytes) -> Any:
     """Parse a JSON uplink; raise PayloadError for anything that is not JSON text."""
+    # Counting brackets is cheap; the exact nesting is measured only when it could matter.
+    if payload.count(b"[") + payload.count(b"{") <= MAX_NESTING:
+        try:
+            # orjson is strict RFC 8259 (no NaN or Infinity, UTF-8 only) and several times
+            # faster than the standard parser; what it refuses goes the standard way below,
+            # which names the fault and takes the integers wider than 64 bits orjson cannot.
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            pass
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -70,9 +81,22 @@ def _nesting(text: str) -> int:
 
 def resolve(document: Any, pointer: tuple[str, ...]) -> Any:
     """The value at a pointer (RFC 6901, 4); raise PayloadError when there is none."""
+    # Uplinks are objects of objects: only a JSON object takes a text key, so indexing with
+    # the tokens finds what the pointer names; anything else (an array on the way, a missing
+    # member) goes the careful way, which also says what is wrong.
+    current = document
+    try:
+        for token in pointer:
+            current = current[token]
+    except (KeyError, TypeError, IndexError):
+        return _resolve_stepwise(document, pointer)
+    return current
+
+
+def _resolve_stepwise(document: Any, pointer: tuple[str, ...]) -> Any:
     current = document
     for depth, token in enumerate(pointer):
-        where = "/" + "/".join(pointer[: depth + 1])
+        where = _where(pointer, depth)
         if isinstance(current, dict):
             if token not in current:
                 raise PayloadError(f"no member at {where}")
@@ -90,9 +114,17 @@ def resolve(document: Any, pointer: tuple[str, ...]) -> Any:
     return current
 
 
+def _where(pointer: tuple[str, ...], depth: int) -> str:
+    return "/" + "/".join(pointer[: depth + 1])
+
+
 def to_value(raw: Any, tag: TagDef) -> Value:
     """A JSON value as the tag's engineering value (scale and offset applied to numbers)."""
     kind = tag.data_type
+    if kind is DataType.FLOAT and (type(raw) is float or type(raw) is int):  # the usual case
+        scaled = raw * tag.scale + tag.offset
+        if math.isfinite(scaled):
+            return float(scaled)
     if kind is DataType.BOOL:
         if isinstance(raw, bool):
             return raw
@@ -134,9 +166,10 @@ def to_raw(value: Value, tag: TagDef) -> Any:
 def parse_time(raw: Any) -> datetime:
     """A payload time: ISO 8601 text (with an offset; none means UTC) or seconds or
     milliseconds since 1970."""
-    if isinstance(raw, bool):
+    kind = type(raw)
+    if kind is bool:
         raise PayloadError(f"expected a time, got {_describe(raw)}")
-    if isinstance(raw, int | float):
+    if kind is float or kind is int or isinstance(raw, int | float):
         seconds = raw / 1000 if abs(raw) >= _EPOCH_MS_THRESHOLD else raw
         try:
             return datetime.fromtimestamp(seconds, UTC)

@@ -20,6 +20,11 @@ NDEATH or DDEATH makes them Bad at once.
 Writes publish a downlink (a JSON object on the point's ``set`` topic, or an NCMD/DCMD) and
 wait for the uplink that shows the written value. Other values seen until the timeout mean the
 device refused (DeviceRejectedError); none at all leave the write unconfirmed.
+
+The connection is the driver's own lean MQTT 3.1.1 client (``drivers.mqtt.client``, which says
+why it replaces aiomqtt): it hands over every message of a received chunk in one pass, a JSON
+topic finds its points by one dict look-up, and the samples of a chunk reach each subscriber
+as one batch once the chunk is handled.
 """
 
 from __future__ import annotations
@@ -35,8 +40,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-
-import aiomqtt
 
 from controlcenter.model import DataType, Quality, Sample, Substatus, TagDef, Value
 from controlcenter.ports import Clock
@@ -58,6 +61,7 @@ from drivers.mqtt.address import (
     parse_address,
     parse_pointer,
 )
+from drivers.mqtt.client import MqttClientError, MqttConnection
 from drivers.mqtt.codec import (
     PayloadError,
     decode_json,
@@ -85,6 +89,7 @@ from drivers.mqtt.sparkplug import (
 )
 
 _log = logging.getLogger(__name__)
+_SPARKPLUG_ROOT = NAMESPACE + "/"
 
 FIRST_RETRY_S = 0.25
 """First reconnect delay (wall seconds); it doubles per failed attempt."""
@@ -157,7 +162,7 @@ class MqttDriver:
         self._filters: set[str] = set()
         self._subscribed: set[str] = set()
         self._host = SparkplugHost()
-        self._client: aiomqtt.Client | None = None
+        self._client: MqttConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._ager: asyncio.Task[None] | None = None
         self._connect_lock = asyncio.Lock()
@@ -168,6 +173,12 @@ class MqttDriver:
         self._background: set[asyncio.Task[Any]] = set()
         self._arrived = asyncio.Event()
         self._messages = 0
+        self._prefix = config.topic("")
+        self._chunk: dict[int, tuple[Callback, list[Sample]]] | None = None
+        """Samples of the received chunk being handled, delivered together once it is done."""
+        self._chunk_now: datetime | None = None
+        self._qualities: dict[str, Quality] = {}
+        self._max_skew = timedelta(seconds=config.max_clock_skew_s)
         self._dropped = 0
         self._rebirths = 0
         self._reconnects = 0
@@ -391,7 +402,7 @@ class MqttDriver:
                         batch = missing[start : start + 100]
                         self._health.count_request()
                         await client.subscribe([(topic, self._config.qos) for topic in batch])
-            except (aiomqtt.MqttError, TimeoutError) as err:
+            except (MqttClientError, TimeoutError) as err:
                 raise self._not_connected(f"{where}: {err or 'timed out'}") from err
             self._subscribed.update(missing)
             for group, node in self._nodes_in(missing):
@@ -422,29 +433,28 @@ class MqttDriver:
 
     # -- the connection --------------------------------------------------------------------
 
-    async def _open(self) -> aiomqtt.Client:
+    async def _open(self) -> MqttConnection:
         config = self._config
         password = os.environ.get(config.password_env) if config.password_env else None
         if config.password_env and password is None:
             raise self._count(
                 NotConnectedError(f"{self._where}: ${config.password_env} is not set")
             )
-        client = aiomqtt.Client(
-            config.host,
-            config.port,
-            identifier=config.client_id or f"controlcenter-{self._device}",
-            username=config.username,
-            password=password,
-            clean_session=True,
-            keepalive=config.keepalive_s,
-            timeout=config.timeout_s,
-            tls_context=_tls_context(config) if config.tls else None,
-        )
         self._health.count_request()
         try:
-            async with asyncio.timeout(config.timeout_s):
-                await client.__aenter__()
-        except (aiomqtt.MqttError, OSError, TimeoutError) as err:
+            client = await MqttConnection.connect(
+                config.host,
+                config.port,
+                client_id=config.client_id or f"controlcenter-{self._device}",
+                on_message=self._on_message,
+                on_chunk=self._on_chunk,
+                username=config.username,
+                password=password,
+                keepalive=config.keepalive_s,
+                answer_within_s=config.timeout_s,
+                tls_context=_tls_context(config) if config.tls else None,
+            )
+        except (MqttClientError, OSError, TimeoutError) as err:
             reason = str(err) or type(err).__name__
             raise self._health.failed(
                 NotConnectedError(f"{self._where}: cannot connect: {reason}"), err
@@ -479,19 +489,18 @@ class MqttDriver:
                 self._health.mark_available(
                     self._where, f"; {len(self._subscribed)} topic filter(s) subscribed again"
                 )
-            try:
-                async for message in client.messages:
-                    self._on_message(message)
-            except aiomqtt.MqttError as err:
-                self._lost(client, str(err) or "connection lost")
-            except Exception:  # a bug, not a field fault: report it loudly, keep running
-                _log.exception("%s: message handling failed; reconnecting", self._where)
-                self._lost(client, "message handling failed")
-            else:
-                self._lost(client, "the broker closed the connection")
+            closed = await client.wait_closed()
+            if closed.handler_error is not None:  # a bug, not a field fault: report it loudly
+                _log.error(
+                    "%s: message handling failed; reconnecting",
+                    self._where,
+                    exc_info=closed.handler_error,
+                )
+            self._lost(client, closed.reason or "connection lost")
 
-    def _lost(self, client: aiomqtt.Client, reason: str) -> None:
+    def _lost(self, client: MqttConnection, reason: str) -> None:
         """Forget the connection and tell every point at once."""
+        self._chunk = None
         if self._closing:
             return
         if self._client is client:
@@ -518,30 +527,35 @@ class MqttDriver:
             raise self._count(
                 CommunicationTimeoutError(f"{where}: the broker did not take the downlink")
             ) from err
-        except aiomqtt.MqttError as err:
+        except MqttClientError as err:
             raise self._not_connected(f"{where}: {err}") from err
 
     # -- uplinks ---------------------------------------------------------------------------
 
-    def _on_message(self, message: aiomqtt.Message) -> None:
+    def _on_message(self, topic: str, data: bytes, retained: bool) -> None:
+        """One PUBLISH from the broker (the connection calls this for each)."""
         self._messages += 1
-        self._health.count_request()
-        topic = message.topic.value
-        payload = message.payload
-        if isinstance(payload, str):
-            data = payload.encode()
-        elif isinstance(payload, bytes | bytearray):
-            data = bytes(payload)
-        else:
-            data = b"" if payload is None else str(payload).encode()
-        prefix = self._config.topic("")
+        self._health.requests += 1  # count_request(), inline: it runs for every message
+        if self._chunk is None:  # the first message of a received chunk
+            self._chunk = {}
+            self._chunk_now = self._clock.now()
+        prefix = self._prefix
         relative = topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
-        if relative.startswith(NAMESPACE + "/"):
+        if relative.startswith(_SPARKPLUG_ROOT):
             self._on_sparkplug(relative, data)
-        else:
-            points = self._json_topics.get(topic)
-            if points:
-                self._on_json(topic, points, data, retained=bool(message.retain))
+            return
+        # An exact topic finds its points by one dict look-up: JSON topics have no wildcards.
+        points = self._json_topics.get(topic)
+        if points:
+            self._on_json(topic, points, data, retained=retained)
+
+    def _on_chunk(self) -> None:
+        """A received chunk is handled: deliver its samples, one batch per subscriber."""
+        chunk, self._chunk = self._chunk, None
+        if chunk is None:
+            return
+        for callback, samples in chunk.values():
+            self._deliver(callback, samples)
         self._arrived.set()
 
     def _too_big(self, where: str, data: bytes) -> str:
@@ -556,28 +570,37 @@ class MqttDriver:
         return reason
 
     def _on_json(self, topic: str, points: list[_Point], data: bytes, *, retained: bool) -> None:
-        now = self._clock.now()
-        where = f"{self._device}: {topic}"
-        problem = self._too_big(where, data)
+        now = self._chunk_now or self._clock.now()
+        problem = ""
         document: Any = None
-        if not problem:
+        if len(data) > self._config.max_payload_bytes:
+            problem = self._too_big(f"{self._device}: {topic}", data)
+        else:
             try:
                 document = decode_json(data)
             except PayloadError as err:
-                problem = f"{where}: {err}"
+                problem = f"{self._device}: {topic}: {err}"
                 self._dropped += 1
                 self._health.count_error("payload", problem)
         if problem:
             self._fail_points(points, Substatus.DEVICE_FAILURE, problem, now)
             return
         since, age_known, time_problem = self._payload_time(document, now, retained)
-        batches: dict[int, tuple[Callback, list[Sample]]] = {}
+        batches = self._chunk if self._chunk is not None else {}
+        good = Quality.good()
+        if time_problem:
+            good = Quality.uncertain(
+                Substatus.NON_SPECIFIC, f"{self._device}: {topic}: {time_problem}"
+            )
+        # One judgement of the report's age serves every point the message carries.
+        level, judged = self._judge(since, age_known, now)
         for point in points:
-            assert isinstance(point.address, JsonAddress)
+            address = point.address
+            assert isinstance(address, JsonAddress)
             try:
-                value = to_value(resolve(document, point.address.pointer), point.tag)
+                value = to_value(resolve(document, address.pointer), point.tag)
             except PayloadError as err:
-                reason = f"{where}#{point.address.pointer_text}: {err}"
+                reason = f"{self._device}: {topic}#{address.pointer_text}: {err}"
                 self._health.count_error("value", reason)
                 sample = _bad(point.tag, Substatus.DEVICE_FAILURE, reason, now)
                 self._store(point, sample, batches)
@@ -585,14 +608,20 @@ class MqttDriver:
             point.value = value
             point.since = since
             point.age_known = age_known
-            point.level = 0
-            quality = Quality.good()
-            if time_problem:
-                quality = Quality.uncertain(Substatus.NON_SPECIFIC, f"{where}: {time_problem}")
-            sample = Sample(point.tag.name, value, quality, since, now)
-            aged = self._aged(point, now)
-            self._store(point, aged or sample, batches)
-            self._confirm(point, value)
+            point.level = level
+            if level == 2:
+                sample = Sample(point.tag.name, None, judged or good, now, now)
+            else:
+                sample = Sample(point.tag.name, value, judged or good, since, now)
+            point.sample = sample  # what _store does, without a call per sample
+            for callback in point.callbacks:
+                entry = batches.get(id(callback))
+                if entry is None:
+                    batches[id(callback)] = (callback, [sample])
+                else:
+                    entry[1].append(sample)
+            if self._pending:
+                self._confirm(point, value)
         self._flush(batches)
 
     def _payload_time(
@@ -606,7 +635,7 @@ class MqttDriver:
             except PayloadError:
                 stamped = None
             if stamped is not None:
-                if stamped - now > timedelta(seconds=self._config.max_clock_skew_s):
+                if stamped - now > self._max_skew:
                     return now, not retained, f"payload time {stamped.isoformat()} is ahead"
                 return stamped, True, ""
         if retained:
@@ -617,26 +646,45 @@ class MqttDriver:
         """The sample the point's age calls for, or None while it is fresh."""
         if point.value is None or point.since is None or not isinstance(point.address, JsonAddress):
             return None
+        level, quality = self._judge(point.since, point.age_known, now)
+        if quality is None:
+            return None
+        point.level = max(point.level, level) if not point.age_known else level
+        if level == 2:
+            return Sample(point.tag.name, None, quality, now, now)
+        return Sample(point.tag.name, point.value, quality, point.since, now)
+
+    def _judge(self, since: datetime, age_known: bool, now: datetime) -> tuple[int, Quality | None]:
+        """The age level of a report made at ``since`` and its quality (None while fresh)."""
         interval = self._config.report_interval_s
-        age = (now - point.since).total_seconds()
+        age = (now - since).total_seconds()
         if age > (MISSED_FOR_BAD + GRACE) * interval:
-            point.level = 2
             reason = (
                 f"no report for {age:.0f} s: {MISSED_FOR_BAD} reports missed "
                 f"(expected every {interval:g} s)"
             )
-            return _bad(point.tag, Substatus.COMM_FAILURE, reason, now)
-        if not point.age_known:
-            point.level = max(point.level, 1)
+            return 2, self._quality(Substatus.COMM_FAILURE, reason)
+        if not age_known:
             reason = "retained message of unknown age: waiting for a live report"
-            quality = Quality.uncertain(Substatus.LAST_USABLE, reason)
-            return Sample(point.tag.name, point.value, quality, point.since, now)
+            return 1, self._quality(Substatus.LAST_USABLE, reason)
         if age > (1 + GRACE) * interval:
-            point.level = 1
             reason = f"no report for {age:.0f} s (expected every {interval:g} s)"
-            quality = Quality.uncertain(Substatus.LAST_USABLE, reason)
-            return Sample(point.tag.name, point.value, quality, point.since, now)
-        return None
+            return 1, self._quality(Substatus.LAST_USABLE, reason)
+        return 0, None
+
+    def _quality(self, substatus: Substatus, reason: str) -> Quality:
+        """The quality of an age judgement, made once per reason: a center that lags behind a
+        busy broker judges thousands of late reports a second alike."""
+        quality = self._qualities.get(reason)
+        if quality is None:
+            if len(self._qualities) >= 1024:
+                self._qualities.clear()
+            if substatus is Substatus.COMM_FAILURE:
+                quality = Quality.bad(substatus, reason)
+            else:
+                quality = Quality.uncertain(substatus, reason)
+            self._qualities[reason] = quality
+        return quality
 
     def _current(self, point: _Point, now: datetime) -> Sample:
         if point.sample is None:
@@ -819,6 +867,16 @@ class MqttDriver:
                 entry[1].append(sample)
 
     def _flush(self, batches: dict[int, tuple[Callback, list[Sample]]]) -> None:
+        chunk = self._chunk
+        if chunk is not None:  # inside a received chunk: delivered with it, in arrival order
+            if batches is not chunk:
+                for key, (callback, samples) in batches.items():
+                    entry = chunk.get(key)
+                    if entry is None:
+                        chunk[key] = (callback, samples)
+                    else:
+                        entry[1].extend(samples)
+            return
         for callback, samples in batches.values():
             self._deliver(callback, samples)
 
@@ -884,10 +942,8 @@ def _tls_context(config: MqttDeviceConfig) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
 
 
-async def _disconnect(client: aiomqtt.Client) -> None:
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(1.0):
-            await client.__aexit__(None, None, None)
+async def _disconnect(client: MqttConnection) -> None:
+    await client.disconnect()
 
 
 def _bad(tag: TagDef, substatus: Substatus, reason: str, now: datetime) -> Sample:

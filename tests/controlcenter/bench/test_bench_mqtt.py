@@ -39,6 +39,11 @@ def test_prints_one_json_object_with_every_message_historized() -> None:
     # A container's message is one sample, a bus's two: the historian holds every one.
     assert published <= figures["samples_historized"] <= 2 * published
     assert figures["messages_per_s"] > 0
+    # The last message arrived no later than the last commit.
+    assert figures["receive_elapsed_s"] <= figures["elapsed_s"]
+    assert figures["messages_received_per_s"] >= figures["messages_per_s"]
+    # The center's CPU per message, all of it and the event loop's share of it.
+    assert 0 < figures["event_loop_cpu_us_per_message"] <= figures["center_cpu_us_per_message"]
     assert figures["time_compression"] == pytest.approx(400 / (60 / 600 + 6 / 10), rel=1e-3)
 
 

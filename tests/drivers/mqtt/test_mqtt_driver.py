@@ -245,8 +245,12 @@ async def test_downlinks_are_confirmed_by_the_next_uplink_or_refused(
 ) -> None:
     driver = await _driver(_config(prefix), WallClock())
     device = asyncio.create_task(_device_loop(publisher, accept=True))
+    received: list[Sample] = []
     try:
-        await driver.subscribe([DIM], lambda _samples: None, interval_s=1)
+        await driver.subscribe([DIM], received.extend, interval_s=1)
+        # The device listens for downlinks before its first report: once that is seen, a
+        # downlink cannot pass it by.
+        await wait_for(lambda: latest(received, DIM.name) is not None, "the first report")
         assert await driver.write(DIM, 75) == 75
         with pytest.raises(DeviceRejectedError, match="still reports 75"):
             await driver.write(DIM, 140)
