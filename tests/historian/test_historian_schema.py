@@ -13,7 +13,7 @@ from controlcenter.model import Quality, Sample
 from historian import SCHEMA_VERSION, SchemaVersionError, SqlHistorian, UnsupportedDatabaseError
 from historian.audit import AuditAction, AuditRecord
 from historian.compression import CompressionSettings
-from historian.engine import create_historian_engine, normalise_url
+from historian.engine import SQLITE_CACHE_KIB, create_historian_engine, normalise_url
 from historian.migrations import migrate
 from historian.postgres import SamplesLayout, day_partitions, samples_layout
 from historian.schema import TAG_COMPRESSION_COLUMNS, metadata, schema_version
@@ -112,6 +112,17 @@ def test_sqlite_runs_in_wal_mode(sqlite_database: Database) -> None:
 
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_each_sqlite_connection_keeps_a_large_page_cache(sqlite_database: Database) -> None:
+    # The writer's batches touch the index pages of thousands of tags (historian/engine.py).
+    engine = create_historian_engine(sqlite_database.url)
+    try:
+        with engine.connect() as conn:
+            size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        assert size == -SQLITE_CACHE_KIB and SQLITE_CACHE_KIB >= 65_536
+    finally:
+        engine.dispose()
 
 
 def test_relative_sqlite_paths_resolve_and_create_their_directory(
