@@ -25,8 +25,11 @@ the tags stored most often on each edge is when looked at, every 0.5 s, by its e
 this includes up to one scan interval of waiting for the next scan and any wait for a change, so
 it is an upper bound); ``command_p95_ms``
 (select and operate through the center's REST API, the command pipeline, NATS request/reply to
-the owning edge, the edge's interlocks, the device write and its read back); CPU cores used by
-the city, the edges, the center and PostgreSQL's server processes.
+the owning edge, the edge's interlocks, the device write and its read back); ``catch_up``
+(after the window the center is stopped for ``pause_s`` while the edges publish on, then
+started again: how fast it works off what JetStream kept, ``values_per_s`` from its first write
+until it is up to date, which is the ingest's capacity whatever the city's own rate of
+change); CPU cores used by the city, the edges, the center and PostgreSQL's server processes.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +74,8 @@ DRAIN_TIMEOUT_S = 120.0
 DRAIN_STABLE_S = 3.0
 """The row count must stay the same this long to count as drained."""
 PROBE_PERIOD_S = 0.5
+CAUGHT_UP_AGE_S = 3.0
+"""A restarted center has caught up when the busiest tags' newest rows are this young."""
 LATENCY_TAGS = 20
 """How many tags the latency probe looks at (spread over every edge)."""
 BENCH_USER = "bench-operator"
@@ -99,11 +104,13 @@ class ScaleoutOptions:
     keep: bool = False
     logs: Path | None = None
     """A folder for each process's whole stderr (``<edge>.log``, ``center.log``)."""
+    pause_s: float = 20.0
+    """How long the center is stopped after the window while the edges publish on (0: not)."""
 
     @classmethod
     def tiny(cls, **overrides: Any) -> ScaleoutOptions:
         """A smoke run of seconds: scale 1, a short window, a few commands."""
-        values: dict[str, Any] = {"scale": 1, "duration_s": 5.0, "commands": 3}
+        values: dict[str, Any] = {"scale": 1, "duration_s": 5.0, "commands": 3, "pause_s": 2.0}
         values.update(overrides)
         return cls(**values)
 
@@ -252,6 +259,57 @@ class _Samples:
     def close(self) -> None:
         """Close the connection."""
         self._connection.close()
+
+
+async def _catch_up(
+    options: ScaleoutOptions,
+    samples: _Samples,
+    services: list[_Service],
+    restart_center: Callable[[], Awaitable[None]],
+    probe_tags: Sequence[str],
+) -> dict[str, float]:
+    """Stop the center for ``pause_s`` while the edges publish on, start it again and time how
+    fast it works off the backlog JetStream kept: the ingest's capacity, field to PostgreSQL.
+
+    The rate counts rows from the restarted center's first write (taken one probe period before
+    it was seen) until the busiest tags' newest rows are younger than ``CAUGHT_UP_AGE_S`` again
+    (the edges' new samples included).
+    """
+    await services[-1].stop()
+    # The outage itself: the edges go on publishing and the stream keeps what they send.
+    await asyncio.sleep(options.pause_s)
+    await restart_center()
+    base = await asyncio.to_thread(samples.count)
+    restarted = time.monotonic()
+    first: tuple[float, int] | None = None
+    deadline = restarted + SERVICE_START_TIMEOUT_S + DRAIN_TIMEOUT_S
+    while True:
+        await asyncio.sleep(PROBE_PERIOD_S)
+        count = await asyncio.to_thread(samples.count)
+        now = time.monotonic()
+        if first is None and count > base:
+            first = (now, count)
+        if first is not None:
+            newest = await asyncio.to_thread(samples.newest, probe_tags)
+            ages = [time.time() - stamp for stamp in newest.values()]
+            if ages and max(ages) < CAUGHT_UP_AGE_S:
+                # The first write happened within the probe period before it was seen: counting
+                # that whole period makes the rate a lower bound.
+                elapsed = now - first[0] + PROBE_PERIOD_S
+                return {
+                    "pause_s": options.pause_s,
+                    "first_write_s": round(first[0] - restarted, 1),
+                    "catch_up_s": round(elapsed, 1),
+                    "rows": count - base,
+                    "values_per_s": round((count - base) / elapsed),
+                }
+        if services[-1].process.returncode is not None:
+            raise ScaleoutBenchError(
+                f"the restarted center exited with {services[-1].process.returncode}:\n"
+                f"{services[-1].stderr_tail()}"
+            )
+        if now > deadline:
+            raise ScaleoutBenchError("the restarted center did not catch up with the edges")
 
 
 def _p95(values: Sequence[float]) -> float | None:
@@ -430,26 +488,27 @@ async def _run(options: ScaleoutOptions, work: Path, nats_url: str, db_url: str)
                     options.logs,
                 )
             )
-        center = await _Service.start(
-            "center",
-            [
-                "run",
-                "--site",
-                str(site_path),
-                "--nats",
-                nats_url,
-                "--nats-root",
-                root,
-                "--db",
-                db_url,
-                "--users",
-                str(users_path),
-                "--port",
-                str(port),
-            ],
-            options.logs,
-        )
+        center_arguments = [
+            "run",
+            "--site",
+            str(site_path),
+            "--nats",
+            nats_url,
+            "--nats-root",
+            root,
+            "--db",
+            db_url,
+            "--users",
+            str(users_path),
+            "--port",
+            str(port),
+        ]
+        center = await _Service.start("center", center_arguments, options.logs)
         services.append(center)
+
+        async def restart_center() -> None:
+            services[-1] = await _Service.start("center", center_arguments, options.logs)
+
         samples = await asyncio.to_thread(_Samples, db_url)
         points = len(site.get("tags", []))
         store = samples
@@ -459,7 +518,9 @@ async def _run(options: ScaleoutOptions, work: Path, nats_url: str, db_url: str)
 
         await _wait_for(every_tag_stored, SERVICE_START_TIMEOUT_S, "every tag stored", services)
         start_s = time.monotonic() - started
-        figures = await _measure(options, samples, services, site, owned, token, port)
+        figures = await _measure(
+            options, samples, services, site, owned, token, port, restart_center
+        )
         figures.update(
             start_s=round(start_s, 1),
             devices=len(site["devices"]),
@@ -494,6 +555,7 @@ async def _measure(
     owned: dict[str, list[str]],
     token: str,
     port: int,
+    restart_center: Callable[[], Awaitable[None]],
 ) -> dict[str, Any]:
     edges = [service for service in services if service is not services[-1]]
     probe_tags = _busiest_tags(await asyncio.to_thread(samples.counts_by_tag), site, owned)
@@ -511,6 +573,12 @@ async def _measure(
     window_s = time.monotonic() - window_start
     cpu_after = [service.cpu_seconds() for service in services]
     pg_after = _postgres_cpu_seconds()
+
+    catch_up = (
+        await _catch_up(options, samples, services, restart_center, probe_tags)
+        if options.pause_s > 0
+        else None
+    )
 
     api = f"http://127.0.0.1:{port}/api/v1"
     command_ms, outcomes = await _command_round_trips(
@@ -553,6 +621,7 @@ async def _measure(
         "latency_p95_ms": None if p95_latency is None else round(p95_latency),
         "command_p95_ms": None if p95_command is None else round(p95_command, 1),
         "commands": outcomes,
+        "catch_up": catch_up,
         "edge_cpu_cores_used": [round(core, 2) for core in cores[:-1]],
         "center_cpu_cores_used": round(cores[-1], 2),
         "postgres_cpu_cores_used": round((pg_after - pg_before) / window_s, 2),

@@ -366,6 +366,14 @@ def bench_scaleout(
         Path | None,
         typer.Option(help="Write each edge's and the center's whole stderr to this folder."),
     ] = None,
+    pause: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Seconds the center is stopped after the window while the edges publish on; "
+            "its catch-up rate is measured (0: skip; default 20, tiny 2).",
+        ),
+    ] = None,
 ) -> None:
     """Edges on NATS JetStream and a center on PostgreSQL, end to end; print one JSON object."""
     from dataclasses import replace
@@ -390,6 +398,7 @@ def bench_scaleout(
         keep=keep,
         seed=seed,
         logs=logs,
+        pause_s=base.pause_s if pause is None else pause,
     )
     try:
         figures = asyncio.run(run_scaleout_bench(options))

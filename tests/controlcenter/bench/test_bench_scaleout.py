@@ -136,6 +136,8 @@ def test_tiny_scaleout_run_loses_nothing() -> None:
     assert set(figures["commands"]) == {"confirmed"}, figures["commands"]
     assert figures["command_p95_ms"] is not None
     assert len(figures["edges"]) == 3
+    # The center stopped and started again worked off the backlog, and nothing was lost.
+    assert figures["catch_up"]["values_per_s"] > 0 and figures["catch_up"]["rows"] > 0
     # The run's own database is gone again.
     assert _scaleout_databases() == before
 
