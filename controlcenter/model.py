@@ -6,15 +6,19 @@ only the standard library so that every part of the system can depend on it.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
+from typing import Any, TypeVar, overload
 
 Value = float | int | bool | str | datetime
 """A tag value as the field delivers it after decoding and scaling (a datetime is time-zone
 aware, e.g. an OPC UA DateTime, which is UTC)."""
+
+_Item = TypeVar("_Item")
 
 
 def utc_now() -> datetime:
@@ -185,12 +189,67 @@ class Sample:
         return None
 
 
+class JsonArray(Sequence[_Item]):
+    """A column kept as the JSON array text a database produced (RFC 8259: numbers, text, null):
+    an answer in JSON carries the text as it is, and it is parsed only when a value is read.
+
+    A day of one-second values is 86,400 numbers: parsing and encoding them again costs more
+    than the database took to write them. ``loads`` parses the text (the standard library's
+    by default; it must read every number back as the same double)."""
+
+    __slots__ = ("_items", "_length", "_loads", "text")
+
+    def __init__(self, text: str, length: int, loads: Callable[[str], Any] = json.loads) -> None:
+        self.text = text
+        """The JSON array, as text."""
+        self._length = length
+        self._loads = loads
+        self._items: list[_Item] | None = None
+
+    @property
+    def items(self) -> list[_Item]:
+        """The values as a list (parsed on first use; ValueError if the text is no such array)."""
+        if self._items is None:
+            items = self._loads(self.text)
+            if not isinstance(items, list) or len(items) != self._length:
+                raise ValueError(f"not a JSON array of {self._length} values")
+            self._items = items
+        return self._items
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> _Item: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[_Item]: ...
+
+    def __getitem__(self, index: int | slice) -> _Item | list[_Item]:
+        return self.items[index]
+
+    def __iter__(self) -> Iterator[_Item]:
+        return iter(self.items)
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to another JSON array or a list of the same values, as a list would be.
+        if isinstance(other, JsonArray):
+            return self.items == other.items
+        return isinstance(other, list) and self.items == other
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which have no hash
+
+    def __repr__(self) -> str:
+        return f"JsonArray({self._length} values)"
+
+
 @dataclass(frozen=True, slots=True)
 class SampleColumns:
     """Stored samples of one tag as parallel columns, times in milliseconds since 1970 UTC.
 
     The compact shape of a long read (a day of one-second values is 86,400 rows): no ``Sample``
-    or datetime is built per row. Row ``i`` has quality ``qualities[quality_index[i]]``."""
+    or datetime is built per row. Row ``i`` has quality ``qualities[quality_index[i]]``. A
+    column may be a ``JsonArray``, the database's own JSON text, encoded as it is."""
 
     tag: str
     server_time_ms: Sequence[int]

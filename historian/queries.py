@@ -8,11 +8,11 @@ is one read transaction and safe to call from any thread.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from sqlalchemy import (
     BigInteger,
@@ -24,6 +24,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    or_,
     select,
     type_coerce,
 )
@@ -34,6 +35,7 @@ from controlcenter.model import (
     DataType,
     Event,
     EventKind,
+    JsonArray,
     Quality,
     Sample,
     SampleColumns,
@@ -243,46 +245,82 @@ def _decoded_column(data_type: DataType, stored: list[Any]) -> list[Value | None
     return [decode_sample_value(data_type, number, None) for number in stored]
 
 
-_LARGEST_DOUBLE = 1.7976931348623157e308
+_PRINTED_EXACTLY_BELOW = 1e100
+"""SQLite (3.40) prints a double of this magnitude or more through a scale of 1e100, which is
+not exact: its 17 digits may read back as a neighbouring double. Such rows are read row by row."""
 
 
 def _sqlite_float_columns(conn: Connection, tag: str, rows: Subquery) -> SampleColumns | None:
-    """A float tag's rows as columns, built by SQLite as JSON arrays in one step and parsed by
-    orjson; None when a value is infinite (JSON has no such number: read row by row).
+    """A float tag's rows as columns, built by SQLite as JSON arrays in one step and kept as
+    that text (``JsonArray``); None when a value is infinite (JSON has no such number) or 1e100
+    or more (see ``_PRINTED_EXACTLY_BELOW``): read row by row.
 
     Python's sqlite3 module gives the GIL up and takes it back around every row it steps; with
     the center's other threads busy, a day of one-second values then waited on the GIL tens
-    of thousands of times. One aggregate is one step. Numbers are printed with 17 significant
-    digits, which read back as exactly the stored double; the arrays follow the rows' order
-    (the key's order: checked, and read row by row should it ever differ)."""
+    of thousands of times. One aggregate is one step, and the arrays need no parsing (with the
+    GIL) to be sent as JSON. Numbers are printed with 17 significant digits, which read back as
+    exactly the stored double below 1e100. Qualities are counted in SQL: one for the whole
+    window (the common case) needs no per-row column. The arrays follow the rows' order (the
+    key's order: checked, and read row by row should it ever differ)."""
     server, source, value, code, reason = rows.c
-    infinite = func.abs(value) > _LARGEST_DOUBLE
-    # Joined as text, not json_group_array(json(...)): no JSON parse of every number.
+    # Joined as text, not json_group_array(json(...)): no JSON parse of every number. Infinite
+    # (JSON has no such number) and too large to print exactly: seen in min and max, and then
+    # read row by row.
     exact = case(
         (value.is_(None), literal("null")),
-        (infinite, literal("null")),  # JSON has no "Inf": counted below, read row by row
+        (or_(value >= _PRINTED_EXACTLY_BELOW, value <= -_PRINTED_EXACTLY_BELOW), literal("null")),
         else_=func.printf("%!.17g", value),
     )
     query = select(
         func.json_group_array(server),
         func.json_group_array(source),
         literal("[") + func.group_concat(exact, ",") + literal("]"),
-        func.json_group_array(code),
-        func.json_group_array(reason),
         func.count(),
-        func.sum(case((infinite, 1), else_=0)),
+        func.min(value),
+        func.max(value),
+        # One quality all along (the common case) needs no column of them.
+        func.min(code),
+        func.max(code),
+        func.count(reason),
+        func.min(reason),
+        func.max(reason),
     )
-    arrays = conn.execute(query).one()
-    if arrays[5] == 0:
+    server_text, source_text, values_text, count, low, high, *quality = conn.execute(query).one()
+    if count == 0:
         return SampleColumns(tag, [], [], [], [], [])
-    if arrays[6]:
+    if max(abs(low or 0.0), abs(high or 0.0)) >= _PRINTED_EXACTLY_BELOW:
         return None
-    server_ms, source_ms, values, codes, reasons = (orjson.loads(text) for text in arrays[:5])
-    ascending = all(map(operator.le, server_ms, server_ms[1:]))
-    descending = all(map(operator.ge, server_ms, server_ms[1:]))
-    if not (ascending or descending):
+    # The order checked at C speed on the text, with no Python object per row (the times are
+    # 64-bit integers; a text that does not read as ``count`` of them is read row by row).
+    times = np.fromstring(server_text[1:-1], dtype=np.int64, sep=",")
+    steps = np.diff(times)
+    if times.size != count or not (bool((steps >= 0).all()) or bool((steps <= 0).all())):
         return None
-    return SampleColumns(tag, server_ms, source_ms, values, *_quality_columns(codes, reasons))
+    low_code, high_code, reasons_given, low_reason, high_reason = quality
+    # No reason and an empty one are the same quality (both in one window: read as a column).
+    same_reason = reasons_given == 0 or (reasons_given == count and low_reason == high_reason)
+    if low_code == high_code and same_reason:
+        quality_index: list[int] = [0] * count
+        qualities = [Quality.from_status_code(int(low_code), low_reason or "")]
+    else:
+        # Several qualities: their rows in the same order (the same snapshot, checked).
+        again = select(
+            func.json_group_array(server),
+            func.json_group_array(code),
+            func.json_group_array(reason),
+        )
+        order, codes, reasons = conn.execute(again).one()
+        if order != server_text:
+            return None
+        quality_index, qualities = _quality_columns(orjson.loads(codes), orjson.loads(reasons))
+    return SampleColumns(
+        tag,
+        JsonArray(server_text, count, orjson.loads),
+        JsonArray(source_text, count, orjson.loads),
+        JsonArray(values_text, count, orjson.loads),
+        quality_index,
+        qualities,
+    )
 
 
 def _quality_columns(

@@ -6,9 +6,10 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
+import orjson
 from pydantic import BaseModel, Field
 
-from controlcenter.model import Quality, Sample, SampleColumns, TagDef
+from controlcenter.model import JsonArray, Quality, Sample, SampleColumns, TagDef
 
 MAX_PATTERN = 200
 MAX_NAMES = 1000
@@ -152,18 +153,19 @@ class ValueColumns(BaseModel):
 def value_columns(columns: SampleColumns, *, truncated: bool) -> dict[str, object]:
     """The ``ValueColumns`` document of a tag's stored columns, built directly (a day of
     one-second values is 86,400 rows)."""
-    values: Sequence[object] = columns.values
-    try:
-        # The common case, every value a finite number, is checked at C speed.
-        plain = all(map(math.isfinite, values))  # type: ignore[arg-type]
-    except TypeError:  # a None, a text or a time: value by value
-        plain = False
-    if not plain:
-        values = [_json_scalar(value) for value in values]
+    values: Sequence[object] | orjson.Fragment = _as_json(columns.values)
+    if not isinstance(values, orjson.Fragment):  # a JsonArray's text is JSON already
+        try:
+            # The common case, every value a finite number, is checked at C speed.
+            plain = all(map(math.isfinite, values))
+        except TypeError:  # a None, a text or a time: value by value
+            plain = False
+        if not plain:
+            values = [_json_scalar(value) for value in values]
     return {
         "tag": columns.tag,
-        "server_time_ms": columns.server_time_ms,
-        "source_time_ms": columns.source_time_ms,
+        "server_time_ms": _as_json(columns.server_time_ms),
+        "source_time_ms": _as_json(columns.source_time_ms),
         "value": values,
         "quality": columns.quality_index,
         "qualities": [
@@ -176,6 +178,13 @@ def value_columns(columns: SampleColumns, *, truncated: bool) -> dict[str, objec
         ],
         "truncated": truncated,
     }
+
+
+def _as_json(column: Sequence[object]) -> Sequence[object] | orjson.Fragment:
+    """A column as the API's encoder (orjson) writes it: a ``JsonArray`` as its text, unparsed."""
+    if isinstance(column, JsonArray):
+        return orjson.Fragment(column.text)
+    return column
 
 
 def _json_scalar(value: object) -> object:

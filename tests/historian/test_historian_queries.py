@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from controlcenter.model import (
     CommandStatus,
     Event,
     EventKind,
+    JsonArray,
     Quality,
     Sample,
     Substatus,
@@ -140,8 +142,10 @@ def test_raw_reads_as_columns_hold_the_same_rows_in_every_data_type(store: SqlHi
 
 
 def test_columns_of_awkward_numbers_read_back_exactly(store: SqlHistorian) -> None:
-    # Doubles that need all 17 digits, tiny and huge ones, an infinity (sent row by row).
+    # Doubles that need all 17 digits, tiny and huge ones, an infinity and doubles beyond
+    # 1e100, which SQLite 3.40 prints inexactly even with 17 digits (sent row by row).
     awkward = [0.1, 0.30000000000000004, 123456789.12345679, -7.25e-300, 1e22, 3.0, math.inf]
+    awkward += [1.7976931348623157e308, -1.2925088766488487e297]
     store.write_samples(
         [Sample(LEVEL, v, Quality.good(), at(i), at(i)) for i, v in enumerate(awkward)]
     )
@@ -149,4 +153,67 @@ def test_columns_of_awkward_numbers_read_back_exactly(store: SqlHistorian) -> No
 
     assert list(queries.read_raw_columns(LEVEL).values) == awkward
     assert list(queries.read_raw_columns(LEVEL, end=at(5)).values) == awkward[:6]
+    assert list(queries.read_raw_columns(LEVEL, start=at(7)).values) == awkward[7:]
     assert all(type(v) is float for v in queries.read_raw_columns(LEVEL).values)
+
+
+def test_float_columns_read_as_json_arrays_hold_the_exact_values(store: SqlHistorian) -> None:
+    # On SQLite a float tag's columns stay the database's JSON text (no parse on the way to an
+    # answer); whatever the backend, the text, once parsed, holds exactly the stored rows.
+    awkward = [0.1, 0.30000000000000004, None, -7.25e-300, 1e22, 9.999999999999999e99, 0.0, 5e-324]
+    bad = Quality.bad(Substatus.COMM_FAILURE, "")
+    store.write_samples(
+        [
+            Sample(LEVEL, v, Quality.good() if v is not None else bad, at(i), at(i))
+            for i, v in enumerate(awkward)
+        ]
+    )
+    columns = HistoryQueries(store).read_raw_columns(LEVEL)
+
+    for column, expected in (
+        (columns.values, awkward),
+        (columns.server_time_ms, [epoch_ms(at(i)) for i in range(len(awkward))]),
+    ):
+        if isinstance(column, JsonArray):
+            assert json.loads(column.text) == expected
+        assert list(column) == expected and len(column) == len(expected)
+    assert [columns.qualities[i] for i in columns.quality_index] == [
+        Quality.good() if v is not None else bad for v in awkward
+    ]
+    if store.backend == "sqlite":
+        assert isinstance(columns.values, JsonArray)
+
+
+def test_one_quality_all_along_is_listed_once_whatever_its_reason(store: SqlHistorian) -> None:
+    # No reason and an empty one are the same quality: one entry, every row pointing at it.
+    held = Quality.uncertain(Substatus.LAST_USABLE, "held")
+    store.write_samples(
+        [Sample(LEVEL, float(i), held, at(i), at(i)) for i in range(4)]
+        + [Sample(RUNNING, True, Quality.good(), at(i), at(i)) for i in range(2)]
+    )
+    queries = HistoryQueries(store)
+
+    columns = queries.read_raw_columns(LEVEL, newest_first=True)
+    assert list(columns.quality_index) == [0, 0, 0, 0] and list(columns.qualities) == [held]
+    assert list(columns.values) == [3.0, 2.0, 1.0, 0.0]
+    assert list(columns.server_time_ms) == [epoch_ms(at(i)) for i in (3, 2, 1, 0)]
+    head = columns.head(2)
+    assert list(head.values) == [3.0, 2.0] and list(head.quality_index) == [0, 0]
+
+
+def test_a_json_array_column_parses_only_when_read() -> None:
+    parsed: list[str] = []
+
+    def loads(text: str) -> object:
+        parsed.append(text)
+        return json.loads(text)
+
+    column: JsonArray[float] = JsonArray("[1.5,null,2.0]", 3, loads)
+    assert len(column) == 3 and column.text == "[1.5,null,2.0]" and not parsed
+    assert column[0] == 1.5 and column[1:] == [None, 2.0] and list(column) == [1.5, None, 2.0]
+    assert column == [1.5, None, 2.0] and column == JsonArray("[1.5, null, 2.0]", 3)
+    assert column != (1.5, None, 2.0) and len(parsed) == 1
+    with pytest.raises(ValueError, match="2 values"):
+        JsonArray("[1.5]", 2)[0]
+    with pytest.raises(ValueError, match="1 values"):
+        JsonArray('{"a": 1}', 1)[0]
