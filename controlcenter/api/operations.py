@@ -10,6 +10,13 @@ fixed buckets (``SCAN_LATENCY_BUCKETS_S``) since start, so the buckets are monot
 that can be summed over devices and rated over any window; the engine's own mean and p95 over its
 last 1,000 reads are exported beside it as gauges, the figures the HMI shows.
 
+``/metrics`` names the site's devices, alarms and figures, so it is behind a bearer API token
+(RFC 6750) like the API: the token's user and scope must allow viewing diagnostics (a
+maintenance role or higher with a read token: Prometheus's ``authorization.credentials_file``).
+Refusals are answered 401 or 403 as RFC 9457 problems and journaled. ``/healthz`` and
+``/readyz`` answer without a token, as load balancers and orchestrators probe them; they say
+only whether the center is alive and ready, and why not.
+
 ``/readyz`` answers 200 when the center can do its job and 503 with the reasons when not: the
 share of devices connected is at least a threshold, the database accepts a write (a probe in a
 worker thread that must answer within a deadline: a locked or stopped database does not hang
@@ -41,8 +48,16 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import Connection, text
 
+from controlcenter.api.auth import (
+    AuthenticationRequiredError,
+    journal_refusal,
+    refusal_user,
+    resolve_caller,
+)
 from controlcenter.api.problems import problem_response
 from controlcenter.model import SCAN_LATENCY_BUCKETS_S
+from controlcenter.permissions import Permission, PermissionDeniedError
+from controlcenter.permissions import require as require_permission
 from controlcenter.ports import (
     AlarmAction,
     AlarmJournalReader,
@@ -50,10 +65,12 @@ from controlcenter.ports import (
     AlarmPriority,
     CommandCounts,
     DeviceHealthView,
+    EventJournal,
     HistorianWriterView,
     OpenStreams,
     RuleEvaluationCount,
 )
+from controlcenter.security.tokens import TokenStore
 
 METRICS_PATH = "/metrics"
 HEALTH_PATH = "/healthz"
@@ -407,12 +424,38 @@ def _one_line(error: BaseException) -> str:
 # --- the web face ---------------------------------------------------------------------------
 
 
-def create_operations(registry: CollectorRegistry, readiness: Readiness) -> Flask:
-    """The operations WSGI app answering ``/metrics``, ``/healthz`` and ``/readyz``."""
+@dataclass(frozen=True, slots=True)
+class MetricsAccess:
+    """Who may scrape ``/metrics``: the API's tokens, and the journal its refusals go to."""
+
+    tokens: TokenStore
+    journal: EventJournal
+
+
+METRICS_PERMISSION = Permission.VIEW_DIAGNOSTICS
+"""What a scraper's user and token must allow (device names, alarm counts, figures)."""
+
+
+def create_operations(
+    registry: CollectorRegistry, readiness: Readiness, access: MetricsAccess
+) -> Flask:
+    """The operations WSGI app answering ``/metrics`` (with a token), ``/healthz`` and
+    ``/readyz``."""
     app = Flask(__name__)
 
     @app.get(METRICS_PATH)
     def metrics() -> ResponseReturnValue:
+        try:
+            caller = resolve_caller(access.tokens)
+            require_permission(caller.user, METRICS_PERMISSION, caller.scope)
+        except AuthenticationRequiredError as err:
+            journal_refusal(access.journal, 401, str(err))
+            refused = problem_response(401, str(err))
+            refused.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return refused
+        except PermissionDeniedError as err:
+            journal_refusal(access.journal, 403, str(err), refusal_user(err))
+            return problem_response(403, str(err))
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
     @app.get(HEALTH_PATH)

@@ -38,6 +38,7 @@ from controlcenter.api.open_data import OpenDataService, create_open_data
 from controlcenter.api.operations import (
     OPERATIONS_PATHS,
     CenterSources,
+    MetricsAccess,
     Readiness,
     ReadinessPolicy,
     StoreWriteProbe,
@@ -931,7 +932,9 @@ class ControlCenter:
             self.writer,
             ReadinessPolicy(spool_warn_fraction=self.site.historian.spool_warn_percent / 100),
         )
-        operations = create_operations(metrics_registry(sources), self._readiness)
+        operations = create_operations(
+            metrics_registry(sources), self._readiness, MetricsAccess(tokens, self.journal)
+        )
         open_data = create_open_data(
             OpenDataService(
                 self.site.open_datasets(),

@@ -8,7 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.hmi_city_kit import hmi_city
+from controlcenter.api.services import API_TOKENS_FILE
+from controlcenter.model import Role
+from controlcenter.permissions import TokenScope
+from controlcenter.security.tokens import TokenStore
+from tests.e2e.hmi_city_kit import USERS, hmi_city
 
 
 @pytest.mark.e2e
@@ -16,7 +20,16 @@ from tests.e2e.hmi_city_kit import hmi_city
 async def test_every_face_of_the_center_answers_on_its_path(tmp_path: Path) -> None:
     async with hmi_city(tmp_path) as kit, httpx.AsyncClient(base_url=kit.url) as client:
         assert (await client.get("/healthz")).status_code == 200
-        metrics = await client.get("/metrics")
+        # /metrics names the site's devices: a token of a user who may view diagnostics.
+        assert (await client.get("/metrics")).status_code == 401
+        tokens = TokenStore(tmp_path / "hmi" / API_TOKENS_FILE, kit.users)
+        try:
+            scraper = tokens.create(USERS[Role.MAINTENANCE], TokenScope.READ, 600, created_by="ada")
+        finally:
+            tokens.close()
+        metrics = await client.get(
+            "/metrics", headers={"Authorization": f"Bearer {scraper.secret_text}"}
+        )
         assert metrics.status_code == 200
         assert "water.ps1_rtu" in metrics.text and "process_cpu_seconds_total" in metrics.text
         document = await client.get("/api/v1/docs/openapi.json")

@@ -21,14 +21,18 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from controlcenter.api.open_data import OpenDataService, create_open_data
 from controlcenter.api.operations import (
     CenterSources,
+    MetricsAccess,
     Readiness,
     ReadinessPolicy,
     StoreWriteProbe,
     create_operations,
     metrics_registry,
 )
+from controlcenter.model import Role
+from controlcenter.permissions import TokenScope
+from controlcenter.security.tokens import TokenStore
 from historian.queries import HistoryQueries
-from tests.e2e.hmi_city_kit import HmiCity, hmi_city
+from tests.e2e.hmi_city_kit import USERS, HmiCity, hmi_city
 
 pytestmark = pytest.mark.e2e
 
@@ -45,8 +49,9 @@ def serve(app: Any) -> tuple[BaseWSGIServer, str]:
 class Faces:
     """The city with the operations and open-data apps served over HTTP."""
 
-    def __init__(self, kit: HmiCity, ops_url: str, open_url: str) -> None:
+    def __init__(self, kit: HmiCity, ops_url: str, open_url: str, scraper_token: str) -> None:
         self.kit, self.ops_url, self.open_url = kit, ops_url, open_url
+        self.scraper_token = scraper_token
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
@@ -78,11 +83,15 @@ async def faces(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faces
             site_name=kit.site.site.name,
             now=center.clock.now,
         )
-        ops, ops_url = serve(create_operations(metrics_registry(sources), readiness))
+        tokens = TokenStore(tmp_path / "scrapers.sqlite", kit.users)
+        scraper = tokens.create(USERS[Role.MAINTENANCE], TokenScope.READ, 3600, created_by="ada")
+        access = MetricsAccess(tokens, center.journal)
+        ops, ops_url = serve(create_operations(metrics_registry(sources), readiness, access))
         opendata, open_url = serve(create_open_data(service))
         try:
-            yield Faces(kit, ops_url, open_url)
+            yield Faces(kit, ops_url, open_url, scraper.secret_text)
         finally:
+            tokens.close()
             ops.shutdown()
             opendata.shutdown()
             readiness.close()
@@ -109,7 +118,11 @@ async def test_scraped_figures_match_the_scan_engine(faces: Faces) -> None:
         assert time.monotonic() < deadline, engine.diagnostics()
         await asyncio.sleep(0.2)  # polling the engine, with a deadline
     before = {item.device: item for item in engine.diagnostics()}
-    answer = await get(faces.ops_url + "/metrics")
+    async with httpx.AsyncClient(timeout=15) as client:
+        answer = await client.get(
+            faces.ops_url + "/metrics",
+            headers={"Authorization": f"Bearer {faces.scraper_token}"},
+        )
     after = {item.device: item for item in engine.diagnostics()}
     assert answer.status_code == 200
     found = samples(answer.text)

@@ -13,11 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from controlcenter.api.operations import (
     CenterSources,
+    MetricsAccess,
     Readiness,
     ReadinessPolicy,
     StoreWriteProbe,
@@ -25,9 +28,13 @@ from controlcenter.api.operations import (
     metrics_registry,
 )
 from controlcenter.automation import AlarmDef, AlarmPriority, AlarmState
-from controlcenter.model import SCAN_LATENCY_BUCKETS_S, CommandStatus, ScanDiagnostics
+from controlcenter.model import SCAN_LATENCY_BUCKETS_S, CommandStatus, Role, ScanDiagnostics
+from controlcenter.permissions import TokenScope
+from controlcenter.security.tokens import TokenStore
+from controlcenter.security.users import UserStore
 from historian.store import SqlHistorian
 from historian.writer import WriterMetrics
+from tests.controlcenter.api.api_testkit import ListJournal
 
 WHEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -122,14 +129,38 @@ def store(tmp_path: Path) -> Iterator[SqlHistorian]:
     historian.close()
 
 
+@dataclass
+class Scrapers:
+    """Who may ask for /metrics: a maintenance and a viewer user with tokens, and the journal."""
+
+    access: MetricsAccess
+    journal: ListJournal
+
+    def token(self, user: str, scope: TokenScope = TokenScope.READ) -> str:
+        """A fresh token of ``user``."""
+        return self.access.tokens.create(user, scope, 3600, created_by="ada").secret_text
+
+
+@pytest.fixture
+def scrapers(tmp_path: Path) -> Iterator[Scrapers]:
+    users = UserStore(tmp_path / "users.json", hasher=PasswordHasher.from_parameters(CHEAPEST))
+    users.add_user("prometheus", "a long test passphrase 1", Role.MAINTENANCE)
+    users.add_user("vera", "a long test passphrase 1", Role.VIEWER)
+    users.add_user("ada", "a long test passphrase 1", Role.ADMIN)
+    tokens = TokenStore(tmp_path / "tokens.sqlite", users)
+    journal = ListJournal()
+    yield Scrapers(MetricsAccess(tokens, journal), journal)
+    tokens.close()
+
+
 def serve(app: Any) -> tuple[BaseWSGIServer, str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}"
 
 
-def scrape(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    response = httpx.get(url + "/metrics", timeout=10)
+def scrape(url: str, token: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    response = httpx.get(url + "/metrics", timeout=10, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
@@ -139,7 +170,9 @@ def scrape(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return found
 
 
-def test_metrics_over_http_carry_every_part_of_the_center(store: SqlHistorian) -> None:
+def test_metrics_over_http_carry_every_part_of_the_center(
+    store: SqlHistorian, scrapers: Scrapers
+) -> None:
     devices = Devices([diagnostics("rtu1"), diagnostics("plc2", connected=False)])
     sources = CenterSources(
         devices=devices,
@@ -150,9 +183,9 @@ def test_metrics_over_http_carry_every_part_of_the_center(store: SqlHistorian) -
         streams=Streams(),
     )
     readiness = Readiness(devices, StoreWriteProbe(store))
-    server, url = serve(create_operations(metrics_registry(sources), readiness))
+    server, url = serve(create_operations(metrics_registry(sources), readiness, scrapers.access))
     try:
-        found = scrape(url)
+        found = scrape(url, scrapers.token("prometheus"))
     finally:
         server.shutdown()
         readiness.close()
@@ -183,10 +216,14 @@ def test_metrics_over_http_carry_every_part_of_the_center(store: SqlHistorian) -
     assert "process_cpu_seconds_total" in found
 
 
-def test_healthz_is_alive_and_unknown_paths_are_problems(store: SqlHistorian) -> None:
+def test_healthz_is_alive_and_unknown_paths_are_problems(
+    store: SqlHistorian, scrapers: Scrapers
+) -> None:
     devices = Devices([diagnostics("rtu1")])
     readiness = Readiness(devices, StoreWriteProbe(store))
-    client = create_operations(metrics_registry(CenterSources(devices)), readiness).test_client()
+    client = create_operations(
+        metrics_registry(CenterSources(devices)), readiness, scrapers.access
+    ).test_client()
     assert client.get("/healthz").get_json() == {"status": "alive"}
     missing = client.get("/metrics/../etc/passwd")
     assert missing.status_code == 404
@@ -196,12 +233,14 @@ def test_healthz_is_alive_and_unknown_paths_are_problems(store: SqlHistorian) ->
 
 
 def test_readyz_turns_unready_while_the_database_is_locked_and_ready_again(
-    store: SqlHistorian, tmp_path: Path
+    store: SqlHistorian, tmp_path: Path, scrapers: Scrapers
 ) -> None:
     devices = Devices([diagnostics("rtu1")])
     policy = ReadinessPolicy(probe_timeout_s=5.0, probe_every_s=0.0)
     readiness = Readiness(devices, StoreWriteProbe(store), writer(), policy)
-    client = create_operations(metrics_registry(CenterSources(devices)), readiness).test_client()
+    client = create_operations(
+        metrics_registry(CenterSources(devices)), readiness, scrapers.access
+    ).test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.get_json()
     assert ready.get_json()["status"] == "ready"
@@ -221,11 +260,13 @@ def test_readyz_turns_unready_while_the_database_is_locked_and_ready_again(
     readiness.close()
 
 
-def test_readyz_names_each_failing_check(store: SqlHistorian) -> None:
+def test_readyz_names_each_failing_check(store: SqlHistorian, scrapers: Scrapers) -> None:
     devices = Devices([diagnostics("a"), diagnostics("b", connected=False)])
     policy = ReadinessPolicy(min_connected_share=0.9, spool_warn_fraction=0.8)
     readiness = Readiness(devices, StoreWriteProbe(store), writer(fill=0.85), policy)
-    client = create_operations(metrics_registry(CenterSources(devices)), readiness).test_client()
+    client = create_operations(
+        metrics_registry(CenterSources(devices)), readiness, scrapers.access
+    ).test_client()
     answer = client.get("/readyz")
     assert answer.status_code == 503
     failing = {check["name"] for check in answer.get_json()["checks"] if not check["ok"]}
@@ -251,3 +292,42 @@ def test_a_probe_that_hangs_is_a_failure_within_its_deadline() -> None:
     finally:
         release.set()
         readiness.close()
+
+
+def test_metrics_need_a_token_allowed_to_view_diagnostics_and_refusals_are_journaled(
+    store: SqlHistorian, scrapers: Scrapers
+) -> None:
+    devices = Devices([diagnostics("rtu1")])
+    readiness = Readiness(devices, StoreWriteProbe(store))
+    client = create_operations(
+        metrics_registry(CenterSources(devices)), readiness, scrapers.access
+    ).test_client()
+    revoked = scrapers.access.tokens.create("prometheus", TokenScope.READ, 3600, created_by="ada")
+    scrapers.access.tokens.revoke(revoked.token.token_id)
+    cases = [
+        ({}, 401, "token is required"),
+        ({"Authorization": "Basic cHJvbWV0aGV1czp4"}, 401, "token is required"),
+        ({"Authorization": "Bearer cc_forged"}, 401, "malformed token"),
+        ({"Authorization": f"Bearer {revoked.secret_text}"}, 401, "revoked"),
+        ({"Authorization": f"Bearer {scrapers.token('vera')}"}, 403, "view_diagnostics"),
+    ]
+    for headers, status, reason in cases:
+        answer = client.get("/metrics", headers=headers)
+        assert answer.status_code == status, (headers, answer.get_data(as_text=True))
+        assert answer.mimetype == "application/problem+json"
+        assert reason in answer.get_json()["detail"]
+        assert "controlcenter_device" not in answer.get_data(as_text=True)
+        if status == 401:
+            assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    refusals = [event.message for event in scrapers.journal.events]
+    assert len(refusals) == len(cases)
+    assert all("/metrics" in message for message in refusals)
+    assert "vera" in refusals[-1]
+    allowed = client.get(
+        "/metrics", headers={"Authorization": f"Bearer {scrapers.token('prometheus')}"}
+    )
+    assert allowed.status_code == 200 and "controlcenter_device_scans_total" in allowed.text
+    # Probes stay open: an orchestrator has no token.
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    readiness.close()
