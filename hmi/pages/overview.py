@@ -24,7 +24,8 @@ from controlcenter.permissions import Permission, allows
 from hmi.context import HmiContext
 from hmi.guard import viewing_user
 from hmi.live import data_attributes, live_value, numeric
-from hmi.map_svg import map_figure, marker_states
+from hmi.map_image import alt_text, compact_map_svg, svg_data_uri
+from hmi.map_svg import marker_states
 from hmi.page import Page, PageRequest
 
 REFRESH_MS = 10_000
@@ -47,6 +48,7 @@ DOMAINS: tuple[tuple[str, str, str], ...] = (
 _PUMP_RUNNING = re.compile(r"\.pump\d*\.running$|\.pump_running$")
 _PUMP_FAULT = re.compile(r"\.pump\d*\.fault$")
 _ZONE_TEMP = re.compile(r"^(.*\.z\d+)\.temp$")
+_PUMP_ENDINGS = ("running", ".fault")
 
 
 # --- figures: pure functions of the snapshot ----------------------------------------------------
@@ -76,7 +78,8 @@ def pump_counts(snapshot: Mapping[str, Sample], domain: str = "water") -> PumpCo
     running = failed = reporting = total = 0
     prefix = domain + "."
     for name in snapshot:
-        if not name.startswith(prefix):
+        # The cheap test first: a city has tens of thousands of tags and few pumps.
+        if not name.endswith(_PUMP_ENDINGS) or not name.startswith(prefix):
             continue
         if _PUMP_RUNNING.search(name):
             total += 1
@@ -173,7 +176,8 @@ def building_figures(assets: Sequence[AssetDef], snapshot: Mapping[str, Sample])
     prefixes = tuple(name + "." for name in buildings)
     zones = in_comfort = 0
     for tag in snapshot:
-        if not tag.startswith(prefixes):
+        # The cheap test first: a city has tens of thousands of tags and few zones.
+        if not tag.endswith(".temp") or not tag.startswith(prefixes):
             continue
         match = _ZONE_TEMP.match(tag)
         if match is None:
@@ -214,9 +218,18 @@ def device_health(diagnostics: Iterable[ScanDiagnostics]) -> dict[str, tuple[int
 # --- the display ----------------------------------------------------------------------------------
 
 
+_FIRST_PARTS: dict[int, tuple[int, frozenset[str]]] = {}
+
+
 def _domains_present(context: HmiContext) -> list[tuple[str, str, str]]:
     names = context.tags_by_name()
-    return [domain for domain in DOMAINS if any(name.startswith(domain[0] + ".") for name in names)]
+    # The first parts of the tag names, kept per context: the site changes only when
+    # calculated tags are deployed (the tag count changes then).
+    cached = _FIRST_PARTS.get(id(context))
+    if cached is None or cached[0] != len(names):
+        cached = (len(names), frozenset(name.split(".", 1)[0] for name in names if "." in name))
+        _FIRST_PARTS[id(context)] = cached
+    return [domain for domain in DOMAINS if domain[0] in cached[1]]
 
 
 def _figure(label: str, value: Any, *, figure_id: str = "") -> Any:
@@ -384,6 +397,19 @@ def health_panel(context: HmiContext, user: User) -> Any:
     return html.Ul(lines, className="ov-health")
 
 
+def small_map_image(context: HmiContext) -> tuple[str, str]:
+    """The small map's picture (a ``data:`` URI of its SVG) and its alternative text."""
+    states = marker_states(context)
+    return svg_data_uri(compact_map_svg(context, states)), alt_text(context, states)
+
+
+def _small_map(context: HmiContext) -> Any:
+    # A picture, not a plotly graph: the small map is neither zoomed nor hovered, and the
+    # browser shows an image at once where plotly would lay out hundreds of markers.
+    src, alt = small_map_image(context)
+    return html.Img(id=MAP_ID, src=src, alt=alt, className="ov-map-image")
+
+
 def render(context: HmiContext, user: User, request: PageRequest) -> Any:
     """The overview display."""
     snapshot = context.live.snapshot()
@@ -437,11 +463,7 @@ def render(context: HmiContext, user: User, request: PageRequest) -> Any:
                 children=[
                     html.H2(dcc.Link("Map", href="/map")),
                     dcc.Link(
-                        dcc.Graph(
-                            id=MAP_ID,
-                            figure=map_figure(context, marker_states(context), compact=True),
-                            config={"staticPlot": True, "displayModeBar": False},
-                        ),
+                        _small_map(context),
                         href="/map",
                         className="ov-map-link",
                         title="Open the city map",
@@ -486,13 +508,14 @@ def register(app: dash.Dash, context: HmiContext) -> None:
     # Its own callback: a site without positions has no small map, and then Dash leaves this
     # callback alone instead of the whole refresh.
     @app.callback(
-        Output(MAP_ID, "figure"),
+        Output(MAP_ID, "src"),
+        Output(MAP_ID, "alt"),
         Input(TICK_ID, "n_intervals"),
         prevent_initial_call=True,
     )
-    def refresh_map(_tick: int | None) -> Any:
+    def refresh_map(_tick: int | None) -> tuple[str, str]:
         viewing_user()
-        return map_figure(context, marker_states(context), compact=True)
+        return small_map_image(context)
 
 
 PAGE = Page(

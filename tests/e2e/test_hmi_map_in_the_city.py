@@ -62,8 +62,12 @@ async def test_a_viewer_sees_the_city_at_a_glance(kit: HmiCity, browser: Browser
         assert await page.query_selector("#overview-heat") is None
         health = await page.inner_text("#overview-health")
         assert "Water:" in health and "devices connected" in health
-        # The small map is drawn (SVG) and links to the map display.
-        await page.wait_for_selector("#overview-map .scatterlayer")
+        # The small map is drawn (an SVG picture the browser decoded) and links to the map.
+        await page.wait_for_function(
+            "() => { const m = document.querySelector('img#overview-map');"
+            " return m !== null && m.complete && m.naturalWidth > 0; }"
+        )
+        assert "City map:" in (await page.get_attribute("#overview-map", "alt") or "")
         assert await page.get_attribute(".ov-map-link", "href") == "/map"
         await page.click("#overview-water h2 a")
         await page.wait_for_function("() => window.location.pathname === '/water'")

@@ -1,6 +1,7 @@
 """Diagnostics display: the rows (a device down is one line with its reason, shares of points
-per quality, abnormal first, domain filter), the table's words, and the refresh callback
-refused on the server to a role without diagnostics."""
+per quality, abnormal first, domain filter), the table's words, its pages (every device on one,
+a page of bounded size however large the city), and the refresh callback refused on the server
+to a role without diagnostics."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from dash.development.base_component import Component
 
 from controlcenter.automation import AssetDef
 from controlcenter.model import (
@@ -182,16 +184,23 @@ def diagnostics_server(
 
 def refresh(base_url: str, cookie: str, domain: object) -> tuple[int, str]:
     """Fire the table's refresh as the 5 s timer does."""
+    outputs = [
+        ("diagnostics-table", "children"),
+        ("diagnostics-summary", "children"),
+        ("diagnostics-page", "data"),
+        ("diagnostics-previous", "disabled"),
+        ("diagnostics-next", "disabled"),
+    ]
     payload = {
-        "output": "..diagnostics-table.children...diagnostics-summary.children..",
-        "outputs": [
-            {"id": "diagnostics-table", "property": "children"},
-            {"id": "diagnostics-summary", "property": "children"},
-        ],
+        "output": ".." + "...".join(f"{name}.{prop}" for name, prop in outputs) + "..",
+        "outputs": [{"id": name, "property": prop} for name, prop in outputs],
         "inputs": [
             {"id": "diagnostics-refresh", "property": "n_intervals", "value": 3},
             {"id": "diagnostics-domain", "property": "value", "value": domain},
+            {"id": "diagnostics-previous", "property": "n_clicks", "value": None},
+            {"id": "diagnostics-next", "property": "n_clicks", "value": None},
         ],
+        "state": [{"id": "diagnostics-page", "property": "data", "value": 0}],
         "changedPropIds": ["diagnostics-refresh.n_intervals"],
     }
     reply = send(
@@ -222,15 +231,150 @@ def test_the_refresh_is_refused_to_an_operator_and_served_to_maintenance(
     assert status == 200 and "rtu1" in body
 
 
-def test_a_large_city_lists_a_hundred_devices_abnormal_first_and_counts_the_rest(
+def components(tree: Any) -> int:
+    """Dash components in a rendered tree (what the browser's renderer pays for)."""
+    if isinstance(tree, list | tuple):
+        return sum(components(child) for child in tree)
+    if isinstance(tree, Component):
+        return 1 + components(getattr(tree, "children", None))
+    return 0
+
+
+def shown_devices(table: Any) -> list[str]:
+    """The device names of a rendered table's rows, in order."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list | tuple):
+            for child in node:
+                walk(child)
+        elif isinstance(node, Component):
+            if getattr(node, "className", "") == "diagnostics-device":
+                found.append(str(node.children))
+            walk(getattr(node, "children", None))
+
+    walk(table)
+    return found
+
+
+def test_a_large_city_is_shown_a_page_at_a_time_abnormal_first_and_counts_the_rest(
     live_view: LiveView, history: HistoryReader, journal: EventJournal
 ) -> None:
     many = [diagnostics(f"zz{number:03d}") for number in range(150)]
     down = diagnostics("zz149", healthy=False, connected=False, last_error="no route to host")
     context = hmi_context(live_view, history, journal, devices=Devices([*many[:149], down]))
-    table, summary = diagnostics_page._table_and_summary(context, "")
-    shown = json.dumps(table.to_plotly_json(), default=str)
-    assert shown.count("diagnostics-row") == diagnostics_page.MAX_ROWS
+    first = diagnostics_page.table_view(context, "", 0)
+    shown = json.dumps(first.table.to_plotly_json(), default=str)
+    assert shown.count("diagnostics-row") == diagnostics_page.PAGE_SIZE
     assert "Down: no route to host" in shown  # the last device by name, listed first
-    assert "50 more devices (0 abnormal)" in shown
-    assert summary == "150 devices, 1 abnormal, 1 down"
+    assert "Devices 1 to 20 of 150" in shown and "(page 1 of 8); 130 on other pages" in shown
+    assert first.summary == "150 devices, 1 abnormal, 1 down"
+    assert (first.page, first.pages) == (0, 8)
+    # Beyond the last page is the last page (10 devices); before the first, the first.
+    last = diagnostics_page.table_view(context, "", 99)
+    assert last.page == 7 and shown_devices(last.table) == [f"zz{n:03d}" for n in range(139, 149)]
+    assert diagnostics_page.table_view(context, "", -5).page == 0
+
+
+def test_the_pages_show_every_device_once_and_the_buttons_turn_them(
+    live_view: LiveView, history: HistoryReader, journal: EventJournal
+) -> None:
+    names = [f"water.rtu{number:03d}" for number in range(45)]
+    context = hmi_context(
+        live_view, history, journal, devices=Devices([diagnostics(name) for name in names])
+    )
+    seen: list[str] = []
+    page: object = 0
+    for _ in range(3):
+        table, _summary, page, previous_off, next_off = diagnostics_page.refreshed(
+            context, "water", page, diagnostics_page.REFRESH_ID
+        )
+        seen += shown_devices(table)
+        if next_off:
+            break
+        (_, _, page, previous_off, _) = diagnostics_page.refreshed(
+            context, "water", page, diagnostics_page.NEXT_ID
+        )
+        assert not previous_off
+    assert seen == names and page == 2
+    # Back one page; a new domain starts at its first page; a forged page is the first.
+    assert diagnostics_page.refreshed(context, "water", 2, diagnostics_page.PREVIOUS_ID)[2] == 1
+    assert diagnostics_page.refreshed(context, "water", 2, diagnostics_page.DOMAIN_ID)[2] == 0
+    assert diagnostics_page.refreshed(context, "water", {"$gt": 1}, None)[2] == 0
+    (_, _, _, previous_off, next_off) = diagnostics_page.refreshed(context, "", 0, None)
+    assert previous_off and not next_off
+    # ?page=3 of the URL opens the third page (1-based); nonsense opens the first.
+    user = User("mats", Role.MAINTENANCE)
+    third = PAGE.render(context, user, PageRequest("/diagnostics", query={"page": "3"}))
+    assert shown_devices(third) == names[40:]
+    for forged in ("0", "-1", "x", "²", "9" * 40):
+        opened = PAGE.render(context, user, PageRequest("/diagnostics", query={"page": forged}))
+        assert shown_devices(opened) == names[:20]
+
+
+class CountingLive:
+    """A live view of ``tags`` (all Good) that counts the snapshots taken."""
+
+    def __init__(self, tags: tuple[TagDef, ...]) -> None:
+        self._tags = tags
+        self.snapshots = 0
+
+    def tags(self) -> tuple[TagDef, ...]:
+        return self._tags
+
+    def latest(self, tag: str) -> Sample:
+        return Sample(tag, 1.0, Quality.good(), NOW, NOW)
+
+    def snapshot(self) -> Mapping[str, Sample]:
+        self.snapshots += 1
+        return {t.name: Sample(t.name, 1.0, Quality.good(), NOW, NOW) for t in self._tags}
+
+
+class CountingDevices(Devices):
+    """Devices that count how often their diagnostics are read."""
+
+    def __init__(self, entries: list[ScanDiagnostics]) -> None:
+        super().__init__(entries)
+        self.reads = 0
+
+    def diagnostics(self) -> list[ScanDiagnostics]:
+        """The entries, counted."""
+        self.reads += 1
+        return self.entries
+
+
+def city(devices: int, history: HistoryReader, journal: EventJournal) -> Any:
+    """A context of ``devices`` devices of 60 points each, one of ten down."""
+    tags = tuple(
+        TagDef(f"water.d{d}.p{p}", f"water.d{d}", f"hr:{p}", DataType.FLOAT)
+        for d in range(devices)
+        for p in range(60)
+    )
+    entries = [
+        diagnostics(f"water.d{d}", healthy=d % 10 != 3, connected=d % 10 != 3)
+        for d in range(devices)
+    ]
+    assets = tuple(AssetDef(f"water.d{d}", "booster_station", "water") for d in range(devices))
+    live, health = CountingLive(tags), CountingDevices(entries)
+    return hmi_context(live, history, journal, devices=health, assets=assets), live, health
+
+
+def test_the_display_stays_the_same_size_as_the_city_grows_and_reads_each_source_once(
+    history: HistoryReader, journal: EventJournal
+) -> None:
+    # The browser's cost grows faster than the number of elements: a city ten times larger
+    # must draw a display of the same size (the rest is on other pages).
+    user = User("mats", Role.MAINTENANCE)
+    sizes = []
+    for devices in (45, 450):
+        context, live, health = city(devices, history, journal)
+        shown = PAGE.render(context, user, PageRequest("/diagnostics"))
+        sizes.append(components(shown))
+        assert live.snapshots == 1 and health.reads == 1  # once per render, whatever the size
+        assert len(shown_devices(shown)) == diagnostics_page.PAGE_SIZE
+        down = sorted(f"water.d{d}" for d in range(devices) if d % 10 == 3)
+        assert shown_devices(shown)[: len(down)] == down[:20]  # the down devices come first
+        refreshed = diagnostics_page.refreshed(context, "", 0, diagnostics_page.REFRESH_ID)
+        assert live.snapshots == 2 and health.reads == 2
+        assert components(refreshed[0]) < 250
+    assert sizes[0] == sizes[1] < 250

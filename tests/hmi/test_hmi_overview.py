@@ -3,10 +3,14 @@ display drawn from them."""
 
 from __future__ import annotations
 
+import base64
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import plotly.io
+from dash import dcc, html
+from dash.development.base_component import Component
 
 from controlcenter.automation import (
     AlarmDef,
@@ -27,7 +31,7 @@ from hmi.pages.overview import (
     render,
     suspected_leaks,
 )
-from tests.hmi.test_hmi_map import Alarms, Devices, context
+from tests.hmi.test_hmi_map import Alarms, Devices, _city_assets, context
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 BAD = Quality.bad(Substatus.COMM_FAILURE, "no answer")
@@ -189,11 +193,42 @@ def test_the_display_shows_figures_alarms_health_and_the_small_map() -> None:
     assert "/alarms?area=water&priority=critical" in text
     assert "Heating: 0 of 1 devices connected" in text and "1 LOST" in text
     assert "/water" in text and "/heating" in text and "/buildings" in text
-    assert "overview-map" in text and "Old Town" in text
+    assert "overview-map" in text and "Old Town" in small_map(render(ctx, viewer, PageRequest("/")))
     # A viewer may not open diagnostics: the health lines are not links for them.
     assert "/diagnostics?domain=" not in text
     maintenance = User("mats", Role.MAINTENANCE)
     assert "/diagnostics?domain=heat" in _text(render(ctx, maintenance, PageRequest("/")))
+
+
+def small_map(tree: Any) -> str:
+    """The SVG document of the overview's small map (a picture, its ``src`` a data URI)."""
+    (image,) = [c for c in walk(tree) if getattr(c, "id", None) == "overview-map"]
+    assert isinstance(image, html.Img)
+    source: str = getattr(image, "src")  # noqa: B009 - Dash's stubs do not name the prop
+    return base64.b64decode(source.split(",", 1)[1]).decode()
+
+
+def walk(tree: Any) -> list[Component]:
+    """Every Dash component of a rendered tree."""
+    if isinstance(tree, list | tuple):
+        return [found for child in tree for found in walk(child)]
+    if isinstance(tree, Component):
+        return [tree, *walk(getattr(tree, "children", None))]
+    return []
+
+
+def test_the_display_does_not_grow_with_the_city_and_draws_no_plot() -> None:
+    # What costs a browser time (elements to lay out, a plotting library's work) stays the
+    # same however many assets the city has: the small map is one picture.
+    small = context()
+    grown = replace(small, assets=(*small.assets, *_city_assets()))
+    viewer = User("vera", Role.VIEWER)
+    shown = [walk(render(ctx, viewer, PageRequest("/"))) for ctx in (small, grown)]
+    assert len(shown[0]) < 150 and len(shown[1]) < 150
+    assert not [c for tree in shown for c in tree if isinstance(c, dcc.Graph)]
+    assert len(small_map(render(grown, viewer, PageRequest("/")))) > len(
+        small_map(render(small, viewer, PageRequest("/")))
+    )
 
 
 def test_the_display_without_alarms_or_devices_says_so() -> None:
