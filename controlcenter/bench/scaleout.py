@@ -75,6 +75,12 @@ DRAIN_STABLE_S = 3.0
 """The row count must stay the same this long to count as drained."""
 PROBE_PERIOD_S = 0.5
 CAUGHT_UP_AGE_S = 3.0
+CATCH_UP_TIMEOUT_S = 60.0
+RATE_WINDOW_S = 5.0
+"""The span over which the catch-up's rates are taken."""
+CAUGHT_UP_RATE_RATIO = 1.25
+"""A catch-up is over when rows come at no more than this times the window's steady rate."""
+"""How long the catch-up is measured at most (``caught_up`` false after that)."""
 """A restarted center has caught up when the busiest tags' newest rows are this young."""
 LATENCY_TAGS = 20
 """How many tags the latency probe looks at (spread over every edge)."""
@@ -267,13 +273,16 @@ async def _catch_up(
     services: list[_Service],
     restart_center: Callable[[], Awaitable[None]],
     probe_tags: Sequence[str],
-) -> dict[str, float]:
+    steady_per_s: float,
+) -> dict[str, float | bool]:
     """Stop the center for ``pause_s`` while the edges publish on, start it again and time how
     fast it works off the backlog JetStream kept: the ingest's capacity, field to PostgreSQL.
 
-    The rate counts rows from the restarted center's first write (taken one probe period before
-    it was seen) until the busiest tags' newest rows are younger than ``CAUGHT_UP_AGE_S`` again
-    (the edges' new samples included).
+    From the restarted center's first write (taken one probe period before it was seen) until
+    it has caught up: the busiest tags' newest rows are younger than ``CAUGHT_UP_AGE_S`` again,
+    or the rows of the last ``RATE_WINDOW_S`` came at no more than ``CAUGHT_UP_RATE_RATIO``
+    times the window's steady rate (the backlog is gone; some tags may be stale because their
+    devices fail). ``peak_values_per_s`` is the fastest ``RATE_WINDOW_S`` on the way.
     """
     await services[-1].stop()
     # The outage itself: the edges go on publishing and the stream keeps what they send.
@@ -281,27 +290,40 @@ async def _catch_up(
     await restart_center()
     base = await asyncio.to_thread(samples.count)
     restarted = time.monotonic()
-    first: tuple[float, int] | None = None
-    deadline = restarted + SERVICE_START_TIMEOUT_S + DRAIN_TIMEOUT_S
+    seen: list[tuple[float, int]] = []
+    deadline = restarted + SERVICE_START_TIMEOUT_S + CATCH_UP_TIMEOUT_S
     while True:
         await asyncio.sleep(PROBE_PERIOD_S)
         count = await asyncio.to_thread(samples.count)
         now = time.monotonic()
-        if first is None and count > base:
-            first = (now, count)
-        if first is not None:
+        if not seen and count > base:
+            # The first write happened within the probe period before it was seen: counting
+            # that whole period makes the rates lower bounds.
+            seen.append((now - PROBE_PERIOD_S, base))
+        if seen:
+            seen.append((now, count))
             newest = await asyncio.to_thread(samples.newest, probe_tags)
             ages = [time.time() - stamp for stamp in newest.values()]
-            if ages and max(ages) < CAUGHT_UP_AGE_S:
-                # The first write happened within the probe period before it was seen: counting
-                # that whole period makes the rate a lower bound.
-                elapsed = now - first[0] + PROBE_PERIOD_S
+            fresh = bool(ages) and max(ages) < CAUGHT_UP_AGE_S
+            recent = _rate_over(seen, RATE_WINDOW_S)
+            drained = recent is not None and recent <= CAUGHT_UP_RATE_RATIO * max(steady_per_s, 1.0)
+            if fresh or drained or now > deadline:
+                # A center that never caught up (the field or the machine overloaded) still
+                # says how fast it went.
+                elapsed = now - seen[0][0]
+                peaks = [
+                    rate
+                    for index in range(len(seen))
+                    if (rate := _rate_over(seen[: index + 1], RATE_WINDOW_S)) is not None
+                ]
                 return {
                     "pause_s": options.pause_s,
-                    "first_write_s": round(first[0] - restarted, 1),
+                    "caught_up": fresh or drained,
+                    "first_write_s": round(seen[0][0] - restarted, 1),
                     "catch_up_s": round(elapsed, 1),
                     "rows": count - base,
                     "values_per_s": round((count - base) / elapsed),
+                    "peak_values_per_s": round(max(peaks, default=(count - base) / elapsed)),
                 }
         if services[-1].process.returncode is not None:
             raise ScaleoutBenchError(
@@ -309,7 +331,17 @@ async def _catch_up(
                 f"{services[-1].stderr_tail()}"
             )
         if now > deadline:
-            raise ScaleoutBenchError("the restarted center did not catch up with the edges")
+            raise ScaleoutBenchError("the restarted center wrote nothing")
+
+
+def _rate_over(seen: Sequence[tuple[float, int]], seconds: float) -> float | None:
+    """Rows per second over the last ``seconds`` of ``seen`` (time, row count); None while
+    ``seen`` spans less."""
+    end_time, end_count = seen[-1]
+    for at, count in reversed(seen):
+        if end_time - at >= seconds:
+            return (end_count - count) / (end_time - at)
+    return None
 
 
 def _p95(values: Sequence[float]) -> float | None:
@@ -519,7 +551,7 @@ async def _run(options: ScaleoutOptions, work: Path, nats_url: str, db_url: str)
         await _wait_for(every_tag_stored, SERVICE_START_TIMEOUT_S, "every tag stored", services)
         start_s = time.monotonic() - started
         figures = await _measure(
-            options, samples, services, site, owned, token, port, restart_center
+            options, samples, services, site, owned, token, port, restart_center, city
         )
         figures.update(
             start_s=round(start_s, 1),
@@ -556,11 +588,13 @@ async def _measure(
     token: str,
     port: int,
     restart_center: Callable[[], Awaitable[None]],
+    city: ChildProcess,
 ) -> dict[str, Any]:
     edges = [service for service in services if service is not services[-1]]
     probe_tags = _busiest_tags(await asyncio.to_thread(samples.counts_by_tag), site, owned)
     cpu_before = [service.cpu_seconds() for service in services]
     pg_before = _postgres_cpu_seconds()
+    city_before = city.cpu_seconds()
     rows_before = await asyncio.to_thread(samples.count)
     window_start = time.monotonic()
     ages: list[float] = []
@@ -573,9 +607,11 @@ async def _measure(
     window_s = time.monotonic() - window_start
     cpu_after = [service.cpu_seconds() for service in services]
     pg_after = _postgres_cpu_seconds()
+    city_after = city.cpu_seconds()
 
+    steady_per_s = (rows_after - rows_before) / window_s
     catch_up = (
-        await _catch_up(options, samples, services, restart_center, probe_tags)
+        await _catch_up(options, samples, services, restart_center, probe_tags, steady_per_s)
         if options.pause_s > 0
         else None
     )
@@ -625,4 +661,5 @@ async def _measure(
         "edge_cpu_cores_used": [round(core, 2) for core in cores[:-1]],
         "center_cpu_cores_used": round(cores[-1], 2),
         "postgres_cpu_cores_used": round((pg_after - pg_before) / window_s, 2),
+        "city_cpu_cores_used": round((city_after - city_before) / window_s, 2),
     }

@@ -14,6 +14,7 @@ import pytest
 
 from controlcenter.bench.scaleout import (
     _busiest_tags,
+    _rate_over,
     _writable_tags,
     fresh_database_url,
     split_site,
@@ -89,6 +90,13 @@ def test_commands_go_to_analogue_setpoints_only() -> None:
     assert _writable_tags(site, owned) == ["water.t1.valve"]
 
 
+def test_rates_are_taken_over_the_last_span_of_the_row_counts() -> None:
+    seen = [(0.0, 0), (1.0, 100), (2.0, 5_000), (3.0, 9_000), (7.0, 9_400)]
+    assert _rate_over(seen[:3], 5.0) is None  # not five seconds of counts yet
+    assert _rate_over(seen, 5.0) == 4_400 / 5.0  # from t=2, the newest point at least 5 s back
+    assert _rate_over(seen, 4.0) == 400 / 4.0
+
+
 def test_the_latency_probe_watches_each_edges_busiest_tags() -> None:
     site = {
         "devices": [{"name": "lights.d1"}, {"name": "water.t1"}],
@@ -138,6 +146,7 @@ def test_tiny_scaleout_run_loses_nothing() -> None:
     assert len(figures["edges"]) == 3
     # The center stopped and started again worked off the backlog, and nothing was lost.
     assert figures["catch_up"]["values_per_s"] > 0 and figures["catch_up"]["rows"] > 0
+    assert figures["catch_up"]["caught_up"] is True
     # The run's own database is gone again.
     assert _scaleout_databases() == before
 
