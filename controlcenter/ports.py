@@ -180,11 +180,13 @@ class HistoryQueryReader(HistoryReader, Protocol):
         end: datetime | None = None,
         *,
         tag: str | None = None,
+        tags: Sequence[str] | None = None,
         origin: CommandOrigin | None = None,
         requested_by: str | None = None,
         limit: int | None = None,
     ) -> list[CommandResult]:
-        """Journaled commands, optionally of one tag, origin or requester; oldest first."""
+        """Journaled commands, optionally of one tag or several, origin or requester; oldest
+        first."""
         ...
 
     def read_events(

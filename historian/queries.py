@@ -190,13 +190,20 @@ class HistoryQueries:
         end: datetime | None = None,
         *,
         tag: str | None = None,
+        tags: Sequence[str] | None = None,
         origin: CommandOrigin | None = None,
         requested_by: str | None = None,
         limit: int | None = None,
     ) -> list[CommandResult]:
         """Journaled commands issued in [start, end], filtered, oldest first."""
         return self._store.read_commands(
-            start, end, tag=tag, origin=origin, requested_by=requested_by, limit=limit
+            start,
+            end,
+            tag=tag,
+            tags=tags,
+            origin=origin,
+            requested_by=requested_by,
+            limit=limit,
         )
 
     def read_events(

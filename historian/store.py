@@ -573,18 +573,22 @@ class SqlHistorian:
         end: datetime | None = None,
         *,
         tag: str | None = None,
+        tags: Sequence[str] | None = None,
         origin: CommandOrigin | None = None,
         requested_by: str | None = None,
         limit: int | None = None,
     ) -> list[CommandResult]:
         """Journaled commands issued in [start, end] with their results, oldest first.
 
-        Optionally only those of ``tag``, of ``origin`` or ``requested_by`` a user or rule;
-        with ``limit``, the newest ``limit`` of them (still oldest first).
+        Optionally only those of ``tag`` or of any of ``tags`` (one query for an asset's
+        setpoints), of ``origin`` or ``requested_by`` a user or rule; with ``limit``, the newest
+        ``limit`` of them (still oldest first).
         """
         query = select(command_journal).where(*_within(command_journal.c.issued_at, start, end))
         if tag is not None:
             query = query.where(command_journal.c.tag == tag)
+        if tags is not None:
+            query = query.where(command_journal.c.tag.in_(list(tags)))
         if origin is not None:
             query = query.where(command_journal.c.origin == origin.value)
         if requested_by is not None:

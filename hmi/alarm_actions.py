@@ -45,8 +45,10 @@ UNACKNOWLEDGED_STATES = frozenset(
 
 ACTIVE_VIEW = "active"
 HISTORY_VIEW = "history"
-PAGE_SIZE = 50
-"""Rows per page: a site has thousands of alarms; a page is what an operator reads at once."""
+PAGE_SIZE = 25
+"""Rows per page: a site has thousands of alarms; a page is what an operator reads at once
+(EEMUA 191: an alarm summary an operator can take in on one screen). Each row is a dozen
+components, and Dash's renderer slows down steeply past a few hundred on a page."""
 HISTORY_LIMIT = 2000
 """The newest journal entries the history view searches (filters apply within them)."""
 MAX_FILTER_CHARS = 200

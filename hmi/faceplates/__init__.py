@@ -470,9 +470,10 @@ def _alarms(
 
 def recent_commands(context: HmiContext, tags: Sequence[TagDef]) -> list[CommandResult]:
     """The newest commands to ``tags``, newest first."""
-    results: list[CommandResult] = []
-    for tag in tags:
-        results.extend(context.history.read_commands(tag=tag.name, limit=RECENT_COMMANDS))
+    if not tags:
+        return []
+    # One query for all of the asset's writable tags (a building has a score of them).
+    results = context.history.read_commands(tags=[tag.name for tag in tags], limit=RECENT_COMMANDS)
     results.sort(key=lambda r: (r.command.issued_at, r.completed_at), reverse=True)
     return results[:RECENT_COMMANDS]
 

@@ -79,6 +79,11 @@ def test_commands_filter_by_tag_origin_and_requester(store: SqlHistorian) -> Non
     assert ids(queries.read_commands(requested_by="ann")) == ids([journaled[0], journaled[3]])
     assert ids(queries.read_commands(at(5), at(25), tag=RUNNING)) == ids([journaled[1]])
     assert ids(queries.read_commands(limit=2)) == ids(journaled[2:])
+    # Several tags in one query (an asset's setpoints): the newest of all of them.
+    both = [RUNNING, "water.pump2.running"]
+    assert ids(queries.read_commands(tags=both, limit=2)) == ids(journaled[2:])
+    assert ids(queries.read_commands(tags=["water.pump2.running", "x"])) == ids([journaled[2]])
+    assert queries.read_commands(tags=[]) == []
 
 
 def test_events_filter_by_kind_source_and_user(store: SqlHistorian) -> None:

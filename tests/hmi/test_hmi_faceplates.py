@@ -109,7 +109,7 @@ class DemoHistory:
 
     commands: list[CommandResult] = field(default_factory=list)
     trend_reads: list[tuple[str, datetime, datetime, int]] = field(default_factory=list)
-    command_reads: list[str | None] = field(default_factory=list)
+    command_reads: list[str | tuple[str, ...] | None] = field(default_factory=list)
 
     def read_trend(self, tag: str, start: datetime, end: datetime, max_points: int) -> list[Sample]:
         """Ten samples across the window."""
@@ -126,13 +126,18 @@ class DemoHistory:
         end: datetime | None = None,
         *,
         tag: str | None = None,
+        tags: Sequence[str] | None = None,
         origin: CommandOrigin | None = None,
         requested_by: str | None = None,
         limit: int | None = None,
     ) -> list[CommandResult]:
-        """Journaled commands of ``tag``, the newest ``limit``, oldest first."""
-        self.command_reads.append(tag)
-        chosen = [r for r in self.commands if tag is None or r.command.tag == tag]
+        """Journaled commands of ``tag`` or ``tags``, the newest ``limit``, oldest first."""
+        self.command_reads.append(tag if tags is None else tuple(tags))
+        chosen = [
+            r
+            for r in self.commands
+            if (tag is None or r.command.tag == tag) and (tags is None or r.command.tag in tags)
+        ]
         chosen.sort(key=lambda r: r.command.issued_at)
         return chosen[-limit:] if limit else chosen
 
@@ -549,7 +554,8 @@ def test_recent_commands_merges_tags_newest_first() -> None:
         "heat.ss1.valve_manual",
         "heat.ss1.valve",
     ]
-    assert set(ports.history.command_reads) == {t.name for t in writable}
+    # One read for all of the asset's writable tags.
+    assert ports.history.command_reads == [tuple(t.name for t in writable)]
 
 
 def test_bad_quality_is_shown_with_its_word() -> None:

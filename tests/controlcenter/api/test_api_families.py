@@ -30,6 +30,7 @@ def _at_call_time(path: str) -> str:
     start = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return path.replace("THREE_HOURS_AGO", start)
 
+
 # One call per endpoint: method, path, body, the permission it needs.
 CALLS: list[tuple[str, str, dict[str, Any] | None, Permission]] = [
     ("GET", f"/api/v1/history/water.tank1.level/raw?{WINDOW}", None, Permission.VIEW),
