@@ -39,6 +39,7 @@ from urllib.parse import urlparse
 
 from controlcenter.clock import WallClock
 from controlcenter.model import DataType, Sample, TagDef
+from drivers.mqtt.client import control_packet, utf8_string
 from drivers.mqtt.config import MqttDeviceConfig
 from drivers.mqtt.driver import MqttDriver
 from historian.store import SqlHistorian
@@ -76,31 +77,15 @@ class MqttBenchOptions:
         return self.rate / self.real_rate
 
 
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, number = number & 0x7F, number >> 7
-        out.append(byte | 0x80 if number else byte)
-        if not number:
-            return bytes(out)
-
-
-def _packet(kind: int, body: bytes) -> bytes:
-    return bytes([kind]) + _varint(len(body)) + body
-
-
-def _text(value: str) -> bytes:
-    data = value.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
 def _generate(
     host: str, port: int, prefix: str, options: MqttBenchOptions, start_at: float, result: Any
 ) -> None:
     """The load generator (child process): publish both populations until the window ends."""
     client_id = f"cc-bench-load-{os.getpid()}"
     with socket.create_connection((host, port), timeout=10) as sock:
-        sock.sendall(_packet(0x10, _text("MQTT") + b"\x04\x02\x00\x3c" + _text(client_id)))
+        # CONNECT: protocol level 4 (3.1.1), a clean session, 60 s keep-alive.
+        connect = utf8_string("MQTT") + b"\x04\x02\x00\x3c" + utf8_string(client_id)
+        sock.sendall(control_packet(0x10, connect))
         if sock.recv(4)[:1] != b"\x20":
             result.put(-1)
             return
@@ -136,7 +121,7 @@ def _publish(prefix: str, kind: str, sensor: int, serial: int, stamp: float) -> 
         topic = f"{prefix}/bus/b{sensor:04d}/up"
         body = {"ts": stamp, "delay": serial % 300, "speed": 8.5}
     payload = json.dumps(body, separators=(",", ":")).encode()
-    return _packet(0x30, _text(topic) + payload)
+    return control_packet(0x30, utf8_string(topic) + payload)
 
 
 def _tags(options: MqttBenchOptions) -> tuple[list[TagDef], list[TagDef]]:

@@ -64,7 +64,7 @@ class Closed:
     handler_error: BaseException | None = None
 
 
-def _length(number: int) -> bytes:
+def remaining_length(number: int) -> bytes:
     """The variable-length encoding of a remaining length (MQTT 3.1.1, 2.2.3)."""
     out = bytearray()
     while True:
@@ -74,15 +74,18 @@ def _length(number: int) -> bytes:
             return bytes(out)
 
 
-def _text(value: str) -> bytes:
+def utf8_string(value: str) -> bytes:
+    """A UTF-8 encoded string with its two-byte length (MQTT 3.1.1, 1.5.3)."""
     data = value.encode()
     return len(data).to_bytes(2, "big") + data
 
 
-def _packet(first: int, body: bytes) -> bytes:
+def control_packet(first: int, body: bytes) -> bytes:
+    """A control packet: the first byte (type and flags), the remaining length, the body
+    (MQTT 3.1.1, 2.2)."""
     if len(body) > _MAX_REMAINING_LENGTH:
         raise MqttClientError(f"packet of {len(body)} bytes is too long for MQTT")
-    return bytes((first,)) + _length(len(body)) + body
+    return bytes((first,)) + remaining_length(len(body)) + body
 
 
 class MqttConnection(asyncio.Protocol):
@@ -158,8 +161,8 @@ class MqttConnection(asyncio.Protocol):
         packet_id = self._packet_id()
         body = bytearray(packet_id.to_bytes(2, "big"))
         for topic, qos in filters:
-            body += _text(topic) + bytes((qos,))
-        codes = await self._request(packet_id, _packet(_SUBSCRIBE, bytes(body)))
+            body += utf8_string(topic) + bytes((qos,))
+        codes = await self._request(packet_id, control_packet(_SUBSCRIBE, bytes(body)))
         refused = [topic for (topic, _), code in zip(filters, codes, strict=False) if code > 2]
         if refused or len(codes) != len(filters):
             raise MqttClientError(f"the broker refused the subscription of {refused or filters}")
@@ -168,11 +171,11 @@ class MqttConnection(asyncio.Protocol):
     async def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
         """Publish; at QoS 1 return once the broker acknowledged it (PUBACK)."""
         if qos == 0:
-            self._send(_packet(_PUBLISH, _text(topic) + payload))
+            self._send(control_packet(_PUBLISH, utf8_string(topic) + payload))
             return
         packet_id = self._packet_id()
-        body = _text(topic) + packet_id.to_bytes(2, "big") + payload
-        await self._request(packet_id, _packet(_PUBLISH | 0x02, body))
+        body = utf8_string(topic) + packet_id.to_bytes(2, "big") + payload
+        await self._request(packet_id, control_packet(_PUBLISH | 0x02, body))
 
     async def wait_closed(self) -> Closed:
         """Wait until the connection ends; say why."""
@@ -347,12 +350,12 @@ def _connect_packet(
 ) -> bytes:
     """CONNECT with a clean session (MQTT 3.1.1, 3.1)."""
     flags = 0x02
-    payload = _text(client_id)
+    payload = utf8_string(client_id)
     if username is not None:
         flags |= 0x80
-        payload += _text(username)
+        payload += utf8_string(username)
         if password is not None:
             flags |= 0x40
-            payload += _text(password)
-    header = _text("MQTT") + bytes((4, flags)) + keepalive.to_bytes(2, "big")
-    return _packet(_CONNECT, header + payload)
+            payload += utf8_string(password)
+    header = utf8_string("MQTT") + bytes((4, flags)) + keepalive.to_bytes(2, "big")
+    return control_packet(_CONNECT, header + payload)
