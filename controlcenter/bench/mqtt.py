@@ -3,9 +3,10 @@
 A load generator in a child process plays a city's LoRaWAN-style sensor network: 10,000 waste
 containers reporting every 10 minutes and 2,000 buses every 10 seconds, each a JSON uplink on its
 own topic. At real time they publish about 217 messages per second together; the generator
-compresses time by the factor that brings them to ``rate`` messages per second (about 92 for
-20,000/s), keeping the two populations' ratio (1 container message for 12 bus messages) and
-spreading each population's reports evenly over its period. It speaks MQTT 3.1.1 itself over a
+compresses time by the factor that brings them to ``rate`` messages per second (about 111
+for the default 24,000/s, above the 20,000/s target), keeping the two populations' ratio
+(1 container message for 12 bus messages) and spreading each population's reports evenly
+over its period. It speaks MQTT 3.1.1 itself over a
 plain socket (CONNECT, QoS 0 PUBLISH, DISCONNECT), so its own cost stays small beside the
 center's.
 
@@ -47,6 +48,8 @@ from historian.writer import HistorianWriter
 
 CONTAINER_PERIOD_S = 600.0
 BUS_PERIOD_S = 10.0
+TARGET_MESSAGES_PER_S = 20_000.0
+"""Messages a second from the broker into the historian, nothing lost (the issue's target)."""
 SLOT_S = 0.005
 """The generator publishes what fell due every this many wall seconds, in one send."""
 
@@ -62,7 +65,9 @@ class MqttBenchOptions:
     broker_url: str = "mqtt://127.0.0.1:1883"
     containers: int = 10_000
     buses: int = 2_000
-    rate: float = 20_000.0
+    rate: float = 24_000.0
+    """Offered above ``TARGET_MESSAGES_PER_S``: the figure counts what was taken, so an offer
+    of exactly the target could only ever come out just under it."""
     duration_s: float = 20.0
     drain_s: float = 30.0
 
@@ -246,7 +251,8 @@ async def _measure(
         "buses": options.buses,
         "bus_period_s": BUS_PERIOD_S,
         "time_compression": round(options.speed, 2),
-        "target_messages_per_s": options.rate,
+        "offered_messages_per_s": options.rate,
+        "target_messages_per_s": TARGET_MESSAGES_PER_S,
         "publish_window_s": options.duration_s,
         "messages_published": published,
         "messages_received": messages,
@@ -265,6 +271,7 @@ async def _measure(
         "event_loop_cpu_us_per_message": (
             round(loop_cpu_s / messages * 1e6, 1) if messages else None
         ),
+        "pass": messages / elapsed >= TARGET_MESSAGES_PER_S and published == messages,
     }
 
 

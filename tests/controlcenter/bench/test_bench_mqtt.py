@@ -45,6 +45,10 @@ def test_prints_one_json_object_with_every_message_historized() -> None:
     # The center's CPU per message, all of it and the event loop's share of it.
     assert 0 < figures["event_loop_cpu_us_per_message"] <= figures["center_cpu_us_per_message"]
     assert figures["time_compression"] == pytest.approx(400 / (60 / 600 + 6 / 10), rel=1e-3)
+    # Judged against the target, not against what was offered: 400/s cannot pass.
+    assert figures["offered_messages_per_s"] == 400
+    assert figures["target_messages_per_s"] == 20_000
+    assert figures["pass"] is False
 
 
 def test_an_unreachable_broker_exits_with_a_reason(closed_port: int) -> None:
