@@ -15,6 +15,7 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
+from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -140,6 +141,11 @@ class Scrapers:
         """A fresh token of ``user``."""
         return self.access.tokens.create(user, scope, 3600, created_by="ada").secret_text
 
+    def client(self, devices: Devices, readiness: Readiness) -> FlaskClient:
+        """A test client of the operations app over ``devices`` and ``readiness``."""
+        registry = metrics_registry(CenterSources(devices))
+        return create_operations(registry, readiness, self.access).test_client()
+
 
 @pytest.fixture
 def scrapers(tmp_path: Path) -> Iterator[Scrapers]:
@@ -221,9 +227,7 @@ def test_healthz_is_alive_and_unknown_paths_are_problems(
 ) -> None:
     devices = Devices([diagnostics("rtu1")])
     readiness = Readiness(devices, StoreWriteProbe(store))
-    client = create_operations(
-        metrics_registry(CenterSources(devices)), readiness, scrapers.access
-    ).test_client()
+    client = scrapers.client(devices, readiness)
     assert client.get("/healthz").get_json() == {"status": "alive"}
     missing = client.get("/metrics/../etc/passwd")
     assert missing.status_code == 404
@@ -238,9 +242,7 @@ def test_readyz_turns_unready_while_the_database_is_locked_and_ready_again(
     devices = Devices([diagnostics("rtu1")])
     policy = ReadinessPolicy(probe_timeout_s=5.0, probe_every_s=0.0)
     readiness = Readiness(devices, StoreWriteProbe(store), writer(), policy)
-    client = create_operations(
-        metrics_registry(CenterSources(devices)), readiness, scrapers.access
-    ).test_client()
+    client = scrapers.client(devices, readiness)
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.get_json()
     assert ready.get_json()["status"] == "ready"
@@ -264,9 +266,7 @@ def test_readyz_names_each_failing_check(store: SqlHistorian, scrapers: Scrapers
     devices = Devices([diagnostics("a"), diagnostics("b", connected=False)])
     policy = ReadinessPolicy(min_connected_share=0.9, spool_warn_fraction=0.8)
     readiness = Readiness(devices, StoreWriteProbe(store), writer(fill=0.85), policy)
-    client = create_operations(
-        metrics_registry(CenterSources(devices)), readiness, scrapers.access
-    ).test_client()
+    client = scrapers.client(devices, readiness)
     answer = client.get("/readyz")
     assert answer.status_code == 503
     failing = {check["name"] for check in answer.get_json()["checks"] if not check["ok"]}
@@ -299,9 +299,7 @@ def test_metrics_need_a_token_allowed_to_view_diagnostics_and_refusals_are_journ
 ) -> None:
     devices = Devices([diagnostics("rtu1")])
     readiness = Readiness(devices, StoreWriteProbe(store))
-    client = create_operations(
-        metrics_registry(CenterSources(devices)), readiness, scrapers.access
-    ).test_client()
+    client = scrapers.client(devices, readiness)
     revoked = scrapers.access.tokens.create("prometheus", TokenScope.READ, 3600, created_by="ada")
     scrapers.access.tokens.revoke(revoked.token.token_id)
     cases = [
