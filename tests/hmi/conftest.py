@@ -6,6 +6,7 @@ the tests can tell whether the HMI takes its time axis from the samples or from 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -258,14 +259,28 @@ def hmi_app(
     )
 
 
-@pytest.fixture
-def hmi_server(hmi_app: dash.Dash) -> Iterator[HmiServer]:
-    server = HmiServer(hmi_app, port=0)
+@contextlib.contextmanager
+def serving(app: dash.Dash, **options: Any) -> Iterator[HmiServer]:
+    """``app`` served on a free loopback port until the block ends (``HmiServer`` options)."""
+    server = HmiServer(app, port=0, **options)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def serving_context(context: HmiContext, login_sessions: LoginSessions) -> Iterator[HmiServer]:
+    """The HMI of ``context`` served on a free loopback port until the block ends."""
+    with serving(create_hmi(context, login_sessions, secret_key=SECRET_KEY)) as server:
+        yield server
+
+
+@pytest.fixture
+def hmi_server(hmi_app: dash.Dash) -> Iterator[HmiServer]:
+    with serving(hmi_app) as server:
+        yield server
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from controlcenter.model import (
 )
 from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
 from controlcenter.security.users import UserStore
-from hmi.app import create_hmi
 from hmi.page import PageRequest
 from hmi.pages import diagnostics as diagnostics_page
 from hmi.pages.diagnostics import PAGE, device_rows, render_table
@@ -34,9 +33,9 @@ from hmi.server import HmiServer
 from tests.hmi.conftest import (
     OPERATOR_NAME,
     OPERATOR_PASSWORD,
-    SECRET_KEY,
     SIM_EPOCH,
     hmi_context,
+    serving_context,
 )
 from tests.hmi.http_support import log_in, send
 
@@ -174,12 +173,8 @@ def diagnostics_server(
 ) -> Iterator[HmiServer]:
     user_store.add_user(MAINTENANCE, MAINTENANCE_PASSWORD, Role.MAINTENANCE)
     context = hmi_context(live_view, history, journal, devices=Devices([OK, DOWN]))
-    server = HmiServer(create_hmi(context, login_sessions, secret_key=SECRET_KEY), port=0)
-    server.start()
-    try:
+    with serving_context(context, login_sessions) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def refresh(base_url: str, cookie: str, domain: object) -> tuple[int, str]:

@@ -10,9 +10,8 @@ from playwright.async_api import BrowserContext
 
 from controlcenter.automation import AssetDef, DistrictDef, GeoPoint
 from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
-from hmi.app import create_hmi
 from hmi.server import HmiServer
-from tests.hmi.conftest import SECRET_KEY, hmi_context
+from tests.hmi.conftest import hmi_context, serving_context
 from tests.hmi.test_hmi_browser import log_in
 
 DEADLINE_MS = 20_000
@@ -42,12 +41,8 @@ def map_server(
     journal: EventJournal,
 ) -> Iterator[HmiServer]:
     context = hmi_context(live_view, history, journal, assets=ASSETS, districts=(DISTRICT,))
-    server = HmiServer(create_hmi(context, login_sessions, secret_key=SECRET_KEY), port=0)
-    server.start()
-    try:
+    with serving_context(context, login_sessions) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.timeout(60)

@@ -24,11 +24,16 @@ from controlcenter.ports import (
     RuleVersionStatus,
 )
 from controlcenter.security.users import UserStore
-from hmi.app import create_hmi
 from hmi.page import PageRequest
 from hmi.pages.rules import PAGE, edited_sources, render_outcome, render_states
 from hmi.server import HmiServer
-from tests.hmi.conftest import OPERATOR_NAME, OPERATOR_PASSWORD, SECRET_KEY, SIM_EPOCH, hmi_context
+from tests.hmi.conftest import (
+    OPERATOR_NAME,
+    OPERATOR_PASSWORD,
+    SIM_EPOCH,
+    hmi_context,
+    serving_context,
+)
 from tests.hmi.http_support import log_in, send
 
 WATER = RuleSource("rules/water.yaml", "rules:\n  - name: water.fill\n")
@@ -155,12 +160,8 @@ def rules_server(
     user_store.add_user(ENGINEER, ENGINEER_PASSWORD, Role.ENGINEER)
     user_store.add_user(MAINTENANCE, MAINTENANCE_PASSWORD, Role.MAINTENANCE)
     context = hmi_context(live_view, history, journal, rules=rules)
-    server = HmiServer(create_hmi(context, login_sessions, secret_key=SECRET_KEY), port=0)
-    server.start()
-    try:
+    with serving_context(context, login_sessions) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def apply_request(base_url: str, cookie: str, text: str) -> tuple[int, str]:

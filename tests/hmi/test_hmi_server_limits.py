@@ -11,6 +11,7 @@ import dash
 import pytest
 
 from hmi.server import HmiServer, ServerLimits
+from tests.hmi.conftest import serving
 from tests.hmi.http_support import send
 
 HALF_SENT = 200
@@ -38,12 +39,8 @@ def closed_by_server(sock: socket.socket, deadline: float) -> bool:
 @pytest.fixture
 def limited_server(hmi_app: dash.Dash, request: pytest.FixtureRequest) -> Iterator[HmiServer]:
     limits: ServerLimits = request.param
-    server = HmiServer(hmi_app, port=0, limits=limits)
-    server.start()
-    try:
+    with serving(hmi_app, limits=limits) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.timeout(60)

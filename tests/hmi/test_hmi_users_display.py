@@ -13,11 +13,15 @@ from controlcenter.model import Event, EventKind, Role, User
 from controlcenter.ports import EventJournal, HistoryReader, LiveView, LoginSessions
 from controlcenter.security.administration import UserAdministrationService
 from controlcenter.security.users import UserStore
-from hmi.app import create_hmi
 from hmi.page import PageRequest
 from hmi.pages.users import PAGE, add_user, change_user
 from hmi.server import HmiServer
-from tests.hmi.conftest import OPERATOR_NAME, OPERATOR_PASSWORD, SECRET_KEY, hmi_context
+from tests.hmi.conftest import (
+    OPERATOR_NAME,
+    OPERATOR_PASSWORD,
+    hmi_context,
+    serving_context,
+)
 from tests.hmi.http_support import log_in, send
 
 ADMIN, ADMIN_PASSWORD = "ada", "administrator passphrase 3"
@@ -89,12 +93,8 @@ def users_server(
     login_sessions: LoginSessions,
 ) -> Iterator[HmiServer]:
     context = hmi_context(live_view, history, journal, users=service)
-    server = HmiServer(create_hmi(context, login_sessions, secret_key=SECRET_KEY), port=0)
-    server.start()
-    try:
+    with serving_context(context, login_sessions) as server:
         yield server
-    finally:
-        server.stop()
 
 
 OUTPUTS = [
