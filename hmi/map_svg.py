@@ -288,14 +288,9 @@ def marker_states(context: HmiContext) -> dict[str, MarkerState]:
     return compute_marker_states(context.assets, index, context.live.snapshot(), lost, alarmed)
 
 
-def map_figure(
-    context: HmiContext,
-    states: Mapping[str, MarkerState],
-    *,
-    compact: bool = False,
-) -> go.Figure:
-    """The map of the context's districts and placed assets (``compact``: the overview's
-    small map, without legend, pipes or labels of normal assets)."""
+def map_figure(context: HmiContext, states: Mapping[str, MarkerState]) -> go.Figure:
+    """The city map of the context's districts and placed assets, with their supply lines and
+    a legend of layers (the overview's small map is a picture: ``hmi.map_image``)."""
     figure = go.Figure()
     latitudes: list[float] = []
     # Every district in one filled trace (polygons apart by None) and every label in one
@@ -316,7 +311,7 @@ def map_figure(
                 "y": max(lats) - (max(lats) - min(lats)) * 0.08,
                 "text": district.label,
                 "showarrow": False,
-                "font": {"size": 9 if compact else 12, "color": "#6a6a6a", "family": FONT},
+                "font": {"size": 12, "color": "#6a6a6a", "family": FONT},
             }
         )
     if outline_x:
@@ -336,37 +331,36 @@ def map_figure(
         )
     placed = [asset for asset in context.assets if asset.position is not None]
     by_name = {asset.name: asset for asset in placed}
-    if not compact:
-        pipe_x: list[float | None] = []
-        pipe_y: list[float | None] = []
-        for asset in placed:
-            for fed in asset.feeds:
-                target = by_name.get(fed)
-                if asset.position is None or target is None or target.position is None:
-                    continue
-                pipe_x += [asset.position.longitude, target.position.longitude, None]
-                pipe_y += [asset.position.latitude, target.position.latitude, None]
-        if pipe_x:
-            figure.add_trace(
-                go.Scatter(
-                    x=pipe_x,
-                    y=pipe_y,
-                    mode="lines",
-                    line={"color": PIPE_GREY, "width": 1, "dash": "dot"},
-                    hoverinfo="skip",
-                    name="Supplies",
-                    showlegend=True,
-                    legendgroup="Supplies",
-                    uid="supplies",
-                )
+    pipe_x: list[float | None] = []
+    pipe_y: list[float | None] = []
+    for asset in placed:
+        for fed in asset.feeds:
+            target = by_name.get(fed)
+            if asset.position is None or target is None or target.position is None:
+                continue
+            pipe_x += [asset.position.longitude, target.position.longitude, None]
+            pipe_y += [asset.position.latitude, target.position.latitude, None]
+    if pipe_x:
+        figure.add_trace(
+            go.Scatter(
+                x=pipe_x,
+                y=pipe_y,
+                mode="lines",
+                line={"color": PIPE_GREY, "width": 1, "dash": "dot"},
+                hoverinfo="skip",
+                name="Supplies",
+                showlegend=True,
+                legendgroup="Supplies",
+                uid="supplies",
             )
+        )
     district_labels = {district.name: district.label for district in context.districts}
     by_type: dict[str, list[AssetDef]] = {}
     for asset in placed:
         by_type.setdefault(asset.type, []).append(asset)
     for asset_type in sorted(by_type, key=_layer_key):
         points = marker_points(by_type[asset_type], states, district_labels)
-        figure.add_trace(_markers(points, asset_type, compact))
+        figure.add_trace(_markers(points, asset_type))
     latitudes.extend(asset.position.latitude for asset in placed if asset.position)
     middle = (
         (min(latitudes) + max(latitudes)) / 2.0
@@ -380,7 +374,7 @@ def map_figure(
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         font={"family": FONT, "color": "#2b2b2b"},
-        showlegend=not compact,
+        showlegend=True,
         legend={
             "orientation": "h",
             "y": -0.02,
@@ -392,11 +386,11 @@ def map_figure(
             "groupclick": "toggleitem",
         },
         hovermode="closest",
-        dragmode=False if compact else "pan",
+        dragmode="pan",
         # Keep the operator's zoom, pan and hidden layers across refreshes of the markers
         # (plotly matches each trace by its uid).
         uirevision="city-map",
-        height=260 if compact else 640,
+        height=640,
     )
     figure.update_xaxes(visible=False, showgrid=False, zeroline=False)
     figure.update_yaxes(
@@ -485,8 +479,8 @@ def _group(assets: Sequence[AssetDef], reason: str, where: str) -> MapPoint:
     )
 
 
-def _markers(points: Sequence[MapPoint], asset_type: str, compact: bool) -> go.Scatter:
-    size = 8 if compact else 13
+def _markers(points: Sequence[MapPoint], asset_type: str) -> go.Scatter:
+    size = 13
     return go.Scatter(
         x=[point.longitude for point in points],
         y=[point.latitude for point in points],
@@ -509,7 +503,7 @@ def _markers(points: Sequence[MapPoint], asset_type: str, compact: bool) -> go.S
         textposition="top center",
         textfont={
             "color": [ABNORMAL_COLOUR if point.abnormal else MARKER_GREY for point in points],
-            "size": 10 if compact else 12,
+            "size": 12,
             "family": FONT,
         },
         customdata=[point.asset for point in points],

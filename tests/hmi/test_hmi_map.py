@@ -264,13 +264,6 @@ def test_the_figure_draws_districts_symbols_per_type_and_pipes() -> None:
     assert "geo" not in figure.layout.to_plotly_json()
 
 
-def test_the_compact_map_has_no_legend_and_no_pipes() -> None:
-    ctx = context()
-    figure = map_figure(ctx, marker_states(ctx), compact=True)
-    assert figure.layout.showlegend is False
-    assert not [t for t in figure.data if t.name == "Supplies"]
-
-
 @pytest.mark.parametrize(
     "click",
     [
