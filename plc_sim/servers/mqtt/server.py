@@ -123,9 +123,12 @@ class MqttDeviceServer(DeviceServerBase):
         self._running = False
         client = self._client
         if client is not None:
-            with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
-                for topic in sorted(self._published_topics):
-                    await client.publish(topic, b"", qos=0, retain=True, timeout=1.0)
+            # QoS 1: the broker acknowledges each clear before the connection goes, so no
+            # retained uplink outlives the platform (QoS 0 clears could still be in flight).
+            # A clear that times out does not stop the others.
+            for topic in sorted(self._published_topics):
+                with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+                    await client.publish(topic, b"", qos=1, retain=True, timeout=5.0)
         self._published_topics.clear()
         await self._disconnect()
 
