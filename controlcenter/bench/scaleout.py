@@ -70,7 +70,8 @@ CITY_START_TIMEOUT_S = 900.0
 SERVICE_START_TIMEOUT_S = 120.0
 """How long the edges and the center may take until every tag has a stored row."""
 DRAIN_TIMEOUT_S = 120.0
-"""How long the backlog may take to reach PostgreSQL once the edges stopped."""
+"""How long the backlog may take to reach PostgreSQL once the edges stopped (the drain waits
+for every sample the edges say they published; what is missing after this is ``lost``)."""
 DRAIN_STABLE_S = 3.0
 """The row count must stay the same this long to count as drained."""
 PROBE_PERIOD_S = 0.5
@@ -626,6 +627,11 @@ async def _measure(
     for edge in edges:
         await edge.stop()
     published_counts = [edge.published() for edge in edges]
+    published = (
+        sum(count for count in published_counts if count is not None)
+        if all(count is not None for count in published_counts)
+        else None
+    )
     last = -1
     stable_since = time.monotonic()
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
@@ -633,16 +639,14 @@ async def _measure(
     field_tags = [str(tag["name"]) for tag in site.get("tags", [])]
     while time.monotonic() < deadline:
         count = await asyncio.to_thread(samples.count, field_tags)
+        if published is not None and count >= published:
+            last = count
+            break  # everything the edges sent is stored
         if count != last:
             last, stable_since = count, time.monotonic()
-        elif time.monotonic() - stable_since >= DRAIN_STABLE_S:
-            break
+        elif published is None and time.monotonic() - stable_since >= DRAIN_STABLE_S:
+            break  # no count to wait for: a pause of the rows is taken as the end
         await asyncio.sleep(PROBE_PERIOD_S)
-    published = (
-        sum(count for count in published_counts if count is not None)
-        if all(count is not None for count in published_counts)
-        else None
-    )
     p95_latency = _p95(ages)
     p95_command = _p95(command_ms)
     cores = [
